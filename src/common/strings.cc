@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <vector>
 
 namespace ringkv {
 
@@ -304,6 +305,86 @@ bool parse_memory(std::string_view s, uint64_t* out) {
   if (mul != 0 && v > std::numeric_limits<uint64_t>::max() / mul) return false;
   *out = v * mul;
   return true;
+}
+
+// ---------------------------------------------------------------- argument splitting
+
+namespace {
+bool is_hex(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+int hex_val(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return c - 'A' + 10;
+}
+bool is_space(char c) {
+  return c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == '\v' || c == '\f';
+}
+}  // namespace
+
+bool split_args(std::string_view line, std::vector<std::string>* out) {
+  size_t i = 0;
+  const size_t n = line.size();
+  // sdssplitargs walks a NUL-terminated string: a NUL byte ends the line.
+  auto at = [&](size_t k) -> char { return k < n ? line[k] : '\0'; };
+  while (true) {
+    while (at(i) != '\0' && is_space(at(i))) ++i;
+    if (at(i) == '\0') return true;
+    bool inq = false, insq = false, done = false;
+    std::string cur;
+    while (!done) {
+      char c = at(i);
+      if (inq) {
+        if (c == '\\' && at(i + 1) == 'x' && is_hex(at(i + 2)) && is_hex(at(i + 3))) {
+          cur.push_back(static_cast<char>(hex_val(at(i + 2)) * 16 + hex_val(at(i + 3))));
+          i += 3;
+        } else if (c == '\\' && at(i + 1) != '\0') {
+          ++i;
+          char e = at(i);
+          switch (e) {
+            case 'n': e = '\n'; break;
+            case 'r': e = '\r'; break;
+            case 't': e = '\t'; break;
+            case 'b': e = '\b'; break;
+            case 'a': e = '\a'; break;
+            default: break;
+          }
+          cur.push_back(e);
+        } else if (c == '"') {
+          if (at(i + 1) != '\0' && !is_space(at(i + 1))) return false;
+          done = true;
+        } else if (c == '\0') {
+          return false;
+        } else {
+          cur.push_back(c);
+        }
+      } else if (insq) {
+        if (c == '\\' && at(i + 1) == '\'') {
+          ++i;
+          cur.push_back('\'');
+        } else if (c == '\'') {
+          if (at(i + 1) != '\0' && !is_space(at(i + 1))) return false;
+          done = true;
+        } else if (c == '\0') {
+          return false;
+        } else {
+          cur.push_back(c);
+        }
+      } else {
+        switch (c) {
+          case ' ': case '\n': case '\r': case '\t': case '\0':
+            done = true;
+            break;
+          case '"': inq = true; break;
+          case '\'': insq = true; break;
+          default: cur.push_back(c); break;
+        }
+      }
+      if (at(i) != '\0') ++i;
+    }
+    out->push_back(std::move(cur));
+  }
 }
 
 }  // namespace ringkv

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace ringkv {
 
@@ -37,5 +38,11 @@ bool glob_match(std::string_view pattern, std::string_view str, bool nocase = fa
 
 // Redis's memtoull: "100", "10kb", "1mb", "1gb", "1k" (1000), "1m"... Returns false on garbage.
 bool parse_memory(std::string_view s, uint64_t* out);
+
+// Redis's sdssplitargs: splits a line into arguments, honouring "double quotes" with
+// \n \r \t \b \a \\ \" \xHH escapes and 'single quotes' with \' escapes. Returns false on
+// unbalanced quotes (or a closing quote not followed by a space). Used for inline requests and
+// config files.
+bool split_args(std::string_view line, std::vector<std::string>* out);
 
 }  // namespace ringkv
