@@ -1,0 +1,391 @@
+#include "net/connection.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cassert>
+
+#include "common/log.h"
+
+namespace ringkv::net {
+
+namespace {
+constexpr size_t kReadChunk = 16 * 1024;
+constexpr size_t kIdleBufferKeep = 64 * 1024;
+constexpr size_t kBackpressureHigh = 16 * 1024 * 1024;
+constexpr size_t kBackpressureLow = 4 * 1024 * 1024;
+
+std::string format_address(const sockaddr_storage& ss) {
+  char host[INET6_ADDRSTRLEN] = {0};
+  int port = 0;
+  if (ss.ss_family == AF_INET) {
+    const auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
+    uv_ip4_name(a, host, sizeof host);
+    port = ntohs(a->sin_port);
+    return std::string(host) + ":" + std::to_string(port);
+  }
+  if (ss.ss_family == AF_INET6) {
+    const auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
+    uv_ip6_name(a, host, sizeof host);
+    port = ntohs(a->sin6_port);
+    return std::string(host) + ":" + std::to_string(port);
+  }
+  return "?:0";
+}
+}  // namespace
+
+// ---------------------------------------------------------------- Deferred
+
+Deferred& Deferred::operator=(Deferred&& o) noexcept {
+  if (this != &o) {
+    if (conn_) complete("-ERR internal error: a reply was lost\r\n");
+    conn_ = std::move(o.conn_);
+    seq_ = o.seq_;
+  }
+  return *this;
+}
+
+Deferred::~Deferred() {
+  if (conn_) complete("-ERR internal error: a reply was lost\r\n");
+}
+
+void Deferred::complete(std::string resp) {
+  if (!conn_) return;
+  std::shared_ptr<Connection> c = std::move(conn_);
+  c->complete_slot(seq_, std::move(resp));
+}
+
+// ---------------------------------------------------------------- lifecycle
+
+Connection::Connection(LoopNet& net, uint64_t id) : net_(net), id_(id) {
+  uv_tcp_init(net.loop.uv(), &tcp_);
+  tcp_.data = this;
+  created_ms_ = last_interaction_ms_ = system_clock().now_ms();
+}
+
+Connection::~Connection() { assert(closed_ || !self_); }
+
+int Connection::fd() const {
+  uv_os_fd_t fd = -1;
+  uv_fileno(reinterpret_cast<const uv_handle_t*>(&tcp_), &fd);
+  return fd;
+}
+
+void Connection::start(std::shared_ptr<Connection> self) {
+  self_ = std::move(self);
+  net_.connections.insert(this);
+  sockaddr_storage ss;
+  int len = sizeof ss;
+  if (uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&ss), &len) == 0) peer_ = format_address(ss);
+  len = sizeof ss;
+  if (uv_tcp_getsockname(&tcp_, reinterpret_cast<sockaddr*>(&ss), &len) == 0) local_ = format_address(ss);
+  uv_tcp_nodelay(&tcp_, 1);
+  int64_t ka = net_.limits.tcp_keepalive.load(std::memory_order_relaxed);
+  if (ka > 0) uv_tcp_keepalive(&tcp_, 1, static_cast<unsigned>(ka));
+  net_.service.on_open(*this);
+  if (closing_) return;
+  update_reading();
+  flush();
+}
+
+void Connection::close() {
+  if (closing_) return;
+  closing_ = true;
+  if (reading_) {
+    uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
+    reading_ = false;
+  }
+  net_.connections.erase(this);
+  uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), &Connection::on_closed);
+}
+
+void Connection::on_closed(uv_handle_t* h) {
+  auto* c = static_cast<Connection*>(h->data);
+  c->closed_ = true;
+  c->net_.service.on_close(*c);
+  c->slots_.clear();
+  c->writer_.set_buffer(&c->out_);
+  std::shared_ptr<Connection> self = std::move(c->self_);
+  // `self` may be the last reference: the connection is freed here.
+}
+
+void Connection::close_after_reply() {
+  close_after_reply_ = true;
+  if (reading_) {
+    uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
+    reading_ = false;
+  }
+  if (!processing_) request_flush();
+}
+
+void Connection::set_protocol(int p) { writer_.set_protocol(p); }
+
+// ---------------------------------------------------------------- reading
+
+void Connection::pause_reading(PauseReason why) {
+  paused_ |= why;
+  update_reading();
+}
+
+void Connection::resume_reading(PauseReason why) {
+  if ((paused_ & why) == 0) return;
+  paused_ &= ~static_cast<unsigned>(why);
+  update_reading();
+  if (paused_ == 0 && !closing_ && !qbuf_.empty()) {
+    // Requests already buffered run now, not only when more bytes arrive.
+    std::weak_ptr<Connection> weak = weak_from_this();
+    net_.loop.post([weak] {
+      auto c = weak.lock();
+      if (!c || c->closing_ || c->paused_ != 0 || c->processing_) return;
+      c->process_own_buffer();
+      c->flush();
+    });
+  }
+}
+
+void Connection::update_reading() {
+  if (closing_) return;
+  size_t pending = pending_output();
+  if (pending > kBackpressureHigh) {
+    paused_ |= kPauseBackpressure;
+  } else if ((paused_ & kPauseBackpressure) && pending < kBackpressureLow) {
+    paused_ &= ~static_cast<unsigned>(kPauseBackpressure);
+    if (paused_ == 0 && !qbuf_.empty()) {
+      std::weak_ptr<Connection> weak = weak_from_this();
+      net_.loop.post([weak] {
+        auto c = weak.lock();
+        if (!c || c->closing_ || c->paused_ != 0 || c->processing_) return;
+        c->process_own_buffer();
+        c->flush();
+      });
+    }
+  }
+  bool want = paused_ == 0 && !close_after_reply_;
+  if (want && !reading_) {
+    uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), &Connection::on_alloc, &Connection::on_read);
+    reading_ = true;
+  } else if (!want && reading_) {
+    uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
+    reading_ = false;
+  }
+}
+
+void Connection::on_alloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
+  auto* c = static_cast<Connection*>(h->data);
+  LoopNet& net = c->net_;
+  if (c->qbuf_.empty() && !net.shared_busy) {
+    net.shared_busy = true;
+    *buf = uv_buf_init(net.shared_read.get(), LoopNet::kSharedReadSize);
+    return;
+  }
+  size_t want = kReadChunk;
+  size_t wanted = c->parser_.bytes_wanted();
+  if (wanted > c->qbuf_.size() && wanted - c->qbuf_.size() > want) want = wanted - c->qbuf_.size();
+  c->qbuf_.ensure_writable(want);
+  *buf = uv_buf_init(c->qbuf_.write_ptr(), c->qbuf_.writable());
+}
+
+void Connection::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
+  auto* c = static_cast<Connection*>(s->data);
+  LoopNet& net = c->net_;
+  const bool shared = buf->base == net.shared_read.get();
+  if (nread <= 0) {
+    if (shared) net.shared_busy = false;
+    if (nread < 0) c->close();  // EOF or error
+    return;
+  }
+  std::shared_ptr<Connection> keep = c->shared_from_this();
+  c->bytes_in_ += static_cast<uint64_t>(nread);
+  c->last_interaction_ms_ = system_clock().now_ms();
+  if (shared) {
+    size_t used = c->process(buf->base, static_cast<size_t>(nread));
+    if (!c->closing_ && used < static_cast<size_t>(nread)) {
+      c->qbuf_.append(buf->base + used, static_cast<size_t>(nread) - used);
+    }
+    net.shared_busy = false;
+  } else {
+    c->qbuf_.commit(static_cast<size_t>(nread));
+    c->process_own_buffer();
+  }
+  if (c->closing_) return;
+  int64_t qlimit = net.limits.query_buffer_limit.load(std::memory_order_relaxed);
+  if (static_cast<int64_t>(c->qbuf_.size()) > qlimit) {
+    LOG_WARNING("Closing client that reached max query buffer length: id=%llu addr=%s qbuf=%zu",
+                static_cast<unsigned long long>(c->id_), c->peer_.c_str(), c->qbuf_.size());
+    c->close();
+    return;
+  }
+  c->flush();
+  c->check_output_limits();
+}
+
+void Connection::process_own_buffer() {
+  size_t used = process(qbuf_.begin(), qbuf_.size());
+  if (closing_) return;
+  qbuf_.consume(used);
+  if (qbuf_.empty() && qbuf_.capacity() > kIdleBufferKeep) qbuf_.release();
+}
+
+size_t Connection::process(const char* data, size_t len) {
+  resp::ParserLimits lim;
+  lim.max_bulk_len = net_.limits.max_bulk_len.load(std::memory_order_relaxed);
+  parser_.set_limits(lim);
+  processing_ = true;
+  size_t off = 0;
+  while (off < len && !closing_ && !close_after_reply_ && paused_ == 0) {
+    size_t consumed = 0;
+    resp::ParseStatus st = parser_.parse(data + off, len - off, authenticated_, &consumed);
+    if (st == resp::ParseStatus::kNeedMore) break;
+    if (st == resp::ParseStatus::kError) {
+      writer_.error(parser_.error());
+      net_.service.on_protocol_error(*this, parser_.error());
+      LOG_VERBOSE("Protocol error (%s) from client: id=%llu addr=%s", parser_.error().c_str(),
+                  static_cast<unsigned long long>(id_), peer_.c_str());
+      off = len;
+      close_after_reply_ = true;
+      break;
+    }
+    off += consumed;
+    if (st == resp::ParseStatus::kEmpty) continue;
+    ++commands_;
+    // The parser's argument vector is handed over as is: the service may reorder it.
+    net_.service.on_command(*this, const_cast<std::vector<std::string_view>&>(parser_.args()));
+  }
+  processing_ = false;
+  if (close_after_reply_ && reading_) {
+    uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
+    reading_ = false;
+  }
+  return off;
+}
+
+// ---------------------------------------------------------------- replies
+
+Deferred Connection::defer() {
+  uint64_t seq = slot_base_ + slots_.size();
+  slots_.push_back(Slot{});
+  slots_.push_back(Slot{std::string(), true});
+  writer_.set_buffer(&slots_.back().data);
+  return Deferred(shared_from_this(), seq);
+}
+
+void Connection::complete_slot(uint64_t seq, std::string data) {
+  if (closing_ || closed_) return;
+  assert(seq >= slot_base_ && seq < slot_base_ + slots_.size());
+  Slot& s = slots_[seq - slot_base_];
+  s.data = std::move(data);
+  s.ready = true;
+  drain_slots();
+  request_flush();
+}
+
+void Connection::drain_slots() {
+  while (!slots_.empty() && slots_.front().ready) {
+    Slot& f = slots_.front();
+    bool is_tail = writer_.buffer() == &f.data;
+    out_.append(f.data);
+    slots_.pop_front();
+    ++slot_base_;
+    if (is_tail) writer_.set_buffer(&out_);
+  }
+}
+
+void Connection::request_flush() {
+  if (flush_scheduled_ || closing_) return;
+  flush_scheduled_ = true;
+  std::shared_ptr<Connection> self = shared_from_this();
+  net_.loop.at_end_of_turn([self] {
+    self->flush_scheduled_ = false;
+    self->flush();
+    self->check_output_limits();
+  });
+}
+
+size_t Connection::pending_output() const {
+  size_t n = out_.size();
+  if (writing_) n += wbuf_.size() - wbuf_off_;
+  for (const Slot& s : slots_) n += s.data.size();
+  return n;
+}
+
+void Connection::flush() {
+  if (closing_ || writing_) return;
+  if (out_.empty()) {
+    if (close_after_reply_ && slots_.empty()) close();
+    return;
+  }
+  uv_buf_t b = uv_buf_init(out_.data(), static_cast<unsigned>(out_.size()));
+  int n = uv_try_write(reinterpret_cast<uv_stream_t*>(&tcp_), &b, 1);
+  if (n == UV_EAGAIN || n == UV_ENOSYS) n = 0;
+  if (n < 0) {
+    close();
+    return;
+  }
+  bytes_out_ += static_cast<uint64_t>(n);
+  if (static_cast<size_t>(n) == out_.size()) {
+    out_.clear();
+    if (out_.capacity() > 1024 * 1024) out_.shrink_to_fit();
+    if (close_after_reply_ && slots_.empty()) {
+      close();
+      return;
+    }
+    update_reading();
+    return;
+  }
+  wbuf_.swap(out_);
+  out_.clear();
+  wbuf_off_ = static_cast<size_t>(n);
+  b = uv_buf_init(wbuf_.data() + wbuf_off_, static_cast<unsigned>(wbuf_.size() - wbuf_off_));
+  writing_ = true;
+  int rc = uv_write(&wreq_, reinterpret_cast<uv_stream_t*>(&tcp_), &b, 1, &Connection::on_written);
+  if (rc != 0) {
+    writing_ = false;  // the callback will not run
+    close();
+    return;
+  }
+  wreq_.data = this;
+  update_reading();
+}
+
+void Connection::on_written(uv_write_t* req, int status) {
+  auto* c = static_cast<Connection*>(req->handle->data);
+  c->writing_ = false;
+  if (status < 0) {
+    c->close();
+    return;
+  }
+  c->bytes_out_ += c->wbuf_.size() - c->wbuf_off_;
+  c->wbuf_.clear();
+  if (c->wbuf_.capacity() > 1024 * 1024) c->wbuf_.shrink_to_fit();
+  c->wbuf_off_ = 0;
+  c->flush();
+  if (!c->closing_) c->update_reading();
+}
+
+void Connection::check_output_limits() {
+  if (closing_) return;
+  int64_t hard = net_.limits.obuf_hard.load(std::memory_order_relaxed);
+  int64_t soft = net_.limits.obuf_soft.load(std::memory_order_relaxed);
+  if (hard == 0 && soft == 0) return;
+  int64_t pending = static_cast<int64_t>(pending_output());
+  Millis now = system_clock().now_ms();
+  bool over = hard > 0 && pending >= hard;
+  if (soft > 0 && pending >= soft) {
+    if (obuf_soft_since_ms_ == 0) {
+      obuf_soft_since_ms_ = now;
+    } else if (now - obuf_soft_since_ms_ >=
+               net_.limits.obuf_soft_seconds.load(std::memory_order_relaxed) * 1000) {
+      over = true;
+    }
+  } else {
+    obuf_soft_since_ms_ = 0;
+  }
+  if (over) {
+    LOG_WARNING(
+        "Client id=%llu addr=%s closed for overcoming of output buffer limits (%lld bytes pending).",
+        static_cast<unsigned long long>(id_), peer_.c_str(), static_cast<long long>(pending));
+    close();
+  }
+}
+
+}  // namespace ringkv::net

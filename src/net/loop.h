@@ -1,0 +1,111 @@
+// libuv event loops and timers wrapped in RAII types that respect libuv's lifecycle: a handle's
+// memory is freed in its close callback, never before.
+#pragma once
+
+#include <uv.h>
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace ringkv::net {
+
+class EventLoop {
+ public:
+  explicit EventLoop(int index = 0);
+  // REQUIRES: the loop has stopped (stop() and join(), or run() returned).
+  ~EventLoop();
+  EventLoop(const EventLoop&) = delete;
+  EventLoop& operator=(const EventLoop&) = delete;
+
+  uv_loop_t* uv() { return &loop_; }
+  int index() const { return index_; }
+
+  // Runs the loop on a new thread / on the calling thread until stop().
+  void start(std::string name);
+  void run();
+  void join();
+  // Thread-safe: runs every stop hook on the loop thread (they close their handles), after
+  // which the loop ends once the handles' close callbacks have run.
+  void stop();
+  bool stopping() const { return stopping_.load(); }
+
+  // Thread-safe: runs fn on the loop thread, in the order posted.
+  void post(std::function<void()> fn);
+  bool on_loop_thread() const { return std::this_thread::get_id() == thread_id_.load(); }
+
+  // Loop thread only. Hooks run once, when the loop stops; the returned id removes one.
+  size_t add_stop_hook(std::function<void()> hook);
+  void remove_stop_hook(size_t id);
+  // Loop thread only. fn runs at the end of the current loop turn (after I/O callbacks), once
+  // per call; used to coalesce writes.
+  void at_end_of_turn(std::function<void()> fn);
+
+  // Loop thread only: the time the current turn started (libuv's cached clock, ms).
+  uint64_t now_ms() { return uv_now(&loop_); }
+
+ private:
+  static void on_async(uv_async_t* h);
+  static void on_check(uv_check_t* h);
+  void drain_posted();
+
+  int index_;
+  uv_loop_t loop_;
+  uv_async_t* async_;  // freed in its close callback
+  uv_check_t* check_;
+  std::mutex mu_;
+  std::vector<std::function<void()>> posted_;
+  std::vector<std::function<void()>> end_of_turn_;
+  std::vector<std::pair<size_t, std::function<void()>>> stop_hooks_;
+  size_t next_hook_id_ = 1;
+  std::thread thread_;
+  std::atomic<std::thread::id> thread_id_{};
+  std::atomic<bool> stopping_{false};
+};
+
+// A repeating or one-shot timer. Loop thread only.
+class Timer {
+ public:
+  explicit Timer(EventLoop& loop);
+  ~Timer();
+  Timer(const Timer&) = delete;
+  Timer& operator=(const Timer&) = delete;
+
+  void start(uint64_t timeout_ms, uint64_t repeat_ms, std::function<void()> cb);
+  void stop();
+  void close();  // idempotent; the timer never fires after it
+
+ private:
+  struct Handle {
+    uv_timer_t timer;
+    std::function<void()> cb;
+  };
+  EventLoop& loop_;
+  Handle* h_;
+  size_t hook_ = 0;
+};
+
+// Runs a callback on the loop when the process receives a signal. Loop thread only.
+class SignalWatcher {
+ public:
+  SignalWatcher(EventLoop& loop, int signum, std::function<void()> cb);
+  ~SignalWatcher();
+  SignalWatcher(const SignalWatcher&) = delete;
+  SignalWatcher& operator=(const SignalWatcher&) = delete;
+  void close();
+
+ private:
+  struct Handle {
+    uv_signal_t sig;
+    std::function<void()> cb;
+  };
+  EventLoop& loop_;
+  Handle* h_;
+  size_t hook_ = 0;
+};
+
+}  // namespace ringkv::net
