@@ -1,0 +1,158 @@
+// The command table: every command ringkv implements, with Redis 7's arity, flags and key
+// positions. Commands for types ringkv does not store (lists, hashes, sets, sorted sets,
+// streams), scripting, pub/sub and modules are absent on purpose: they get Redis's
+// "unknown command" error.
+#include <algorithm>
+#include <cctype>
+#include <cstring>
+
+#include "common/strings.h"
+#include "server/command.h"
+#include "server/util.h"
+
+namespace ringkv::server {
+
+void CommandSpec::key_positions(size_t argc, std::vector<int>* out) const {
+  out->clear();
+  if (first_key <= 0) return;
+  int last = last_key < 0 ? static_cast<int>(argc) + last_key : last_key;
+  for (int i = first_key; i <= last && i < static_cast<int>(argc); i += key_step) out->push_back(i);
+}
+
+std::string CommandSpec::full_name(const CommandSpec* parent) const {
+  if (parent == nullptr) return std::string(name);
+  return std::string(parent->name) + "|" + std::string(name);
+}
+
+namespace {
+
+constexpr uint32_t kCon = kNoScript | kLoading | kStale | kFast | kAllowBusy;
+
+using S = CommandSpec;
+
+std::vector<CommandSpec> make_table() {
+  std::vector<CommandSpec> t;
+  // ---- strings
+  t.push_back(S("get", 2, kReadOnly | kFast, 1, 1, 1, cmd_get, "string").doc("Returns the string value of a key.", "1.0.0"));
+  t.push_back(S("set", -3, kWrite | kDenyOom, 1, 1, 1, cmd_set, "string").doc("Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.", "1.0.0"));
+  t.push_back(S("setnx", 3, kWrite | kDenyOom | kFast, 1, 1, 1, cmd_setnx, "string").doc("Set the string value of a key only when the key doesn't exist.", "1.0.0"));
+  t.push_back(S("setex", 4, kWrite | kDenyOom, 1, 1, 1, cmd_setex, "string").doc("Sets the string value and expiration time of a key. Creates the key if it doesn't exist.", "2.0.0"));
+  t.push_back(S("psetex", 4, kWrite | kDenyOom, 1, 1, 1, cmd_psetex, "string").doc("Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn't exist.", "2.6.0"));
+  t.push_back(S("getset", 3, kWrite | kDenyOom | kFast, 1, 1, 1, cmd_getset, "string").doc("Returns the previous string value of a key after setting it to a new value.", "1.0.0"));
+  t.push_back(S("getdel", 2, kWrite | kFast, 1, 1, 1, cmd_getdel, "string").doc("Returns the string value of a key after deleting the key.", "6.2.0"));
+  t.push_back(S("getex", -2, kWrite | kFast, 1, 1, 1, cmd_getex, "string").doc("Returns the string value of a key after setting its expiration time.", "6.2.0"));
+  t.push_back(S("mget", -2, kReadOnly | kFast, 1, -1, 1, cmd_mget, "string").doc("Atomically returns the string values of one or more keys.", "1.0.0", "O(N)"));
+  t.push_back(S("mset", -3, kWrite | kDenyOom, 1, -1, 2, cmd_mset, "string").doc("Atomically creates or modifies the string values of one or more keys.", "1.0.1", "O(N)"));
+  t.push_back(S("msetnx", -3, kWrite | kDenyOom, 1, -1, 2, cmd_msetnx, "string").doc("Atomically modifies the string values of one or more keys only when all keys don't exist.", "1.0.1", "O(N)"));
+  t.push_back(S("incr", 2, kWrite | kDenyOom | kFast, 1, 1, 1, cmd_incr, "string").doc("Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.", "1.0.0"));
+  t.push_back(S("decr", 2, kWrite | kDenyOom | kFast, 1, 1, 1, cmd_decr, "string").doc("Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.", "1.0.0"));
+  t.push_back(S("incrby", 3, kWrite | kDenyOom | kFast, 1, 1, 1, cmd_incrby, "string").doc("Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist.", "1.0.0"));
+  t.push_back(S("decrby", 3, kWrite | kDenyOom | kFast, 1, 1, 1, cmd_decrby, "string").doc("Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist.", "1.0.0"));
+  t.push_back(S("incrbyfloat", 3, kWrite | kDenyOom | kFast, 1, 1, 1, cmd_incrbyfloat, "string").doc("Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist.", "2.6.0"));
+  t.push_back(S("append", 3, kWrite | kDenyOom | kFast, 1, 1, 1, cmd_append, "string").doc("Appends a string to the value of a key. Creates the key if it doesn't exist.", "2.0.0"));
+  t.push_back(S("strlen", 2, kReadOnly | kFast, 1, 1, 1, cmd_strlen, "string").doc("Returns the length of a string value.", "2.2.0"));
+  // ---- keyspace
+  t.push_back(S("del", -2, kWrite, 1, -1, 1, cmd_del, "generic").doc("Deletes one or more keys.", "1.0.0", "O(N)"));
+  t.push_back(S("unlink", -2, kWrite | kFast, 1, -1, 1, cmd_del, "generic").doc("Asynchronously deletes one or more keys.", "4.0.0", "O(N)"));
+  t.push_back(S("exists", -2, kReadOnly | kFast, 1, -1, 1, cmd_exists, "generic").doc("Determines whether one or more keys exist.", "1.0.0", "O(N)"));
+  t.push_back(S("touch", -2, kReadOnly | kFast, 1, -1, 1, cmd_touch, "generic").doc("Returns the number of existing keys out of those specified after updating the time they were last accessed.", "3.2.1", "O(N)"));
+  t.push_back(S("expire", -3, kWrite | kFast, 1, 1, 1, cmd_expire, "generic").doc("Sets the expiration time of a key in seconds.", "1.0.0"));
+  t.push_back(S("pexpire", -3, kWrite | kFast, 1, 1, 1, cmd_pexpire, "generic").doc("Sets the expiration time of a key in milliseconds.", "2.6.0"));
+  t.push_back(S("expireat", -3, kWrite | kFast, 1, 1, 1, cmd_expireat, "generic").doc("Sets the expiration time of a key to a Unix timestamp.", "1.2.0"));
+  t.push_back(S("pexpireat", -3, kWrite | kFast, 1, 1, 1, cmd_pexpireat, "generic").doc("Sets the expiration time of a key to a Unix milliseconds timestamp.", "2.6.0"));
+  t.push_back(S("ttl", 2, kReadOnly | kFast, 1, 1, 1, cmd_ttl, "generic").doc("Returns the expiration time in seconds of a key.", "1.0.0"));
+  t.push_back(S("pttl", 2, kReadOnly | kFast, 1, 1, 1, cmd_pttl, "generic").doc("Returns the expiration time in milliseconds of a key.", "2.6.0"));
+  t.push_back(S("expiretime", 2, kReadOnly | kFast, 1, 1, 1, cmd_expiretime, "generic").doc("Returns the expiration time of a key as a Unix timestamp.", "7.0.0"));
+  t.push_back(S("pexpiretime", 2, kReadOnly | kFast, 1, 1, 1, cmd_pexpiretime, "generic").doc("Returns the expiration time of a key as a Unix milliseconds timestamp.", "7.0.0"));
+  t.push_back(S("persist", 2, kWrite | kFast, 1, 1, 1, cmd_persist, "generic").doc("Removes the expiration time of a key.", "2.2.0"));
+  t.push_back(S("type", 2, kReadOnly | kFast, 1, 1, 1, cmd_type, "generic").doc("Determines the type of value stored at a key.", "1.0.0"));
+  t.push_back(S("keys", 2, kReadOnly | kKeyspace, 0, 0, 0, cmd_keys, "generic").doc("Returns all key names that match a pattern.", "1.0.0", "O(N)"));
+  t.push_back(S("scan", -2, kReadOnly | kKeyspace, 0, 0, 0, cmd_scan, "generic").doc("Iterates over the key names in the database.", "2.8.0", "O(1) for every call. O(N) for a complete iteration."));
+  t.push_back(S("dbsize", 1, kReadOnly | kFast | kKeyspace, 0, 0, 0, cmd_dbsize, "server").doc("Returns the number of keys in the database.", "1.0.0"));
+  t.push_back(S("randomkey", 1, kReadOnly | kKeyspace, 0, 0, 0, cmd_randomkey, "generic").doc("Returns a random key name from the database.", "1.0.0"));
+  t.push_back(S("flushdb", -1, kWrite | kKeyspace, 0, 0, 0, cmd_flushdb, "server").doc("Remove all keys from the current database.", "1.0.0", "O(N)"));
+  t.push_back(S("flushall", -1, kWrite | kKeyspace, 0, 0, 0, cmd_flushdb, "server").doc("Removes all keys from all databases.", "1.0.0", "O(N)"));
+  // ---- connection
+  t.push_back(S("ping", -1, kFast, 0, 0, 0, cmd_ping, "connection").doc("Returns the server's liveliness response.", "1.0.0"));
+  t.push_back(S("echo", 2, kFast, 0, 0, 0, cmd_echo, "connection").doc("Returns the given string.", "1.0.0"));
+  t.push_back(S("quit", -1, kCon | kNoAuth, 0, 0, 0, cmd_quit, "connection").doc("Closes the connection.", "1.0.0"));
+  t.push_back(S("hello", -1, kCon | kNoAuth, 0, 0, 0, cmd_hello, "connection").doc("Handshakes with the Redis server.", "6.0.0"));
+  t.push_back(S("auth", -2, kCon | kNoAuth, 0, 0, 0, cmd_auth, "connection").doc("Authenticates the connection.", "1.0.0"));
+  t.push_back(S("select", 2, kLoading | kStale | kFast | kLocal, 0, 0, 0, cmd_select, "connection").doc("Changes the selected database.", "1.0.0"));
+  t.push_back(S("reset", 1, kCon | kNoAuth | kLocal, 0, 0, 0, cmd_reset, "connection").doc("Resets the connection.", "6.2.0"));
+  // ---- transactions
+  t.push_back(S("multi", 1, kCon | kLocal, 0, 0, 0, cmd_multi, "transactions").doc("Starts a transaction.", "1.2.0"));
+  t.push_back(S("exec", 1, kNoScript | kLoading | kStale | kSkipSlowlog | kLocal, 0, 0, 0, cmd_exec, "transactions").doc("Executes all commands in a transaction.", "1.2.0", "Depends on commands in the transaction"));
+  t.push_back(S("discard", 1, kCon | kLocal, 0, 0, 0, cmd_discard, "transactions").doc("Discards a transaction.", "2.0.0", "O(N), when N is the number of queued commands"));
+  t.push_back(S("watch", -2, kCon, 1, -1, 1, cmd_watch, "transactions").doc("Monitors changes to keys to determine the execution of a transaction.", "2.2.0", "O(1) for every key."));
+  t.push_back(S("unwatch", 1, kCon | kLocal, 0, 0, 0, cmd_unwatch, "transactions").doc("Forgets about watched keys of a transaction.", "2.2.0"));
+  // ---- server
+  t.push_back(S("info", -1, kLoading | kStale | kLocal, 0, 0, 0, cmd_info, "server").doc("Returns information and statistics about the server.", "1.0.0"));
+  t.push_back(S("time", 1, kLoading | kStale | kFast | kLocal, 0, 0, 0, cmd_time, "server").doc("Returns the server time.", "2.6.0"));
+  t.push_back(S("lastsave", 1, kLoading | kStale | kFast | kLocal, 0, 0, 0, cmd_lastsave, "server").doc("Returns the Unix timestamp of the last successful save to disk.", "1.0.0"));
+  t.push_back(S("shutdown", -1, kAdmin | kNoScript | kLoading | kStale | kNoMulti | kAllowBusy | kLocal, 0, 0, 0, cmd_shutdown, "server").doc("Synchronously saves the database(s) to disk and shuts down the Redis server.", "1.0.0"));
+  constexpr uint32_t kCfg = kAdmin | kNoScript | kLoading | kStale | kLocal;
+  t.push_back(S("config", -2, kLocal, 0, 0, 0, nullptr, "server",
+                {S("get", -3, kCfg, 0, 0, 0, cmd_config_get, "server").doc("Returns the effective values of configuration parameters.", "2.0.0"),
+                 S("set", -4, kCfg, 0, 0, 0, cmd_config_set, "server").doc("Sets configuration parameters in-flight.", "2.0.0"),
+                 S("resetstat", 2, kCfg, 0, 0, 0, cmd_config_resetstat, "server").doc("Resets the server's statistics.", "2.0.0"),
+                 S("rewrite", 2, kCfg, 0, 0, 0, cmd_config_rewrite, "server").doc("Persists the effective configuration to file.", "2.8.0"),
+                 S("help", 2, kLoading | kStale | kLocal, 0, 0, 0, cmd_config_help, "server").doc("Returns helpful text about the different subcommands.", "5.0.0")})
+                  .doc("A container for server configuration commands.", "2.0.0", "Depends on subcommand."));
+  constexpr uint32_t kCmd = kLoading | kStale | kLocal;
+  t.push_back(S("command", -1, kCmd, 0, 0, 0, cmd_command, "server",
+                {S("count", 2, kCmd, 0, 0, 0, cmd_command_count, "server").doc("Returns a count of commands.", "2.8.13"),
+                 S("docs", -2, kCmd, 0, 0, 0, cmd_command_docs, "server").doc("Returns documentary information about one, multiple or all commands.", "7.0.0"),
+                 S("getkeys", -3, kCmd, 0, 0, 0, cmd_command_getkeys, "server").doc("Extracts the key names from an arbitrary command.", "2.8.13"),
+                 S("info", -2, kCmd, 0, 0, 0, cmd_command_info, "server").doc("Returns information about one, multiple or all commands.", "2.8.13"),
+                 S("list", -2, kCmd, 0, 0, 0, cmd_command_list, "server").doc("Returns a list of command names.", "7.0.0"),
+                 S("help", 2, kCmd, 0, 0, 0, cmd_command_help, "server").doc("Returns helpful text about the different subcommands.", "5.0.0")})
+                  .doc("Returns detailed information about all commands.", "2.8.13", "O(N) where N is the total number of Redis commands"));
+  constexpr uint32_t kCli = kNoScript | kLoading | kStale | kLocal;
+  t.push_back(S("client", -2, kLocal, 0, 0, 0, nullptr, "connection",
+                {S("id", 2, kCli, 0, 0, 0, cmd_client_id, "connection").doc("Returns the unique client ID of the connection.", "5.0.0"),
+                 S("setname", 3, kCli, 0, 0, 0, cmd_client_setname, "connection").doc("Sets the connection name.", "2.6.9"),
+                 S("getname", 2, kCli, 0, 0, 0, cmd_client_getname, "connection").doc("Returns the name of the connection.", "2.6.9"),
+                 S("list", -2, kCli | kAdmin, 0, 0, 0, cmd_client_list, "connection").doc("Lists open connections.", "2.4.0", "O(N) where N is the number of client connections"),
+                 S("info", 2, kCli, 0, 0, 0, cmd_client_info, "connection").doc("Returns information about the connection.", "6.2.0"),
+                 S("kill", -3, kCli | kAdmin, 0, 0, 0, cmd_client_kill, "connection").doc("Terminates open connections.", "2.4.0", "O(N) where N is the number of client connections"),
+                 S("reply", 3, kCli, 0, 0, 0, cmd_client_reply, "connection").doc("Instructs the server whether to reply to commands.", "3.2.0"),
+                 S("no-evict", 3, kCli | kAdmin, 0, 0, 0, cmd_client_no_evict, "connection").doc("Sets the client eviction mode of the connection.", "7.0.0"),
+                 S("pause", -3, kCli | kAdmin, 0, 0, 0, cmd_client_pause, "connection").doc("Suspends commands processing.", "3.0.0"),
+                 S("unpause", 2, kCli | kAdmin, 0, 0, 0, cmd_client_unpause, "connection").doc("Resumes processing commands from paused clients.", "6.2.0", "O(N) Where N is the number of paused clients"),
+                 S("help", 2, kLoading | kStale | kLocal, 0, 0, 0, cmd_client_help, "connection").doc("Returns helpful text about the different subcommands.", "5.0.0")})
+                  .doc("A container for client connection commands.", "2.4.0", "Depends on subcommand."));
+  return t;
+}
+
+}  // namespace
+
+const CommandTable& CommandTable::instance() {
+  static const CommandTable table;
+  return table;
+}
+
+CommandTable::CommandTable() : commands_(make_table()) {
+  for (const CommandSpec& c : commands_) index_.emplace_back(std::string(c.name), &c);
+  std::sort(index_.begin(), index_.end());
+}
+
+const CommandSpec* CommandTable::find(std::string_view name) const {
+  char buf[64];
+  if (name.size() >= sizeof buf || name.empty()) return nullptr;
+  for (size_t i = 0; i < name.size(); ++i)
+    buf[i] = static_cast<char>(std::tolower(static_cast<unsigned char>(name[i])));
+  std::string_view lower(buf, name.size());
+  auto it = std::lower_bound(index_.begin(), index_.end(), lower,
+                             [](const auto& e, std::string_view n) { return std::string_view(e.first) < n; });
+  if (it == index_.end() || it->first != lower) return nullptr;
+  return it->second;
+}
+
+const CommandSpec* CommandTable::find_sub(const CommandSpec& parent, std::string_view sub) const {
+  for (const CommandSpec& s : parent.subcommands)
+    if (equals_nocase(s.name, sub)) return &s;
+  return nullptr;
+}
+
+}  // namespace ringkv::server

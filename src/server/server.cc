@@ -1,0 +1,518 @@
+#include "server/server.h"
+
+#include <openssl/rand.h>
+
+#include <csignal>
+
+#include <cstdio>
+#include <ctime>
+
+#include "common/log.h"
+#include "common/strings.h"
+#include "resp/errors.h"
+
+namespace ringkv::server {
+
+namespace {
+
+std::string random_hex(size_t n) {
+  std::string out(n, '0');
+  unsigned char buf[64];
+  RAND_bytes(buf, static_cast<int>((n + 1) / 2));
+  static const char* kHex = "0123456789abcdef";
+  for (size_t i = 0; i < n; ++i) out[i] = kHex[(buf[i / 2] >> ((i % 2) * 4)) & 0xf];
+  return out;
+}
+
+ClientSession& session_of(net::Connection& conn) {
+  return *static_cast<ClientSession*>(conn.session());
+}
+
+// Redis's "unknown command" text: the name and up to 128 bytes of arguments, quoted.
+std::string unknown_command_error(const std::vector<std::string_view>& args) {
+  std::string list;
+  for (size_t i = 1; i < args.size() && list.size() < 128; ++i) {
+    size_t room = 128 - list.size();
+    list += "'";
+    list.append(args[i].substr(0, room));
+    list += "' ";
+  }
+  std::string name(args[0].substr(0, 128));
+  return "ERR unknown command '" + name + "', with args beginning with: " + list;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- construction
+
+Server::Server(config::Config& config, const Clock& clock)
+    : config_(config), clock_(clock), hlc_(clock, 1) {
+  store::StoreOptions so;
+  int64_t stripes = config_.get_int("store-stripes");
+  int bits = 0;
+  while ((int64_t{1} << bits) < stripes) ++bits;
+  so.stripe_bits = bits;
+  so.tombstone_ttl_ms = config_.get_int("tombstone-ttl") * 1000;
+  store::parse_eviction_policy(config_.get("maxmemory-policy"), &so.policy);
+  so.lfu_log_factor = static_cast<int>(config_.get_int("lfu-log-factor"));
+  so.lfu_decay_time = static_cast<int>(config_.get_int("lfu-decay-time"));
+  store_ = std::make_unique<store::Store>(so, clock_, hlc_);
+  store_->set_modify_hook([this](std::string_view key) { on_key_modified(key); });
+  run_id_ = random_hex(40);
+  apply_config_listeners();
+}
+
+Server::~Server() {
+  signals_.clear();
+  timers_.clear();
+  listeners_.clear();
+  loops_.clear();
+}
+
+void Server::apply_config_listeners() {
+  auto int_listener = [this](auto* target) {
+    return [target](const std::string& v) {
+      int64_t n = 0;
+      parse_int64(v, &n);
+      target->store(static_cast<std::remove_reference_t<decltype(target->load())>>(n));
+      return Status::ok();
+    };
+  };
+  auto set_int = [&](std::string_view name, auto* target) {
+    int_listener(target)(config_.get(name));
+    config_.on_change(name, int_listener(target));
+  };
+  set_int("maxmemory", &maxmemory_);
+  set_int("maxmemory-samples", &maxmemory_samples_);
+  set_int("timeout", &timeout_s_);
+  set_int("hz", &hz_);
+  set_int("proto-max-bulk-len", &limits_.max_bulk_len);
+  set_int("client-query-buffer-limit", &limits_.query_buffer_limit);
+  set_int("tcp-keepalive", &limits_.tcp_keepalive);
+  auto obuf = [this](const std::string& v) {
+    // "normal <hard> <soft> <secs> replica ... pubsub ..."
+    std::vector<std::string> parts;
+    split_args(v, &parts);
+    for (size_t i = 0; i + 3 < parts.size(); i += 4) {
+      if (parts[i] != "normal") continue;
+      int64_t h = 0, s = 0, sec = 0;
+      parse_int64(parts[i + 1], &h);
+      parse_int64(parts[i + 2], &s);
+      parse_int64(parts[i + 3], &sec);
+      limits_.obuf_hard = h;
+      limits_.obuf_soft = s;
+      limits_.obuf_soft_seconds = sec;
+    }
+    return Status::ok();
+  };
+  obuf(config_.get("client-output-buffer-limit"));
+  config_.on_change("client-output-buffer-limit", obuf);
+  auto pass = [this](const std::string& v) {
+    std::lock_guard<std::mutex> lock(auth_mu_);
+    requirepass_ = v;
+    return Status::ok();
+  };
+  pass(config_.get("requirepass"));
+  config_.on_change("requirepass", pass);
+  config_.on_change("maxmemory-policy", [this](const std::string& v) {
+    store::EvictionPolicy p;
+    if (!store::parse_eviction_policy(v, &p)) return Status::invalid_argument("unknown policy");
+    store_->set_policy(p);
+    return Status::ok();
+  });
+  auto lfu = [this](const std::string&) {
+    store_->set_lfu(static_cast<int>(config_.get_int("lfu-log-factor")),
+                    static_cast<int>(config_.get_int("lfu-decay-time")));
+    return Status::ok();
+  };
+  config_.on_change("lfu-log-factor", lfu);
+  config_.on_change("lfu-decay-time", lfu);
+  config_.on_change("loglevel", [](const std::string& v) {
+    static const char* kLevels[] = {"debug", "verbose", "notice", "warning", "nothing"};
+    for (int i = 0; i < 5; ++i)
+      if (v == kLevels[i]) log_set_level(static_cast<LogLevel>(i));
+    return Status::ok();
+  });
+}
+
+bool Server::check_password(std::string_view pass) const {
+  std::lock_guard<std::mutex> lock(auth_mu_);
+  if (requirepass_.empty()) return true;
+  // Constant-time comparison, as Redis's time_independent_strcmp.
+  if (pass.size() != requirepass_.size()) return false;
+  unsigned char diff = 0;
+  for (size_t i = 0; i < pass.size(); ++i)
+    diff |= static_cast<unsigned char>(pass[i] ^ requirepass_[i]);
+  return diff == 0;
+}
+
+// ---------------------------------------------------------------- start / run / stop
+
+Status Server::start() {
+  start_ms_ = clock_.now_ms();
+  int threads = static_cast<int>(config_.get_int("io-threads"));
+  exec_lock_needed_ = threads > 1;
+  int port = static_cast<int>(config_.get_int("port"));
+  int backlog = static_cast<int>(config_.get_int("tcp-backlog"));
+  std::vector<std::string> binds;
+  split_args(config_.get("bind"), &binds);
+  for (int i = 0; i < threads; ++i) {
+    loops_.push_back(std::make_unique<net::EventLoop>(i));
+    listeners_.push_back(std::make_unique<net::Listener>(*loops_.back(), *this, limits_, next_client_id_));
+  }
+  if (port != 0) {
+    for (int i = 0; i < threads; ++i) {
+      for (const std::string& b : binds) {
+        // With port 0 for tests, the first bind picks the port and the rest reuse it.
+        Status st = listeners_[i]->listen(b, port_ != 0 ? port_ : port, backlog);
+        if (!st.is_ok()) return st;
+        if (port_ == 0) port_ = listeners_[i]->bound_port();
+      }
+    }
+  }
+  // Background work on loop 0; per-loop client checks on every loop.
+  timers_.push_back(std::make_unique<net::Timer>(*loops_[0]));
+  int hz = hz_.load();
+  timers_.back()->start(1000 / hz, 1000 / hz, [this] { cron(); });
+  for (size_t i = 0; i < loops_.size(); ++i) {
+    auto t = std::make_unique<net::Timer>(*loops_[i]);
+    t->start(1000, 1000, [this, i] { loop_cron(i); });
+    timers_.push_back(std::move(t));
+  }
+  for (int sig : {SIGINT, SIGTERM}) {
+    signals_.push_back(std::make_unique<net::SignalWatcher>(*loops_[0], sig, [this, sig] {
+      LOG_WARNING("Received %s scheduling shutdown...", sig == SIGINT ? "SIGINT" : "SIGTERM");
+      shutdown();
+    }));
+  }
+  for (size_t i = 1; i < loops_.size(); ++i) loops_[i]->start("io-thread-" + std::to_string(i));
+  return Status::ok();
+}
+
+void Server::run() {
+  loops_[0]->run();
+  for (size_t i = 1; i < loops_.size(); ++i) loops_[i]->join();
+}
+
+void Server::shutdown() {
+  for (auto& l : loops_) l->stop();
+}
+
+// ---------------------------------------------------------------- background work
+
+void Server::cron() {
+  Millis now = clock_.now_ms();
+  // Active expiry: bounded work per tick, more while a large share of what we look at expired.
+  int effort = static_cast<int>(config_.get_int("active-expire-effort"));
+  size_t budget = 200 * static_cast<size_t>(effort);
+  Micros deadline = clock_.now_us() + 2500 * effort;  // at most a few ms per tick
+  for (int round = 0; round < 16; ++round) {
+    size_t expired = store_->active_expire(now, budget);
+    if (expired * 4 < budget || clock_.now_us() > deadline) break;
+  }
+  if (maxmemory() > 0) make_room(now);
+  // Ops per second over the last tick.
+  uint64_t ops = stats_.commands.load(std::memory_order_relaxed);
+  if (last_ops_sample_ms_ != 0 && now > last_ops_sample_ms_) {
+    inst_ops_ = (ops - last_ops_sample_) * 1000 / static_cast<uint64_t>(now - last_ops_sample_ms_);
+  }
+  last_ops_sample_ = ops;
+  last_ops_sample_ms_ = now;
+}
+
+void Server::loop_cron(size_t loop_index) {
+  int64_t timeout = timeout_s_.load(std::memory_order_relaxed);
+  Millis now = clock_.now_ms();
+  std::vector<std::shared_ptr<net::Connection>> to_close;
+  for (net::Connection* c : listeners_[loop_index]->net().connections) {
+    auto* s = static_cast<ClientSession*>(c->session());
+    if (s && s->kill_requested.load()) {
+      to_close.push_back(c->shared_from_this());
+      continue;
+    }
+    if (timeout > 0 && s && !s->monitor && now - c->last_interaction_ms() > timeout * 1000) {
+      LOG_VERBOSE("Closing idle client id=%llu", static_cast<unsigned long long>(c->id()));
+      to_close.push_back(c->shared_from_this());
+    }
+  }
+  for (auto& c : to_close) c->close();
+}
+
+bool Server::make_room(Millis now) {
+  int64_t limit = maxmemory();
+  if (limit <= 0) return true;
+  size_t used = store_->memory_used() + pending_output_bytes();
+  if (used <= static_cast<size_t>(limit)) return true;
+  // Client buffers count against the limit too (as in Redis), so the data must shrink by that.
+  size_t overhead = used - store_->memory_used();
+  size_t target = static_cast<size_t>(limit) > overhead ? static_cast<size_t>(limit) - overhead : 0;
+  return store_->evict_to(target, now, maxmemory_samples_.load());
+}
+
+size_t Server::pending_output_bytes() {
+  size_t n = 0;
+  for (auto& l : listeners_) n += l->net().output_bytes.load(std::memory_order_relaxed);
+  return n;
+}
+
+// ---------------------------------------------------------------- clients
+
+void Server::on_open(net::Connection& conn) {
+  auto session = std::make_unique<ClientSession>();
+  session->id = conn.id();
+  session->authenticated = !auth_required();
+  conn.set_authenticated(session->authenticated);
+  ClientSession* s = session.get();
+  conn.set_session(std::move(session));
+  stats_.connections_received.fetch_add(1, std::memory_order_relaxed);
+  size_t n = clients_count_.fetch_add(1) + 1;
+  {
+    std::lock_guard<std::mutex> lock(clients_mu_);
+    clients_[conn.id()] = ClientRef{conn.weak_from_this(), &conn.loop(), s};
+  }
+  if (static_cast<int64_t>(n) > config_.get_int("maxclients")) {
+    stats_.rejected_connections.fetch_add(1, std::memory_order_relaxed);
+    conn.out().error(err::kMaxClients);
+    conn.close_after_reply();
+  }
+}
+
+void Server::on_close(net::Connection& conn) {
+  clients_count_.fetch_sub(1);
+  auto* s = static_cast<ClientSession*>(conn.session());
+  if (s) unwatch_all(*s);
+  std::lock_guard<std::mutex> lock(clients_mu_);
+  clients_.erase(conn.id());
+}
+
+void Server::on_protocol_error(net::Connection& conn, std::string_view error) {
+  stats_.protocol_errors.fetch_add(1, std::memory_order_relaxed);
+  count_error(error);
+}
+
+std::vector<std::pair<uint64_t, ClientRef>> Server::clients_snapshot() {
+  std::lock_guard<std::mutex> lock(clients_mu_);
+  std::vector<std::pair<uint64_t, ClientRef>> out(clients_.begin(), clients_.end());
+  std::sort(out.begin(), out.end(), [](auto& a, auto& b) { return a.first < b.first; });
+  return out;
+}
+
+bool Server::with_client(uint64_t id, std::function<void(net::Connection&, ClientSession&)> fn) {
+  ClientRef ref;
+  {
+    std::lock_guard<std::mutex> lock(clients_mu_);
+    auto it = clients_.find(id);
+    if (it == clients_.end()) return false;
+    ref = it->second;
+  }
+  auto conn = ref.conn.lock();
+  if (!conn) return false;
+  ref.loop->post([conn, fn = std::move(fn)] {
+    if (conn->closing()) return;
+    fn(*conn, *static_cast<ClientSession*>(conn->session()));
+  });
+  return true;
+}
+
+void Server::gather(std::function<std::string(net::LoopNet&)> per_loop,
+                    std::function<void(std::vector<std::string>)> done) {
+  net::EventLoop* origin = nullptr;
+  for (auto& l : loops_)
+    if (l->on_loop_thread()) origin = l.get();
+  struct State {
+    std::mutex mu;
+    std::vector<std::string> parts;
+    size_t left;
+  };
+  auto state = std::make_shared<State>();
+  state->parts.resize(listeners_.size());
+  state->left = listeners_.size();
+  auto finish = std::make_shared<std::function<void(std::vector<std::string>)>>(std::move(done));
+  for (size_t i = 0; i < listeners_.size(); ++i) {
+    net::Listener* l = listeners_[i].get();
+    loops_[i]->post([state, per_loop, finish, origin, l, i] {
+      std::string part = per_loop(l->net());
+      bool last;
+      {
+        std::lock_guard<std::mutex> lock(state->mu);
+        state->parts[i] = std::move(part);
+        last = --state->left == 0;
+      }
+      if (!last) return;
+      if (origin != nullptr)
+        origin->post([state, finish] { (*finish)(std::move(state->parts)); });
+      else
+        (*finish)(std::move(state->parts));
+    });
+  }
+}
+
+// ---------------------------------------------------------------- WATCH
+
+void Server::watch_key(ClientSession& s, std::string_view key) {
+  for (const auto& k : s.watched)
+    if (k == key) return;
+  s.watched.emplace_back(key);
+  std::lock_guard<std::mutex> lock(watch_mu_);
+  watched_[std::string(key)].insert(&s);
+  store_->set_modify_hook_enabled(true);
+}
+
+void Server::unwatch_all(ClientSession& s) {
+  if (s.watched.empty()) {
+    s.watch_dirty = false;
+    return;
+  }
+  std::lock_guard<std::mutex> lock(watch_mu_);
+  for (const auto& k : s.watched) {
+    auto it = watched_.find(k);
+    if (it == watched_.end()) continue;
+    it->second.erase(&s);
+    if (it->second.empty()) watched_.erase(it);
+  }
+  s.watched.clear();
+  s.watch_dirty = false;
+  if (watched_.empty()) store_->set_modify_hook_enabled(false);
+}
+
+void Server::on_key_modified(std::string_view key) {
+  std::lock_guard<std::mutex> lock(watch_mu_);
+  auto it = watched_.find(std::string(key));
+  if (it == watched_.end()) return;
+  for (ClientSession* s : it->second) s->watch_dirty = true;
+}
+
+void Server::touch_all_watched() {
+  std::lock_guard<std::mutex> lock(watch_mu_);
+  for (auto& [k, sessions] : watched_)
+    for (ClientSession* s : sessions) s->watch_dirty = true;
+}
+
+// ---------------------------------------------------------------- errors
+
+void Server::count_error(std::string_view text) {
+  stats_.error_replies.fetch_add(1, std::memory_order_relaxed);
+  size_t sp = text.find(' ');
+  std::string code(text.substr(0, sp == std::string_view::npos ? text.size() : sp));
+  if (code.empty() || code.size() > 32) code = "ERR";
+  std::lock_guard<std::mutex> lock(stats_.errors_mu);
+  if (stats_.errors.size() < 128 || stats_.errors.count(code)) ++stats_.errors[code];
+}
+
+void CommandContext::error(std::string_view text) {
+  w.error(text);
+  server.count_error(text);
+  replied_error = true;
+}
+
+// ---------------------------------------------------------------- dispatch
+
+namespace {
+bool is_transaction_control(const CommandSpec* spec) {
+  const std::string_view n = spec->name;
+  return n == "exec" || n == "discard" || n == "multi" || n == "watch" || n == "quit" ||
+         n == "reset";
+}
+}  // namespace
+
+void Server::on_command(net::Connection& conn, std::vector<std::string_view>& args) {
+  ClientSession& s = session_of(conn);
+  const Millis now = clock_.now_ms();
+  stats_.commands.fetch_add(1, std::memory_order_relaxed);
+
+  // CLIENT REPLY OFF/SKIP: replies of this request go nowhere.
+  std::string discard;
+  const bool silent = s.reply_mode == ClientSession::ReplyMode::kOff ||
+                      s.reply_mode == ClientSession::ReplyMode::kSkip;
+  if (s.reply_mode == ClientSession::ReplyMode::kSkip) s.reply_mode = ClientSession::ReplyMode::kOn;
+  std::string* real_out = conn.out().buffer();
+  if (silent) conn.out().set_buffer(&discard);
+  struct Restore {
+    net::Connection& c;
+    std::string* buf;
+    bool on;
+    ~Restore() {
+      if (on) c.out().set_buffer(buf);
+    }
+  } restore{conn, real_out, silent};
+
+  auto reject = [&](std::string_view text, const CommandSpec* spec) {
+    conn.out().error(text);
+    count_error(text);
+    if (spec) spec->stats.rejected.fetch_add(1, std::memory_order_relaxed);
+    if (s.in_multi) s.multi_dirty = true;
+  };
+
+  const CommandTable& table = CommandTable::instance();
+  const CommandSpec* spec = table.find(args[0]);
+  if (spec == nullptr) {
+    reject(unknown_command_error(args), nullptr);
+    return;
+  }
+  const CommandSpec* parent = nullptr;
+  if (!spec->subcommands.empty()) {
+    if (args.size() < 2) {
+      reject("ERR wrong number of arguments for '" + std::string(spec->name) + "' command", spec);
+      return;
+    }
+    const CommandSpec* sub = table.find_sub(*spec, args[1]);
+    if (sub == nullptr) {
+      std::string up = to_upper(spec->name);
+      reject("ERR unknown subcommand '" + std::string(args[1].substr(0, 128)) + "'. Try " + up +
+                 " HELP.",
+             spec);
+      return;
+    }
+    parent = spec;
+    spec = sub;
+  }
+  if (!spec->arity_ok(args.size())) {
+    reject("ERR wrong number of arguments for '" + spec->full_name(parent) + "' command", spec);
+    return;
+  }
+  if (!s.authenticated && !spec->is(kNoAuth)) {
+    reject(err::kNoAuth, spec);
+    return;
+  }
+  if (s.in_multi && spec->is(kNoMulti)) {
+    reject("ERR Command not allowed inside a transaction", spec);
+    return;
+  }
+  if (maxmemory() > 0) {
+    bool deny = spec->is(kDenyOom) ||
+                (s.in_multi && !is_transaction_control(spec));
+    if (spec->is(kWrite) || deny) {
+      if (!make_room(now) && deny) {
+        reject(err::kOom, spec);
+        return;
+      }
+    }
+  }
+  if (s.in_multi && !is_transaction_control(spec)) {
+    std::vector<std::string> copy(args.begin(), args.end());
+    s.queued.push_back(std::move(copy));
+    conn.out().simple("QUEUED");
+    return;
+  }
+  if (exec_lock_needed_ && spec->name != "exec") {
+    std::shared_lock<std::shared_mutex> lock(exec_mu_);
+    execute(conn, s, args, spec, parent, now);
+  } else {
+    execute(conn, s, args, spec, parent, now);
+  }
+}
+
+void Server::execute(net::Connection& conn, ClientSession& s, std::vector<std::string_view>& args,
+                     const CommandSpec* spec, const CommandSpec* parent, Millis now) {
+  CommandContext ctx{*this, conn, s, args, conn.out(), now, spec, parent};
+  s.last_command_ms = now;
+  s.last_command = spec->full_name(parent);
+  Micros t0 = clock_.now_us();
+  spec->handler(ctx);
+  Micros t1 = clock_.now_us();
+  spec->stats.calls.fetch_add(1, std::memory_order_relaxed);
+  spec->stats.usec.fetch_add(static_cast<uint64_t>(t1 - t0), std::memory_order_relaxed);
+  if (ctx.replied_error) spec->stats.failed.fetch_add(1, std::memory_order_relaxed);
+}
+
+}  // namespace ringkv::server

@@ -1,0 +1,87 @@
+// Helpers shared by command implementations: argument parsing with Redis's replies, and key
+// access through the store.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+#include "common/strings.h"
+#include "resp/errors.h"
+#include "ringkv/token.h"
+#include "server/command.h"
+#include "server/server.h"
+
+namespace ringkv::server {
+
+// Parses an integer argument; on failure replies `error` (Redis's default text) and returns false.
+inline bool arg_int64(CommandContext& ctx, std::string_view s, int64_t* out,
+                      std::string_view error = err::kNotInteger) {
+  if (parse_int64(s, out)) return true;
+  ctx.error(error);
+  return false;
+}
+
+// Runs f(store::Access&) on a key with its stripe locked.
+template <class F>
+decltype(auto) with_key(CommandContext& ctx, std::string_view key, F&& f) {
+  return ctx.server.store().access(key, token_of(key), ctx.now, std::forward<F>(f));
+}
+
+inline void count_hit(CommandContext& ctx, bool hit) {
+  auto& st = ctx.server.stats();
+  (hit ? st.keyspace_hits : st.keyspace_misses).fetch_add(1, std::memory_order_relaxed);
+}
+
+// "ERR invalid expire time in '<cmd>' command".
+inline void reply_invalid_expire(CommandContext& ctx) {
+  ctx.error("ERR invalid expire time in '" + ctx.spec->full_name(ctx.parent) + "' command");
+}
+
+// The length a string may grow to (proto-max-bulk-len); replies and returns false past it.
+inline bool check_string_length(CommandContext& ctx, uint64_t total) {
+  if (static_cast<int64_t>(total) > ctx.server.limits().max_bulk_len.load(std::memory_order_relaxed)) {
+    ctx.error(err::kStringTooLong);
+    return false;
+  }
+  return true;
+}
+
+// Handlers, one per command, grouped by file.
+#define RINGKV_HANDLER(name) void name(CommandContext& ctx)
+// strings (cmd_string.cc)
+RINGKV_HANDLER(cmd_get); RINGKV_HANDLER(cmd_set); RINGKV_HANDLER(cmd_setnx);
+RINGKV_HANDLER(cmd_setex); RINGKV_HANDLER(cmd_psetex); RINGKV_HANDLER(cmd_getset);
+RINGKV_HANDLER(cmd_getdel); RINGKV_HANDLER(cmd_getex); RINGKV_HANDLER(cmd_mget);
+RINGKV_HANDLER(cmd_mset); RINGKV_HANDLER(cmd_msetnx); RINGKV_HANDLER(cmd_incr);
+RINGKV_HANDLER(cmd_decr); RINGKV_HANDLER(cmd_incrby); RINGKV_HANDLER(cmd_decrby);
+RINGKV_HANDLER(cmd_incrbyfloat); RINGKV_HANDLER(cmd_append); RINGKV_HANDLER(cmd_strlen);
+// keyspace (cmd_keyspace.cc)
+RINGKV_HANDLER(cmd_del); RINGKV_HANDLER(cmd_exists); RINGKV_HANDLER(cmd_expire);
+RINGKV_HANDLER(cmd_pexpire); RINGKV_HANDLER(cmd_expireat); RINGKV_HANDLER(cmd_pexpireat);
+RINGKV_HANDLER(cmd_ttl); RINGKV_HANDLER(cmd_pttl); RINGKV_HANDLER(cmd_expiretime);
+RINGKV_HANDLER(cmd_pexpiretime); RINGKV_HANDLER(cmd_persist); RINGKV_HANDLER(cmd_type);
+RINGKV_HANDLER(cmd_keys); RINGKV_HANDLER(cmd_scan); RINGKV_HANDLER(cmd_dbsize);
+RINGKV_HANDLER(cmd_flushdb); RINGKV_HANDLER(cmd_randomkey); RINGKV_HANDLER(cmd_touch);
+// connection (cmd_connection.cc)
+RINGKV_HANDLER(cmd_ping); RINGKV_HANDLER(cmd_echo); RINGKV_HANDLER(cmd_quit);
+RINGKV_HANDLER(cmd_hello); RINGKV_HANDLER(cmd_auth); RINGKV_HANDLER(cmd_select);
+RINGKV_HANDLER(cmd_reset);
+// transactions (cmd_transaction.cc)
+RINGKV_HANDLER(cmd_multi); RINGKV_HANDLER(cmd_exec); RINGKV_HANDLER(cmd_discard);
+RINGKV_HANDLER(cmd_watch); RINGKV_HANDLER(cmd_unwatch);
+// server (cmd_server.cc)
+RINGKV_HANDLER(cmd_info); RINGKV_HANDLER(cmd_time); RINGKV_HANDLER(cmd_lastsave);
+RINGKV_HANDLER(cmd_shutdown);
+RINGKV_HANDLER(cmd_config_get); RINGKV_HANDLER(cmd_config_set); RINGKV_HANDLER(cmd_config_resetstat);
+RINGKV_HANDLER(cmd_config_rewrite); RINGKV_HANDLER(cmd_config_help);
+RINGKV_HANDLER(cmd_command); RINGKV_HANDLER(cmd_command_count); RINGKV_HANDLER(cmd_command_info);
+RINGKV_HANDLER(cmd_command_docs); RINGKV_HANDLER(cmd_command_list); RINGKV_HANDLER(cmd_command_getkeys);
+RINGKV_HANDLER(cmd_command_help);
+// client (cmd_client.cc)
+RINGKV_HANDLER(cmd_client_id); RINGKV_HANDLER(cmd_client_setname); RINGKV_HANDLER(cmd_client_getname);
+RINGKV_HANDLER(cmd_client_list); RINGKV_HANDLER(cmd_client_info); RINGKV_HANDLER(cmd_client_kill);
+RINGKV_HANDLER(cmd_client_reply); RINGKV_HANDLER(cmd_client_no_evict); RINGKV_HANDLER(cmd_client_help);
+RINGKV_HANDLER(cmd_client_setinfo); RINGKV_HANDLER(cmd_client_pause); RINGKV_HANDLER(cmd_client_unpause);
+#undef RINGKV_HANDLER
+
+}  // namespace ringkv::server
