@@ -30,6 +30,22 @@ uint32_t lfu_minutes(Millis now) { return static_cast<uint32_t>(now / 60000) & 0
 
 }  // namespace
 
+// ---------------------------------------------------------------- change observers
+
+namespace {
+thread_local ChangeObserver* t_observer = nullptr;
+}
+
+ChangeObserver* set_thread_change_observer(ChangeObserver* observer) {
+  ChangeObserver* prev = t_observer;
+  t_observer = observer;
+  return prev;
+}
+
+void Store::note_change(std::string_view key, Token token) {
+  if (t_observer != nullptr) t_observer->note(t_observer->ctx, key, token);
+}
+
 // ---------------------------------------------------------------- policies
 
 bool parse_eviction_policy(std::string_view name, EvictionPolicy* out) {
@@ -197,6 +213,7 @@ Access::Access(Store& store, void* stripe, std::string_view key, Token token, Mi
     auto& s = *static_cast<Store::Stripe*>(stripe_);
     store_.delete_at(s, probe_.pos, view_.version());
     ++s.expired;
+    store_.notify_modified(key_);
     reload();
   }
 }
@@ -285,6 +302,7 @@ Version Access::commit() {
   view_ = EntryView(view_.data());
   found_ = true;
   store_.notify_modified(key_);
+  Store::note_change(key_, token_);
   return v;
 }
 
@@ -312,6 +330,7 @@ Version Access::erase() {
   Version v = store_.hlc_.next(view_.version());
   store_.delete_at(s, probe_.pos, v);
   store_.notify_modified(key_);
+  Store::note_change(key_, token_);
   reload();
   return v;
 }
@@ -698,8 +717,12 @@ bool Store::evict_to(size_t limit, Millis now, int samples) {
       EntryView e(Table::slot_entry(s.table.slot(p.pos)));
       if (e.tombstone()) continue;
       if (volatile_only && !e.has_expire()) continue;
-      // Eviction is local: it leaves no tombstone (the key was not deleted by a client).
-      remove_at(s, p.pos);
+      // Each node evicts on its own. With tombstones on (cluster), the eviction is a deletion
+      // with a new version, so anti-entropy spreads it instead of copying the key back.
+      if (options_.keep_tombstones)
+        delete_at(s, p.pos, hlc_.next(e.version()));
+      else
+        remove_at(s, p.pos);
       ++s.evicted;
       notify_modified(best.key);
       evicted = true;

@@ -57,6 +57,16 @@ struct StoreStats {
 
 class Store;
 
+// While installed on a thread, every change a command makes through Access on that thread is
+// reported (not replication input, expiry or eviction). The cluster uses it to learn what a
+// command modified, so it can replicate exactly that.
+struct ChangeObserver {
+  void (*note)(void* ctx, std::string_view key, Token token);
+  void* ctx;
+};
+// Returns the previous observer (restore it afterwards).
+ChangeObserver* set_thread_change_observer(ChangeObserver* observer);
+
 // The key a command holds while its stripe is locked; see Store::access(). Valid only inside
 // the callback. "Found" means a live entry: expired entries are removed before the callback
 // sees them, and tombstones read as absent.
@@ -213,6 +223,7 @@ class Store {
   void notify_modified(std::string_view key) {
     if (hook_enabled_.load(std::memory_order_relaxed) && modify_hook_) modify_hook_(key);
   }
+  static void note_change(std::string_view key, Token token);
   uint32_t initial_lru(Millis now) const;
   uint32_t updated_lru(uint32_t lru, Millis now) const;
   bool entry_expired(const EntryView& e, Millis now) const {

@@ -1,0 +1,1032 @@
+#include "cluster/cluster.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+
+#include "cluster/sync_client.h"
+#include "resp/reply_scanner.h"
+#include "common/log.h"
+#include "common/strings.h"
+
+namespace ringkv::cluster {
+
+namespace {
+
+constexpr size_t kMaxHintsPerPeer = 1'000'000;
+
+uint64_t mix64(uint64_t x) {
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdULL;
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ULL;
+  x ^= x >> 33;
+  return x;
+}
+
+uint64_t fnv1a(std::string_view s) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+
+
+}  // namespace
+
+// ---------------------------------------------------------------- View
+
+uint32_t View::primary(Token t) const {
+  uint32_t list[ring::kMaxReplicasLimit];
+  size_t k = ring->preference_list(t, n, list);
+  for (size_t i = 0; i < k; ++i)
+    if (live[list[i]]) return list[i];
+  return k ? list[0] : ring::kNoServer;
+}
+
+size_t View::replicas_of(Token t, uint32_t* out) const { return ring->preference_list(t, n, out); }
+
+bool View::in_pending(Token t, const PendingRange** range) const {
+  if (pending.empty()) return false;
+  auto it = std::upper_bound(pending.begin(), pending.end(), t,
+                             [](Token tok, const PendingRange& p) { return tok < p.range.first; });
+  if (it == pending.begin()) return false;
+  --it;
+  if (!it->range.contains(t)) return false;
+  if (range) *range = &*it;
+  return true;
+}
+
+// ---------------------------------------------------------------- change capture
+
+namespace {
+thread_local ChangeCapture* t_capture = nullptr;
+void capture_note(void*, std::string_view key, Token token) { ChangeCapture::note(key, token); }
+store::ChangeObserver g_observer{&capture_note, nullptr};
+}  // namespace
+
+ChangeCapture::ChangeCapture() : prev_(t_capture) {
+  t_capture = this;
+  store::set_thread_change_observer(&g_observer);
+}
+
+ChangeCapture::~ChangeCapture() {
+  t_capture = prev_;
+  if (prev_ == nullptr) store::set_thread_change_observer(nullptr);
+}
+
+void ChangeCapture::note(std::string_view key, Token token) {
+  if (t_capture == nullptr) return;
+  for (auto& [k, t] : t_capture->keys_)
+    if (t == token && k == key) return;
+  t_capture->keys_.emplace_back(std::string(key), token);
+}
+
+std::optional<ChangeRecord> snapshot_entry(store::Store& store, std::string_view key, Token token,
+                                           Millis now) {
+  // A raw look at the entry, tombstones included, without expiring it (its expiry travels).
+  std::optional<ChangeRecord> out;
+  store.scan_range(token, token, 1 << 20, now, true, [&](const store::EntryView& e) {
+    if (e.key() != key) return;
+    ChangeRecord r;
+    r.key.assign(key);
+    r.token = token;
+    r.tombstone = e.tombstone();
+    if (!r.tombstone) r.value.assign(e.value());
+    r.expire_at = e.expire_at();
+    r.version = e.version();
+    out = std::move(r);
+  });
+  return out;
+}
+
+// ---------------------------------------------------------------- lifecycle
+
+Cluster::Cluster(ClusterOptions options, store::Store& store, HybridClock& hlc, const Clock& clock)
+    : options_(std::move(options)), store_(store), hlc_(hlc), clock_(clock) {}
+
+Cluster::~Cluster() { stop(); }
+
+namespace {
+SyncClient& sync_client(const ClusterOptions& o) {
+  static std::mutex mu;
+  static std::map<std::string, std::unique_ptr<SyncClient>> clients;
+  std::lock_guard<std::mutex> lock(mu);
+  auto& c = clients[o.node_id];
+  if (!c) c = std::make_unique<SyncClient>(o.node_id, o.password, 1000);
+  return *c;
+}
+}  // namespace
+
+Status Cluster::start(std::vector<net::EventLoop*> loops) {
+  loops_ = std::move(loops);
+  loop_states_.resize(loops_.size());
+  auto svc = open_config_service(options_.discovery, options_.state_file, options_.password);
+  if (!svc) return svc.status();
+  service_ = std::move(svc).value();
+  Result<RingConfig> cfg = Status::unreachable("not tried");
+  for (int attempt = 0; attempt < 50; ++attempt) {  // the service may still be starting
+    cfg = service_->load();
+    if (cfg) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  if (!cfg) {
+    return Status::unreachable("can't read the ring configuration from " + service_->describe() +
+                               ": " + cfg.status().message());
+  }
+  RingConfig c = std::move(cfg).value();
+  if (c.epoch == 0 && options_.discovery == "local") {
+    // A fresh local cluster: this node alone is a working one-server ring.
+    c.epoch = 1;
+    c.vnodes = options_.vnodes;
+    c.replicas = options_.replicas;
+    c.write_quorum = options_.write_quorum;
+    c.read_quorum = options_.read_quorum;
+    c.servers.push_back(ServerInfo{options_.node_id, options_.address, 1, ServerState::kUp, 1});
+    c.next_ordinal = 2;
+    Status st = service_->store(0, c);
+    if (!st) return st;
+  }
+  apply_config(c);
+  report_status();
+  control_ = std::thread([this] { control_loop(); });
+  transfer_ = std::thread([this] { transfer_loop(); });
+  LOG_NOTICE("Cluster node '%s' at %s, configuration service %s, epoch %llu",
+             options_.node_id.c_str(), options_.address.c_str(), service_->describe().c_str(),
+             static_cast<unsigned long long>(c.epoch));
+  return Status::ok();
+}
+
+void Cluster::stop() {
+  if (stop_.exchange(true)) return;
+  wake_.notify_all();
+  transfer_wake_.notify_all();
+  if (control_.joinable()) control_.join();
+  if (transfer_.joinable()) transfer_.join();
+  // Peer links belong to their loops; the server destroys them on the loop threads.
+}
+
+LocalConfigService* Cluster::local_service() {
+  return dynamic_cast<LocalConfigService*>(service_.get());
+}
+
+// ---------------------------------------------------------------- views
+
+std::shared_ptr<const View> Cluster::current_view() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return view_;
+}
+
+const View& Cluster::view(size_t loop_index) {
+  LoopState& ls = loop_states_[loop_index];
+  uint64_t v = view_version_.load(std::memory_order_acquire);
+  if (v != ls.view_version || !ls.view) {
+    std::lock_guard<std::mutex> lock(mu_);
+    ls.view = view_;
+    ls.view_version = v;
+    // Links to servers that changed address are repointed; links to departed servers stay
+    // until used (they fail fast).
+    for (auto& [key, link] : ls.links) {
+      const ServerInfo* s = config_.find(key.first);
+      if (s) link->set_address(s->address);
+    }
+  }
+  return *ls.view;
+}
+
+void Cluster::publish_view() {
+  // REQUIRES: mu_ held.
+  auto v = std::make_shared<View>();
+  v->config = config_;
+  auto r = build_ring(config_.ring_servers(), config_.vnodes);
+  if (!r) {
+    LOG_WARNING("Ring configuration epoch %llu is unusable: %s",
+                static_cast<unsigned long long>(config_.epoch), r.status().message().c_str());
+    return;
+  }
+  v->ring = std::move(r).value();
+  if (config_.migration) {
+    auto p = build_ring(config_.migration->from, config_.vnodes);
+    if (p) v->previous = std::move(p).value();
+  }
+  v->self_id = options_.node_id;
+  auto idx = v->ring->index_of(options_.node_id);
+  v->self = idx ? *idx : ring::kNoServer;
+  v->n = config_.effective_replicas();
+  v->w = config_.effective_write_quorum();
+  v->r = config_.effective_read_quorum();
+  Millis now = clock_.now_ms();
+  for (const auto& s : v->ring->servers()) {
+    const ServerInfo* info = config_.find(s.id);
+    v->addresses.push_back(info ? info->address : std::string());
+    bool live = s.id == options_.node_id;
+    if (!live) {
+      auto it = last_seen_ms_.find(s.id);
+      live = it != last_seen_ms_.end() && now - it->second < options_.down_after_ms;
+    }
+    v->live.push_back(live ? 1 : 0);
+  }
+  v->pending = pending_;
+  v->distributed = v->ring->server_count() > 1 || v->self == ring::kNoServer || v->previous;
+  view_ = std::move(v);
+  view_version_.fetch_add(1, std::memory_order_release);
+}
+
+PeerLink& Cluster::link(size_t loop_index, const std::string& peer_id, int protocol) {
+  LoopState& ls = loop_states_[loop_index];
+  auto key = std::make_pair(peer_id, protocol);
+  auto it = ls.links.find(key);
+  if (it != ls.links.end()) return *it->second;
+  std::string address;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const ServerInfo* s = config_.find(peer_id);
+    if (s) address = s->address;
+    if (address.empty() && config_.migration) {
+      for (const auto& f : config_.migration->from)
+        if (f.id == peer_id) address = f.address;
+    }
+  }
+  PeerLink::Options o;
+  o.my_id = options_.node_id;
+  o.password = options_.password;
+  o.protocol = protocol;
+  o.timeout_ms = options_.peer_timeout_ms;
+  auto l = std::make_unique<PeerLink>(*loops_[loop_index], peer_id, address, o);
+  PeerLink& ref = *l;
+  ls.links.emplace(key, std::move(l));
+  return ref;
+}
+
+bool Cluster::peer_live(const std::string& id) const {
+  if (id == options_.node_id) return true;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = last_seen_ms_.find(id);
+  return it != last_seen_ms_.end() && clock_.now_ms() - it->second < options_.down_after_ms;
+}
+
+// ---------------------------------------------------------------- replication (loop side)
+
+void Cluster::replicate(size_t loop_index, std::vector<ChangeRecord> records,
+                        std::function<void(int, int, std::string)> done) {
+  const View& v = view(loop_index);
+  struct State {
+    std::vector<int> got, outstanding;
+    int needed;
+    size_t satisfied = 0;
+    size_t records;
+    bool finished = false;
+    int acks = 0;
+    std::string error;
+    std::function<void(int, int, std::string)> done;
+  };
+  auto st = std::make_shared<State>();
+  st->records = records.size();
+  st->got.assign(records.size(), 0);
+  st->outstanding.assign(records.size(), 0);
+  st->needed = static_cast<int>(v.w) - 1;
+  st->done = std::move(done);
+  auto finish = [st](bool ok) {
+    if (st->finished) return;
+    st->finished = true;
+    st->done(st->acks, st->needed, ok ? std::string() : st->error);
+  };
+  std::vector<std::pair<size_t, uint32_t>> sends;  // (record, replica)
+  for (size_t i = 0; i < records.size(); ++i) {
+    uint32_t list[ring::kMaxReplicasLimit];
+    size_t k = v.replicas_of(records[i].token, list);
+    for (size_t j = 0; j < k; ++j) {
+      if (list[j] == v.self) continue;
+      const std::string& peer = v.ring->servers()[list[j]].id;
+      if (!v.live[list[j]]) {
+        add_hint(peer, records[i].key);
+        continue;
+      }
+      sends.emplace_back(i, list[j]);
+      ++st->outstanding[i];
+    }
+    if (st->needed <= 0) ++st->satisfied;
+  }
+  // Records that cannot reach the quorum even if every send succeeds fail now.
+  for (size_t i = 0; i < records.size(); ++i) {
+    if (st->needed > 0 && st->outstanding[i] < st->needed) {
+      st->error = "NOREPLICAS Not enough good replicas to write.";
+      finish(false);
+      break;
+    }
+  }
+  if (st->satisfied == st->records) finish(true);
+  for (auto [i, idx] : sends) {
+    const ChangeRecord& r = records[i];
+    const std::string& peer = v.ring->servers()[idx].id;
+    std::string expire = std::to_string(r.expire_at);
+    std::string version = std::to_string(r.version);
+    std::vector<std::string_view> args = {"RINGKV.REPL", r.key, r.value, expire, version,
+                                          r.tombstone ? "t" : ""};
+    std::string key = r.key;
+    link(loop_index, peer).send(args, [this, st, i, peer, key, finish](bool ok, std::string_view reply) {
+      --st->outstanding[i];
+      if (ok && !resp::reply_is_error(reply)) {
+        ++st->got[i];
+        ++st->acks;
+        if (st->needed > 0 && st->got[i] == st->needed && ++st->satisfied == st->records) finish(true);
+      } else {
+        add_hint(peer, key);
+        if (st->error.empty()) st->error = "NOREPLICAS Not enough good replicas to write.";
+        if (st->got[i] + st->outstanding[i] < st->needed) finish(false);
+      }
+    });
+  }
+}
+
+void Cluster::fetch_entry(size_t loop_index, const std::string& key, const PendingRange& from,
+                          std::function<void()> done) {
+  std::string source;
+  for (const auto& s : from.sources) {
+    if (peer_live(s)) {
+      source = s;
+      break;
+    }
+  }
+  if (source.empty()) {
+    done();
+    return;
+  }
+  link(loop_index, source).send({"RINGKV.GETENTRY", key}, [this, key, done](bool ok, std::string_view reply) {
+    std::vector<std::string_view> parts;
+    if (ok && resp::split_aggregate(reply, &parts) && parts.size() == 4) {
+      std::string_view value, expire, version, flags;
+      int64_t e = -1;
+      uint64_t ver = 0;
+      if (resp::reply_string(parts[0], &value) && resp::reply_string(parts[1], &expire) &&
+          resp::reply_string(parts[2], &version) && resp::reply_string(parts[3], &flags) &&
+          parse_int64(expire, &e) && parse_uint64(version, &ver)) {
+        store_.apply(key, token_of(key), value, e, ver, flags == "t", clock_.now_ms());
+      }
+    }
+    done();
+  });
+}
+
+void Cluster::add_hint(const std::string& peer, const std::string& key) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto& set = hints_[peer];
+  if (set.size() < kMaxHintsPerPeer) set.insert(key);
+}
+
+void Cluster::clear_hints() {
+  std::lock_guard<std::mutex> lock(mu_);
+  hints_.clear();
+}
+
+// ---------------------------------------------------------------- configuration
+
+void Cluster::apply_config(const RingConfig& cfg) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (cfg.epoch <= config_.epoch && config_.epoch != 0) return;
+  RingConfig old = config_;
+  bool first = old.epoch == 0;
+  config_ = cfg;
+  applied_epoch_ = cfg.epoch;
+  const ServerInfo* me = cfg.find(options_.node_id);
+  if (me && me->ordinal > 0 && me->ordinal <= HybridClock::kMaxNode) hlc_.set_node(me->ordinal);
+  size_t ring_size = cfg.ring_servers().size();
+  store_.set_keep_tombstones(ring_size > 1 || cfg.migration.has_value());
+
+  auto ring_now = build_ring(cfg.ring_servers(), cfg.vnodes);
+  if (!ring_now) {
+    LOG_WARNING("Can't build the ring of epoch %llu: %s", static_cast<unsigned long long>(cfg.epoch),
+                ring_now.status().message().c_str());
+    return;
+  }
+  uint32_t n = cfg.effective_replicas();
+
+  // A migration finished: drop what this node no longer holds.
+  if (old.migration && (!cfg.migration || cfg.migration->id != old.migration->id)) {
+    auto from = build_ring(old.migration->from, old.vnodes);
+    if (from) {
+      auto plan = ring::diff(**from, **ring_now, n);
+      if (plan) {
+        size_t dropped = 0;
+        auto losses = plan->losses_of(options_.node_id);
+        for (const auto& r : losses) dropped += store_.drop_range(r.first, r.last);
+        if (!losses.empty()) {
+          LOG_NOTICE("Migration %llu finished: dropped %zu keys in %zu ranges this node no longer holds",
+                     static_cast<unsigned long long>(old.migration->id), dropped, losses.size());
+        }
+      }
+    }
+  }
+
+  // New gains: a migration that involves this node, or recovery after a restart.
+  if (cfg.migration && gains_for_ != cfg.migration->id) {
+    auto from = build_ring(cfg.migration->from, cfg.vnodes);
+    if (from) {
+      auto plan = ring::diff(**from, **ring_now, n);
+      if (plan) {
+        pending_.clear();
+        for (const auto& t : plan->gains_of(options_.node_id)) {
+          PendingRange p;
+          p.range = t.range;
+          // The old primary first: it executed every write of the old epoch.
+          for (uint32_t s : t.sources) p.sources.push_back(plan->servers[s]);
+          pending_.push_back(std::move(p));
+        }
+        std::sort(pending_.begin(), pending_.end(),
+                  [](const PendingRange& a, const PendingRange& b) { return a.range.first < b.range.first; });
+        gains_for_ = cfg.migration->id;
+        progress_ = Progress{};
+        progress_.moving = !pending_.empty();
+        progress_.migration_id = cfg.migration->id;
+        progress_.started_ms = clock_.now_ms();
+        if (pending_.empty()) migration_done_ = cfg.migration->id;
+        LOG_NOTICE("Epoch %llu: %s %s; this node receives %zu ranges",
+                   static_cast<unsigned long long>(cfg.epoch), cfg.migration->kind.c_str(),
+                   cfg.migration->server.c_str(), pending_.size());
+      }
+    }
+  } else if (first && me && ring_size > 1 && n > 1) {
+    // Started with an empty store while the ring counts on us: take our ranges back from the
+    // other replicas. Until a range is back, reads of missing keys go to them.
+    auto idx = (*ring_now)->index_of(options_.node_id);
+    if (idx) {
+      auto mine = (*ring_now)->ranges(n);
+      if (mine) {
+        pending_.clear();
+        for (const auto& rr : *mine) {
+          if (std::find(rr.replicas.begin(), rr.replicas.end(), *idx) == rr.replicas.end()) continue;
+          PendingRange p;
+          p.range = rr.range;
+          for (uint32_t s : rr.replicas)
+            if (s != *idx) p.sources.push_back((*ring_now)->servers()[s].id);
+          pending_.push_back(std::move(p));
+        }
+        gains_for_ = 0;
+        progress_ = Progress{};
+        progress_.moving = true;
+        progress_.started_ms = clock_.now_ms();
+        LOG_NOTICE("Recovering %zu ranges from the other replicas", pending_.size());
+      }
+    }
+  }
+  if (!cfg.migration) {
+    progress_.moving = !pending_.empty();
+  }
+  publish_view();
+  lock.unlock();
+  ready_ = true;
+  transfer_wake_.notify_all();
+}
+
+Status Cluster::change_config(const std::function<Result<RingConfig>(const RingConfig&)>& change) {
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    auto cur = service_->load();
+    if (!cur) return cur.status();
+    auto next = change(*cur);
+    if (!next) return next.status();
+    Status st = service_->store(cur->epoch, *next);
+    if (st) {
+      apply_config(*next);
+      return Status::ok();
+    }
+    if (st.code() != Code::kFailedPrecondition) return st;
+  }
+  return Status::failed_precondition("the ring configuration kept changing; try again");
+}
+
+Result<RingConfig> Cluster::propose_add(const RingConfig& cur, const std::string& id,
+                                        const std::string& address, uint32_t weight) {
+  Status st = validate_server_id(id);
+  if (!st) return st;
+  std::string host;
+  int port;
+  if (!split_address(address, &host, &port))
+    return Status::invalid_argument("'" + address + "' is not a host:port address");
+  if (weight == 0) return Status::invalid_argument("weight must be at least 1");
+  if (cur.migration) {
+    return Status::failed_precondition(
+        "a ring change is still moving data (" + cur.migration->kind + " " + cur.migration->server +
+        ", epoch " + std::to_string(cur.migration->id) +
+        "); changes are refused, not queued: retry when RING INFO shows migration_state:idle");
+  }
+  if (cur.find(id)) return Status::already_exists("server '" + id + "' is already in the ring configuration");
+  for (const auto& s : cur.servers)
+    if (s.address == address) return Status::already_exists("address " + address + " is already used by server '" + s.id + "'");
+  if (cur.next_ordinal > HybridClock::kMaxNode)
+    return Status::failed_precondition("no server ordinals left (a cluster can have 4095 servers over its life)");
+  RingConfig next = cur;
+  next.epoch = cur.epoch + 1;
+  auto from = cur.ring_servers();
+  next.servers.push_back(ServerInfo{id, address, weight, from.empty() ? ServerState::kUp : ServerState::kJoining,
+                                    cur.next_ordinal});
+  next.next_ordinal = cur.next_ordinal + 1;
+  if (!from.empty()) {
+    Migration m;
+    m.id = next.epoch;
+    m.kind = "addserver";
+    m.server = id;
+    m.started_ms = clock_.now_ms();
+    m.from = from;
+    next.migration = m;
+  }
+  auto r = build_ring(next.ring_servers(), next.vnodes);
+  if (!r) return r.status();
+  return next;
+}
+
+Result<RingConfig> Cluster::propose_remove(const RingConfig& cur, const std::string& id) {
+  const ServerInfo* s = cur.find(id);
+  if (s == nullptr || s->state == ServerState::kLeaving)
+    return Status::not_found("no server '" + id + "' on the ring");
+  if (cur.migration) {
+    return Status::failed_precondition(
+        "a ring change is still moving data (" + cur.migration->kind + " " + cur.migration->server +
+        ", epoch " + std::to_string(cur.migration->id) +
+        "); changes are refused, not queued: retry when RING INFO shows migration_state:idle");
+  }
+  auto from = cur.ring_servers();
+  if (from.size() <= 1) return Status::failed_precondition("can't remove the last server of the ring");
+  RingConfig next = cur;
+  next.epoch = cur.epoch + 1;
+  for (auto& e : next.servers)
+    if (e.id == id) e.state = ServerState::kLeaving;
+  Migration m;
+  m.id = next.epoch;
+  m.kind = "removeserver";
+  m.server = id;
+  m.started_ms = clock_.now_ms();
+  m.from = from;
+  next.migration = m;
+  return next;
+}
+
+Status Cluster::add_server(const std::string& id, const std::string& address, uint32_t weight) {
+  Status st = validate_server_id(id);
+  if (!st) return st;
+  // The address must answer, and be the server it claims to be.
+  auto r = sync_client(options_).call(address, {"RINGKV.PING"}, 1000);
+  if (!r) return Status::unreachable("server '" + id + "' at " + address + " is unreachable: " + r.status().message());
+  const redisReply* rep = r->get();
+  if (rep->type == REDIS_REPLY_ARRAY && rep->elements >= 1 && rep->element[0]->type == REDIS_REPLY_STRING) {
+    std::string actual(rep->element[0]->str, rep->element[0]->len);
+    if (actual != id)
+      return Status::invalid_argument("the server at " + address + " has node id '" + actual + "', not '" + id + "'");
+  }
+  return change_config([&](const RingConfig& cur) { return propose_add(cur, id, address, weight); });
+}
+
+Status Cluster::remove_server(const std::string& id) {
+  return change_config([&](const RingConfig& cur) { return propose_remove(cur, id); });
+}
+
+void Cluster::run_admin(std::function<void()> fn) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    admin_tasks_.push_back(std::move(fn));
+  }
+  wake_.notify_all();
+}
+
+Result<std::vector<Cluster::PlanLine>> Cluster::plan(const RingConfig& proposed) {
+  RingConfig cur;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    cur = config_;
+  }
+  auto from = build_ring(cur.ring_servers(), cur.vnodes);
+  if (!from) return from.status();
+  auto to = build_ring(proposed.ring_servers(), proposed.vnodes);
+  if (!to) return to.status();
+  auto p = ring::diff(**from, **to, proposed.effective_replicas());
+  if (!p) return p.status();
+  // Group the transfers by (source, destination); the source is the range's old primary.
+  std::map<std::pair<std::string, std::string>, std::vector<ring::TokenRange>> groups;
+  for (const auto& m : p->moves) {
+    if (m.gainers.empty()) continue;
+    const std::string& src = p->servers[m.old_replicas.front()];
+    for (uint32_t g : m.gainers) groups[{src, p->servers[g]}].push_back(m.range);
+  }
+  std::vector<PlanLine> out;
+  for (auto& [k, ranges] : groups) {
+    PlanLine line;
+    line.from = k.first;
+    line.to = k.second;
+    line.ranges = ranges.size();
+    const ServerInfo* s = cur.find(k.first);
+    std::vector<std::string> args = {"RINGKV.RANGESTATS"};
+    for (const auto& r : ranges) {
+      args.push_back(std::to_string(r.first));
+      args.push_back(std::to_string(r.last));
+    }
+    if (s) {
+      auto r = sync_client(options_).call(s->address, args, 30000);
+      if (!r) return Status::unreachable("can't count the keys on '" + k.first + "': " + r.status().message());
+      const redisReply* rep = r->get();
+      for (size_t i = 0; i + 1 < rep->elements; i += 2) {
+        line.keys += static_cast<uint64_t>(rep->element[i]->integer);
+        line.bytes += static_cast<uint64_t>(rep->element[i + 1]->integer);
+      }
+    }
+    out.push_back(line);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- control thread
+
+void Cluster::control_loop() {
+  using clk = std::chrono::steady_clock;
+  auto next_beat = clk::now();
+  auto next_report = clk::now();
+  while (!stop_) {
+    std::deque<std::function<void()>> tasks;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      tasks.swap(admin_tasks_);
+    }
+    for (auto& t : tasks) t();
+    auto cfg = service_->wait_newer(applied_epoch_.load(), 50);
+    if (stop_) break;
+    if (cfg && cfg->epoch > applied_epoch_.load()) apply_config(*cfg);
+    auto now = clk::now();
+    if (now >= next_beat) {
+      heartbeat();
+      next_beat = now + std::chrono::milliseconds(options_.heartbeat_ms);
+    }
+    if (now >= next_report) {
+      report_status();
+      maybe_finalize_migration();
+      next_report = now + std::chrono::milliseconds(500);
+    }
+  }
+}
+
+void Cluster::heartbeat() {
+  std::vector<std::pair<std::string, std::string>> peers;  // id, address
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& s : config_.servers)
+      if (s.id != options_.node_id) peers.emplace_back(s.id, s.address);
+    if (config_.migration) {
+      for (const auto& s : config_.migration->from) {
+        if (s.id == options_.node_id) continue;
+        bool known = false;
+        for (auto& p : peers) known |= p.first == s.id;
+        if (!known) peers.emplace_back(s.id, s.address);
+      }
+    }
+  }
+  bool changed = false;
+  std::vector<std::string> came_back;
+  for (const auto& [id, address] : peers) {
+    auto r = sync_client(options_).call(address, {"RINGKV.PING"}, 300);
+    Millis now = clock_.now_ms();
+    bool ok = false;
+    if (r) {
+      const redisReply* rep = r->get();
+      ok = rep->type == REDIS_REPLY_ARRAY && rep->elements >= 1 &&
+           rep->element[0]->type == REDIS_REPLY_STRING &&
+           std::string(rep->element[0]->str, rep->element[0]->len) == id;
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = last_seen_ms_.find(id);
+    bool was_live = it != last_seen_ms_.end() && now - it->second < options_.down_after_ms;
+    if (ok) last_seen_ms_[id] = now;
+    bool is_live = ok || was_live;
+    if (ok && !was_live) {
+      changed = true;
+      came_back.push_back(id);
+      LOG_NOTICE("Peer %s (%s) is up", id.c_str(), address.c_str());
+    } else if (!is_live && it != last_seen_ms_.end() && it->second != 0) {
+      changed = true;
+      it->second = 0;
+      LOG_WARNING("Peer %s (%s) is down", id.c_str(), address.c_str());
+    } else if (!ok && was_live && now - it->second >= options_.down_after_ms) {
+      changed = true;
+    }
+  }
+  if (changed) {
+    std::lock_guard<std::mutex> lock(mu_);
+    publish_view();
+  }
+  if (!came_back.empty()) transfer_wake_.notify_all();
+}
+
+void Cluster::report_status() {
+  NodeStatus s;
+  s.id = options_.node_id;
+  s.address = options_.address;
+  s.applied_epoch = applied_epoch_.load();
+  s.ready = ready_.load();
+  s.keys = store_.size();
+  s.bytes = store_.memory_used();
+  s.updated_ms = clock_.now_ms();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    s.migration_done = migration_done_;
+    s.move_keys_total = progress_.keys_total;
+    s.move_keys_done = progress_.keys_done;
+    s.move_bytes_done = progress_.bytes_done;
+  }
+  Status st = service_->report(s);
+  if (!st) LOG_VERBOSE("Can't report status: %s", st.message().c_str());
+  auto all = service_->statuses();
+  if (all) {
+    std::lock_guard<std::mutex> lock(mu_);
+    statuses_ = std::move(all).value();
+  }
+}
+
+std::vector<NodeStatus> Cluster::last_statuses() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return statuses_;
+}
+
+Cluster::Progress Cluster::progress() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return progress_;
+}
+
+void Cluster::maybe_finalize_migration() {
+  RingConfig cur;
+  std::vector<NodeStatus> statuses;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!config_.migration) return;
+    cur = config_;
+    statuses = statuses_;
+  }
+  auto from = build_ring(cur.migration->from, cur.vnodes);
+  auto to = build_ring(cur.ring_servers(), cur.vnodes);
+  if (!from || !to) return;
+  auto plan = ring::diff(**from, **to, cur.effective_replicas());
+  if (!plan) return;
+  std::set<std::string> gainers;
+  for (const auto& m : plan->moves)
+    for (uint32_t g : m.gainers) gainers.insert(plan->servers[g]);
+  for (const auto& g : gainers) {
+    bool done = false;
+    for (const auto& s : statuses)
+      if (s.id == g && s.migration_done >= cur.migration->id && s.applied_epoch >= cur.epoch) done = true;
+    if (!done) return;
+  }
+  uint64_t id = cur.migration->id;
+  Status st = change_config([&](const RingConfig& c) -> Result<RingConfig> {
+    if (!c.migration || c.migration->id != id)
+      return Status::failed_precondition("already finalized");
+    RingConfig next = c;
+    next.epoch = c.epoch + 1;
+    next.migration.reset();
+    std::vector<ServerInfo> keep;
+    for (auto s : next.servers) {
+      if (s.state == ServerState::kLeaving) continue;
+      s.state = ServerState::kUp;
+      keep.push_back(s);
+    }
+    next.servers = keep;
+    return next;
+  });
+  if (st) LOG_NOTICE("Migration %llu complete: every new holder confirmed its ranges", static_cast<unsigned long long>(id));
+}
+
+// ---------------------------------------------------------------- transfer thread
+
+void Cluster::transfer_loop() {
+  while (!stop_) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      transfer_wake_.wait_for(lock, std::chrono::milliseconds(200));
+    }
+    if (stop_) break;
+    // Gains: only once every live node routes with the epoch that created them, so that no
+    // write of the old epoch can land after the range was copied.
+    std::vector<PendingRange> pending;
+    uint64_t gains_for;
+    RingConfig cfg;
+    std::vector<NodeStatus> statuses;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      pending = pending_;
+      gains_for = gains_for_;
+      cfg = config_;
+      statuses = statuses_;
+    }
+    if (!pending.empty()) {
+      if (gains_for != 0) {
+        bool all_applied = true;
+        Millis now = clock_.now_ms();
+        for (const auto& s : cfg.servers) {
+          if (s.id == options_.node_id || !peer_live(s.id)) continue;
+          bool ok = false;
+          for (const auto& st : statuses)
+            if (st.id == s.id && st.applied_epoch >= gains_for && now - st.updated_ms < 5000) ok = true;
+          if (!ok) all_applied = false;
+        }
+        if (!all_applied) continue;
+      }
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (progress_.keys_total == 0) {
+          // Estimate the total for progress reports: ask each first source once.
+          std::map<std::string, std::vector<ring::TokenRange>> by_source;
+          for (const auto& p : pending)
+            if (!p.sources.empty()) by_source[p.sources.front()].push_back(p.range);
+          uint64_t total = 0;
+          for (auto& [src, ranges] : by_source) {
+            const ServerInfo* s = config_.find(src);
+            std::string address = s ? s->address : "";
+            if (address.empty() && config_.migration)
+              for (const auto& f : config_.migration->from)
+                if (f.id == src) address = f.address;
+            if (address.empty()) continue;
+            std::vector<std::string> args = {"RINGKV.RANGESTATS"};
+            for (const auto& r : ranges) {
+              args.push_back(std::to_string(r.first));
+              args.push_back(std::to_string(r.last));
+            }
+            mu_.unlock();
+            auto r = sync_client(options_).call(address, args, 30000);
+            mu_.lock();
+            if (r) {
+              const redisReply* rep = r->get();
+              for (size_t i = 0; i + 1 < rep->elements; i += 2)
+                total += static_cast<uint64_t>(rep->element[i]->integer);
+            }
+          }
+          progress_.keys_total = total > 0 ? total : 1;
+        }
+      }
+      for (const auto& p : pending) {
+        if (stop_) return;
+        uint64_t keys = 0, bytes = 0;
+        bool ok = pull_range(p.range, p.sources, &keys, &bytes);
+        std::lock_guard<std::mutex> lock(mu_);
+        progress_.keys_done += keys;
+        progress_.bytes_done += bytes;
+        if (!ok || gains_for_ != gains_for) break;
+        auto it = std::find_if(pending_.begin(), pending_.end(),
+                               [&](const PendingRange& x) { return x.range == p.range; });
+        if (it != pending_.end()) pending_.erase(it);
+        if (pending_.empty()) {
+          progress_.moving = false;
+          if (gains_for != 0) migration_done_ = gains_for;
+          LOG_NOTICE("Received every range (%llu keys, %llu bytes)",
+                     static_cast<unsigned long long>(progress_.keys_done),
+                     static_cast<unsigned long long>(progress_.bytes_done));
+        }
+        publish_view();
+      }
+    }
+    replay_hints();
+  }
+}
+
+bool Cluster::pull_range(const ring::TokenRange& range, const std::vector<std::string>& sources,
+                         uint64_t* keys, uint64_t* bytes) {
+  // Migration gains read from the first live source (the old primary when it is up); recovery
+  // reads from every live source, since an acknowledged write may be on any W of them.
+  std::vector<std::string> chosen;
+  bool recovery;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    recovery = gains_for_ == 0;
+  }
+  for (const auto& s : sources) {
+    if (!peer_live(s)) continue;
+    chosen.push_back(s);
+    if (!recovery) break;
+  }
+  if (chosen.empty()) {
+    // Nobody to read from: the data of this range exists nowhere else. Done, with a warning.
+    LOG_WARNING("No live source for range [%016llx, %016llx]: its keys are not recoverable",
+                static_cast<unsigned long long>(range.first), static_cast<unsigned long long>(range.last));
+    return true;
+  }
+  bool any_ok = false;
+  for (const auto& src : chosen) {
+    std::string address;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      const ServerInfo* s = config_.find(src);
+      if (s) address = s->address;
+      if (address.empty() && config_.migration)
+        for (const auto& f : config_.migration->from)
+          if (f.id == src) address = f.address;
+    }
+    Token cursor = range.first;
+    bool ok = true;
+    for (;;) {
+      if (stop_) return false;
+      auto r = sync_client(options_).call(
+          address, {"RINGKV.FETCH", std::to_string(cursor), std::to_string(range.last),
+                    std::to_string(options_.batch_keys)},
+          30000);
+      if (!r) {
+        LOG_WARNING("Fetching range from %s failed: %s", src.c_str(), r.status().message().c_str());
+        ok = false;
+        break;
+      }
+      const redisReply* rep = r->get();
+      if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 2) {
+        ok = false;
+        break;
+      }
+      bool done = rep->element[0]->integer != 0;
+      uint64_t next = 0;
+      parse_uint64(std::string_view(rep->element[1]->str, rep->element[1]->len), &next);
+      Millis now = clock_.now_ms();
+      for (size_t i = 2; i + 4 < rep->elements; i += 5) {
+        std::string_view k(rep->element[i]->str, rep->element[i]->len);
+        std::string_view v(rep->element[i + 1]->str, rep->element[i + 1]->len);
+        int64_t expire = rep->element[i + 2]->integer;
+        uint64_t version = 0;
+        parse_uint64(std::string_view(rep->element[i + 3]->str, rep->element[i + 3]->len), &version);
+        bool tomb = rep->element[i + 4]->integer != 0;
+        store_.apply(k, token_of(k), v, expire, version, tomb, now);
+        ++*keys;
+        *bytes += k.size() + v.size();
+      }
+      if (done) break;
+      cursor = next;
+    }
+    any_ok |= ok;
+  }
+  return any_ok;
+}
+
+void Cluster::replay_hints() {
+  std::vector<std::string> peers;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [p, keys] : hints_)
+      if (!keys.empty()) peers.push_back(p);
+  }
+  for (const auto& peer : peers) {
+    if (!peer_live(peer)) continue;
+    std::unordered_set<std::string> keys;
+    std::string address;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      keys.swap(hints_[peer]);
+      const ServerInfo* s = config_.find(peer);
+      if (s) address = s->address;
+    }
+    if (address.empty()) continue;
+    size_t sent = 0;
+    for (const auto& k : keys) {
+      Token t = token_of(k);
+      auto rec = snapshot_entry(store_, k, t, clock_.now_ms());
+      if (!rec) continue;
+      auto r = sync_client(options_).call(
+          address, {"RINGKV.REPL", rec->key, rec->value, std::to_string(rec->expire_at),
+                    std::to_string(rec->version), rec->tombstone ? "t" : ""});
+      if (!r) {
+        add_hint(peer, k);
+        continue;
+      }
+      ++sent;
+    }
+    if (sent > 0) LOG_NOTICE("Replayed %zu hinted writes to %s", sent, peer.c_str());
+  }
+}
+
+// ---------------------------------------------------------------- digests
+
+std::pair<uint64_t, uint64_t> Cluster::digest(Token first, Token last, Millis now) const {
+  uint64_t count = 0, acc = 0;
+  Token cursor = first;
+  for (;;) {
+    Token next = store_.scan_range(cursor, last, 4096, now, false, [&](const store::EntryView& e) {
+      ++count;
+      uint64_t h = mix64(e.token() ^ mix64(e.version()) ^ mix64(fnv1a(e.value()) + e.key().size()) ^
+                         mix64(static_cast<uint64_t>(e.expire_at())));
+      acc ^= h;
+    });
+    if (next == last + 1 || next <= cursor) break;
+    cursor = next;
+  }
+  return {count, acc};
+}
+
+std::vector<std::pair<uint64_t, uint64_t>> Cluster::range_stats(const std::vector<ring::TokenRange>& ranges,
+                                                                Millis now) const {
+  std::vector<std::pair<uint64_t, uint64_t>> out;
+  for (const auto& r : ranges) {
+    uint64_t keys = 0, bytes = 0;
+    Token cursor = r.first;
+    for (;;) {
+      Token next = store_.scan_range(cursor, r.last, 4096, now, true, [&](const store::EntryView& e) {
+        ++keys;
+        bytes += e.key().size() + e.value().size();
+      });
+      if (next == r.last + 1 || next <= cursor) break;
+      cursor = next;
+    }
+    out.emplace_back(keys, bytes);
+  }
+  return out;
+}
+
+}  // namespace ringkv::cluster

@@ -1,0 +1,232 @@
+// The cluster: this node's view of the ring and of its peers, and the machinery that keeps N
+// copies of every key while servers come, go and fail.
+//
+// Threads:
+//   - event loops (io-threads) route requests with a View (an immutable snapshot, replaced
+//     whole when the configuration or liveness changes; look-ups take no lock) and talk to
+//     peers over per-loop PeerLinks (forwarding, replication);
+//   - the control thread follows the configuration service (applies each epoch in order),
+//     reports this node's status, pings peers (failure detection), finalizes migrations and runs
+//     admin changes (RING ADDSERVER/REMOVESERVER);
+//   - the transfer thread pulls ranges this node gains (migration, recovery after a restart),
+//     replays hints to peers that came back, and repairs replicas (anti-entropy).
+// Blocking I/O happens only on the last two.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "cluster/config_service.h"
+#include "cluster/peer_link.h"
+#include "cluster/ring_config.h"
+#include "common/clock.h"
+#include "net/loop.h"
+#include "ringkv/ring.h"
+#include "store/store.h"
+
+namespace ringkv::cluster {
+
+struct ClusterOptions {
+  std::string node_id;
+  std::string address;    // host:port this node announces
+  std::string discovery;  // local | ringkv://h:p | etcd://h:p/prefix
+  std::string state_file; // where the local backend keeps the document ("" = memory)
+  std::string password;   // requirepass: peers authenticate with it
+  uint32_t replicas = 3, write_quorum = 2, read_quorum = 1, vnodes = 1024;
+  int heartbeat_ms = 250;
+  int down_after_ms = 1500;     // a peer silent this long is marked down
+  int peer_timeout_ms = 5000;
+  int batch_keys = 1000;        // per range transfer request
+  int anti_entropy_s = 0;       // 0: only on demand
+};
+
+// Ranges this node is still receiving, and whom to read a missing key from meanwhile.
+struct PendingRange {
+  ring::TokenRange range;
+  std::vector<std::string> sources;  // server ids, preferred first
+};
+
+// What the event loops route with. Immutable once published.
+struct View {
+  RingConfig config;
+  std::shared_ptr<const ring::Ring> ring;      // current ring (never null)
+  std::shared_ptr<const ring::Ring> previous;  // ring before a migration in progress, else null
+  std::string self_id;
+  uint32_t self = ring::kNoServer;             // my index on `ring`
+  uint32_t n = 1, w = 1, r = 1;
+  std::vector<std::string> addresses;          // by ring index
+  std::vector<uint8_t> live;                   // by ring index: up and ready
+  std::vector<PendingRange> pending;           // my incomplete gains, sorted by range
+  // True when more than one server is involved: routing and replication are on.
+  bool distributed = false;
+
+  // The first live server of the token's preference list (the first server if none is live).
+  uint32_t primary(Token t) const;
+  // The preference list (size n), in ring indices.
+  size_t replicas_of(Token t, uint32_t* out) const;
+  bool in_pending(Token t, const PendingRange** range = nullptr) const;
+};
+
+// Per event loop: the cached view and the links to peers. Loop thread only.
+struct LoopState {
+  std::shared_ptr<const View> view;
+  uint64_t view_version = 0;
+  std::map<std::pair<std::string, int>, std::unique_ptr<PeerLink>> links;  // (peer id, protocol)
+};
+
+struct ChangeRecord {
+  std::string key;
+  Token token;
+  std::string value;
+  Millis expire_at;
+  Version version;
+  bool tombstone;
+};
+
+class Cluster {
+ public:
+  Cluster(ClusterOptions options, store::Store& store, HybridClock& hlc, const Clock& clock);
+  ~Cluster();
+  Cluster(const Cluster&) = delete;
+  Cluster& operator=(const Cluster&) = delete;
+
+  // Opens the configuration service, registers this node, applies the current configuration
+  // (creating a one-server ring with the local backend when there is none) and starts the threads.
+  Status start(std::vector<net::EventLoop*> loops);
+  void stop();
+
+  const std::string& node_id() const { return options_.node_id; }
+  const ClusterOptions& options() const { return options_; }
+  ConfigService* config_service() { return service_.get(); }
+  // The local backend, when this node hosts it (for RINGKV.CFG), else null.
+  LocalConfigService* local_service();
+
+  // ---- event loops
+  // The view for loop i (refreshed when a new one was published).
+  const View& view(size_t loop_index);
+  std::shared_ptr<const View> current_view() const;
+  PeerLink& link(size_t loop_index, const std::string& peer_id, int protocol = 2);
+  // Closes loop i's peer links (on loop i's thread, when it stops).
+  void close_links(size_t loop_index) { loop_states_[loop_index].links.clear(); }
+
+  // Replicates records to the key's other replicas; calls done(acks, failures) on loop i once
+  // every replica answered or failed. Down replicas get hints instead (counted as failures).
+  void replicate(size_t loop_index, std::vector<ChangeRecord> records,
+                 std::function<void(int acks, int expected, std::string error)> done);
+  // Reads the entry of `key` from a source (during a migration) and applies it locally.
+  void fetch_entry(size_t loop_index, const std::string& key, const PendingRange& from,
+                   std::function<void()> done);
+
+  // ---- status
+  bool ready() const { return ready_.load(); }
+  uint64_t applied_epoch() const { return applied_epoch_.load(); }
+  struct Progress {
+    bool moving = false;
+    uint64_t migration_id = 0;
+    uint64_t keys_total = 0, keys_done = 0, bytes_done = 0;
+    Millis started_ms = 0;
+  };
+  Progress progress() const;
+  std::vector<NodeStatus> last_statuses() const;
+  bool peer_live(const std::string& id) const;
+
+  // ---- admin (block: call from a non-loop thread)
+  Status add_server(const std::string& id, const std::string& address, uint32_t weight);
+  Status remove_server(const std::string& id);
+  // The migration plan of a hypothetical change, with keys/bytes per source and destination.
+  struct PlanLine {
+    std::string from, to;
+    uint64_t ranges = 0, keys = 0, bytes = 0;
+  };
+  Result<std::vector<PlanLine>> plan(const RingConfig& proposed);
+  Result<RingConfig> propose_add(const RingConfig& cur, const std::string& id,
+                                 const std::string& address, uint32_t weight);
+  Result<RingConfig> propose_remove(const RingConfig& cur, const std::string& id);
+  // Runs fn on the control thread (for blocking admin work), never on the caller.
+  void run_admin(std::function<void()> fn);
+
+  // ---- data helpers for internal commands
+  // Count and 64-bit digest of the live entries with tokens in [first, last].
+  std::pair<uint64_t, uint64_t> digest(Token first, Token last, Millis now) const;
+  // Keys and bytes stored in each range (sorted, non-overlapping).
+  std::vector<std::pair<uint64_t, uint64_t>> range_stats(const std::vector<ring::TokenRange>& ranges,
+                                                         Millis now) const;
+  // Forgets hints and progress (FLUSHALL).
+  void clear_hints();
+
+ private:
+  void control_loop();
+  void transfer_loop();
+  void apply_config(const RingConfig& cfg);
+  void publish_view();
+  void heartbeat();
+  void report_status();
+  void maybe_finalize_migration();
+  void drop_lost_ranges(const RingConfig& finished_from, const RingConfig& now);
+  bool pull_range(const ring::TokenRange& range, const std::vector<std::string>& sources,
+                  uint64_t* keys, uint64_t* bytes);
+  void replay_hints();
+  void add_hint(const std::string& peer, const std::string& key);
+  Status change_config(const std::function<Result<RingConfig>(const RingConfig&)>& change);
+
+  ClusterOptions options_;
+  store::Store& store_;
+  HybridClock& hlc_;
+  const Clock& clock_;
+  std::unique_ptr<ConfigService> service_;
+  std::vector<net::EventLoop*> loops_;
+  std::vector<LoopState> loop_states_;
+
+  mutable std::mutex mu_;  // guards everything below up to the threads
+  RingConfig config_;
+  std::shared_ptr<const View> view_;
+  std::atomic<uint64_t> view_version_{0};
+  std::map<std::string, Millis> last_seen_ms_;  // peer id -> last successful ping
+  std::map<std::string, bool> peer_ready_;      // from their ping replies
+  std::vector<PendingRange> pending_;           // my incomplete gains
+  uint64_t gains_for_ = 0;                      // the migration (or recovery) pending_ belongs to
+  uint64_t migration_done_ = 0;
+  Progress progress_;
+  std::vector<NodeStatus> statuses_;
+  std::map<std::string, std::unordered_set<std::string>> hints_;  // peer -> keys
+  std::deque<std::function<void()>> admin_tasks_;
+
+  std::atomic<bool> ready_{false};
+  std::atomic<uint64_t> applied_epoch_{0};
+  std::atomic<bool> stop_{false};
+  std::condition_variable wake_;
+  std::condition_variable transfer_wake_;
+  std::thread control_;
+  std::thread transfer_;
+};
+
+// Thread-local capture of the keys a command modifies, so the dispatcher can replicate them.
+// Installed around local execution of a command; Store mutations report into it.
+class ChangeCapture {
+ public:
+  ChangeCapture();
+  ~ChangeCapture();
+  const std::vector<std::pair<std::string, Token>>& keys() const { return keys_; }
+  static void note(std::string_view key, Token token);
+
+ private:
+  std::vector<std::pair<std::string, Token>> keys_;
+  ChangeCapture* prev_;
+};
+
+// The record of `key` as stored now (for replication), or nullopt when it has no entry at all.
+std::optional<ChangeRecord> snapshot_entry(store::Store& store, std::string_view key, Token token,
+                                           Millis now);
+
+}  // namespace ringkv::cluster

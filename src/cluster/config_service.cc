@@ -1,0 +1,266 @@
+#include "cluster/config_service.h"
+
+#include <hiredis/hiredis.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "common/log.h"
+#include "common/strings.h"
+
+namespace ringkv::cluster {
+
+using nlohmann::json;
+
+// ---------------------------------------------------------------- NodeStatus
+
+std::string NodeStatus::to_json() const {
+  return json{{"id", id},
+              {"address", address},
+              {"applied_epoch", applied_epoch},
+              {"migration_done", migration_done},
+              {"ready", ready},
+              {"keys", keys},
+              {"bytes", bytes},
+              {"move_keys_total", move_keys_total},
+              {"move_keys_done", move_keys_done},
+              {"move_bytes_done", move_bytes_done},
+              {"updated_ms", updated_ms}}
+      .dump();
+}
+
+Result<NodeStatus> NodeStatus::from_json(std::string_view text) {
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return Status::invalid_argument("node status is not a JSON object");
+  NodeStatus s;
+  try {
+    s.id = j.value("id", std::string());
+    s.address = j.value("address", std::string());
+    s.applied_epoch = j.value("applied_epoch", uint64_t{0});
+    s.migration_done = j.value("migration_done", uint64_t{0});
+    s.ready = j.value("ready", false);
+    s.keys = j.value("keys", uint64_t{0});
+    s.bytes = j.value("bytes", uint64_t{0});
+    s.move_keys_total = j.value("move_keys_total", uint64_t{0});
+    s.move_keys_done = j.value("move_keys_done", uint64_t{0});
+    s.move_bytes_done = j.value("move_bytes_done", uint64_t{0});
+    s.updated_ms = j.value("updated_ms", int64_t{0});
+  } catch (const json::exception& e) {
+    return Status::invalid_argument(std::string("node status: ") + e.what());
+  }
+  if (s.id.empty()) return Status::invalid_argument("node status without an id");
+  return s;
+}
+
+// ---------------------------------------------------------------- local
+
+LocalConfigService::LocalConfigService(std::string state_file) : state_file_(std::move(state_file)) {
+  if (state_file_.empty()) return;
+  std::ifstream in(state_file_);
+  if (!in) return;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  auto r = RingConfig::from_json(ss.str());
+  if (r) {
+    doc_ = std::move(r).value();
+    LOG_NOTICE("Ring configuration epoch %llu loaded from %s",
+               static_cast<unsigned long long>(doc_.epoch), state_file_.c_str());
+  } else {
+    LOG_WARNING("Ignoring %s: %s", state_file_.c_str(), r.status().message().c_str());
+  }
+}
+
+Result<RingConfig> LocalConfigService::load() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return doc_;
+}
+
+Status LocalConfigService::store(uint64_t expected_epoch, const RingConfig& next) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (doc_.epoch != expected_epoch) {
+    return Status::failed_precondition("the ring configuration changed (epoch " +
+                                       std::to_string(doc_.epoch) + ", expected " +
+                                       std::to_string(expected_epoch) + ")");
+  }
+  if (!state_file_.empty()) {
+    std::string tmp = state_file_ + ".tmp";
+    {
+      std::ofstream out(tmp, std::ios::trunc);
+      out << next.to_json() << "\n";
+      if (!out) return Status::io_error("can't write " + tmp);
+    }
+    if (std::rename(tmp.c_str(), state_file_.c_str()) != 0)
+      return Status::io_error("can't rename " + tmp + " to " + state_file_);
+  }
+  doc_ = next;
+  changed_.notify_all();
+  return Status::ok();
+}
+
+Result<RingConfig> LocalConfigService::wait_newer(uint64_t known_epoch, int timeout_ms) {
+  std::unique_lock<std::mutex> lock(mu_);
+  changed_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
+                    [&] { return doc_.epoch > known_epoch; });
+  return doc_;
+}
+
+Status LocalConfigService::report(const NodeStatus& status) {
+  std::lock_guard<std::mutex> lock(mu_);
+  statuses_[status.id] = status;
+  return Status::ok();
+}
+
+Result<std::vector<NodeStatus>> LocalConfigService::statuses() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<NodeStatus> out;
+  for (auto& [id, s] : statuses_) out.push_back(s);
+  return out;
+}
+
+// ---------------------------------------------------------------- ringkv://host:port
+
+namespace {
+
+class RemoteConfigService final : public ConfigService {
+ public:
+  RemoteConfigService(std::string host, int port, std::string password)
+      : host_(std::move(host)), port_(port), password_(std::move(password)) {}
+  ~RemoteConfigService() override {
+    if (ctx_) redisFree(ctx_);
+  }
+  std::string describe() const override { return "ringkv://" + host_ + ":" + std::to_string(port_); }
+
+  Result<RingConfig> load() override {
+    auto r = call({"RINGKV.CFG", "GET"});
+    if (!r) return r.status();
+    if (r->empty()) return RingConfig{};
+    return RingConfig::from_json(*r);
+  }
+
+  Status store(uint64_t expected_epoch, const RingConfig& next) override {
+    auto r = call({"RINGKV.CFG", "CAS", std::to_string(expected_epoch), next.to_json()});
+    return r ? Status::ok() : r.status();
+  }
+
+  Result<RingConfig> wait_newer(uint64_t known_epoch, int timeout_ms) override {
+    // Polls: the document is small and changes rarely.
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    for (;;) {
+      auto r = load();
+      if (!r || r->epoch > known_epoch || std::chrono::steady_clock::now() >= deadline) return r;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+
+  Status report(const NodeStatus& status) override {
+    auto r = call({"RINGKV.CFG", "REPORT", status.to_json()});
+    return r ? Status::ok() : r.status();
+  }
+
+  Result<std::vector<NodeStatus>> statuses() override {
+    auto r = call({"RINGKV.CFG", "STATUSES"});
+    if (!r) return r.status();
+    json j = json::parse(*r, nullptr, false);
+    if (!j.is_array()) return Status::io_error("bad RINGKV.CFG STATUSES reply");
+    std::vector<NodeStatus> out;
+    for (const auto& e : j) {
+      auto s = NodeStatus::from_json(e.dump());
+      if (s) out.push_back(std::move(s).value());
+    }
+    return out;
+  }
+
+ private:
+  // One request; the reply as a string ("" for nil). Reconnects as needed.
+  Result<std::string> call(const std::vector<std::string>& args) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      if (ctx_ == nullptr || ctx_->err) {
+        if (ctx_) redisFree(ctx_);
+        timeval tv{1, 0};
+        ctx_ = redisConnectWithTimeout(host_.c_str(), port_, tv);
+        if (ctx_ == nullptr || ctx_->err) {
+          std::string why = ctx_ ? ctx_->errstr : "out of memory";
+          if (ctx_) redisFree(ctx_);
+          ctx_ = nullptr;
+          return Status::unreachable("configuration service " + describe() + ": " + why);
+        }
+        redisSetTimeout(ctx_, tv);
+        if (!password_.empty()) {
+          auto* a = static_cast<redisReply*>(redisCommand(ctx_, "AUTH %b", password_.data(), password_.size()));
+          if (a) freeReplyObject(a);
+        }
+      }
+      std::vector<const char*> argv;
+      std::vector<size_t> lens;
+      for (const auto& a : args) {
+        argv.push_back(a.data());
+        lens.push_back(a.size());
+      }
+      auto* r = static_cast<redisReply*>(
+          redisCommandArgv(ctx_, static_cast<int>(args.size()), argv.data(), lens.data()));
+      if (r == nullptr) {
+        redisFree(ctx_);
+        ctx_ = nullptr;
+        continue;
+      }
+      std::string out;
+      Status st;
+      if (r->type == REDIS_REPLY_ERROR) {
+        std::string e(r->str, r->len);
+        st = e.rfind("EPOCH", 0) == 0 ? Status::failed_precondition(e) : Status::refused(e);
+      } else if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS) {
+        out.assign(r->str, r->len);
+      }
+      freeReplyObject(r);
+      if (!st.is_ok()) return st;
+      return out;
+    }
+    return Status::unreachable("configuration service " + describe() + " did not answer");
+  }
+
+  std::string host_;
+  int port_;
+  std::string password_;
+  std::mutex mu_;
+  redisContext* ctx_ = nullptr;
+};
+
+}  // namespace
+
+std::unique_ptr<ConfigService> make_etcd_config_service(const std::string& host, int port,
+                                                        const std::string& prefix);
+
+Result<std::unique_ptr<ConfigService>> open_config_service(const std::string& uri,
+                                                           const std::string& state_file,
+                                                           const std::string& password) {
+  if (uri == "local") return std::unique_ptr<ConfigService>(new LocalConfigService(state_file));
+  auto parse_hostport = [](std::string_view rest, std::string* host, int* port,
+                           std::string* path) -> bool {
+    size_t slash = rest.find('/');
+    std::string_view hp = rest.substr(0, slash);
+    if (path) *path = slash == std::string_view::npos ? "" : std::string(rest.substr(slash + 1));
+    return split_address(hp, host, port);
+  };
+  std::string host, path;
+  int port = 0;
+  if (uri.rfind("ringkv://", 0) == 0) {
+    if (!parse_hostport(std::string_view(uri).substr(9), &host, &port, nullptr))
+      return Status::invalid_argument("discovery '" + uri + "': expected ringkv://host:port");
+    return std::unique_ptr<ConfigService>(new RemoteConfigService(host, port, password));
+  }
+  if (uri.rfind("etcd://", 0) == 0) {
+    if (!parse_hostport(std::string_view(uri).substr(7), &host, &port, &path))
+      return Status::invalid_argument("discovery '" + uri + "': expected etcd://host:port/prefix");
+    if (path.empty()) path = "ringkv";
+    return make_etcd_config_service(host, port, path);
+  }
+  return Status::invalid_argument("discovery '" + uri +
+                                  "': expected local, ringkv://host:port or etcd://host:port/prefix");
+}
+
+}  // namespace ringkv::cluster

@@ -1,0 +1,271 @@
+#include "cluster/peer_link.h"
+
+#include <cstring>
+
+#include "cluster/ring_config.h"
+#include "common/log.h"
+#include "common/strings.h"
+#include "resp/reply_scanner.h"
+
+namespace ringkv::cluster {
+
+struct PeerLink::Handle {
+  uv_tcp_t tcp;
+  uv_connect_t connect_req;
+  uv_write_t write_req;
+  uv_getaddrinfo_t dns;
+  PeerLink* link;  // null once the link is gone
+};
+
+PeerLink::PeerLink(net::EventLoop& loop, std::string peer_id, std::string address, Options options)
+    : loop_(loop), peer_id_(std::move(peer_id)), address_(std::move(address)), options_(std::move(options)) {
+  timer_ = std::make_unique<net::Timer>(loop_);
+  timer_->start(500, 500, [this] { check_timeouts(); });
+}
+
+PeerLink::~PeerLink() {
+  *alive_ = false;
+  timer_.reset();
+  fail_all("peer link closed");
+  if (handle_ != nullptr) {
+    handle_->link = nullptr;
+    if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&handle_->tcp)))
+      uv_close(reinterpret_cast<uv_handle_t*>(&handle_->tcp),
+               [](uv_handle_t* h) { delete static_cast<Handle*>(h->data); });
+    handle_ = nullptr;
+  }
+}
+
+void PeerLink::set_address(const std::string& address) {
+  if (address == address_) return;
+  address_ = address;
+  if (state_ != State::kIdle) close_connection("peer address changed");
+}
+
+void PeerLink::encode(const std::vector<std::string_view>& args, std::string* out) {
+  char buf[32];
+  out->push_back('*');
+  out->append(buf, format_int64(buf, static_cast<int64_t>(args.size())));
+  out->append("\r\n");
+  for (std::string_view a : args) {
+    out->push_back('$');
+    out->append(buf, format_int64(buf, static_cast<int64_t>(a.size())));
+    out->append("\r\n");
+    out->append(a);
+    out->append("\r\n");
+  }
+}
+
+void PeerLink::send(const std::vector<std::string_view>& args, Callback cb) {
+  std::string req;
+  encode(args, &req);
+  send_encoded(std::move(req), std::move(cb));
+}
+
+void PeerLink::send_encoded(std::string request, Callback cb) {
+  if (state_ == State::kIdle) {
+    Micros now = system_clock().now_us();
+    if (failed_at_us_ != 0 && now - failed_at_us_ < options_.backoff_ms * 1000) {
+      cb(false, "peer " + peer_id_ + " (" + address_ + ") unreachable: " + last_error_);
+      return;
+    }
+    connect();
+  }
+  out_.append(request);
+  pending_.push_back(Pending{std::move(cb), system_clock().now_us(), false});
+  if (state_ == State::kConnected) schedule_flush();
+}
+
+void PeerLink::connect() {
+  std::string host;
+  int port;
+  if (!split_address(address_, &host, &port)) {
+    failed_at_us_ = system_clock().now_us();
+    last_error_ = "bad address '" + address_ + "'";
+    return;
+  }
+  sockaddr_storage ss{};
+  if (uv_ip4_addr(host.c_str(), port, reinterpret_cast<sockaddr_in*>(&ss)) != 0 &&
+      uv_ip6_addr(host.c_str(), port, reinterpret_cast<sockaddr_in6*>(&ss)) != 0) {
+    // Names are resolved by the control plane into addresses; links take literal IPs.
+    failed_at_us_ = system_clock().now_us();
+    last_error_ = "address '" + host + "' is not a literal IP";
+    return;
+  }
+  handle_ = new Handle;
+  handle_->link = this;
+  uv_tcp_init(loop_.uv(), &handle_->tcp);
+  handle_->tcp.data = handle_;
+  handle_->connect_req.data = handle_;
+  state_ = State::kConnecting;
+  int rc = uv_tcp_connect(&handle_->connect_req, &handle_->tcp, reinterpret_cast<sockaddr*>(&ss),
+                          [](uv_connect_t* req, int status) {
+                            auto* h = static_cast<Handle*>(req->data);
+                            if (h->link) h->link->on_connected(status);
+                          });
+  if (rc != 0) {
+    close_connection(uv_strerror(rc));
+    return;
+  }
+  // The handshake goes first: it names us (so the peer treats the connection as internal) and,
+  // for RESP3 links, switches the protocol.
+  std::string hs;
+  if (!options_.password.empty()) {
+    encode({"AUTH", options_.password}, &hs);
+    pending_.push_front(Pending{nullptr, system_clock().now_us(), true});
+  }
+  encode({"RINGKV.HELLO", options_.my_id, std::to_string(options_.protocol)}, &hs);
+  // The handshake replies come before any queued request's.
+  pending_.insert(pending_.begin() + (options_.password.empty() ? 0 : 1),
+                  Pending{nullptr, system_clock().now_us(), true});
+  out_.insert(0, hs);
+}
+
+void PeerLink::on_connected(int status) {
+  if (status != 0) {
+    close_connection(uv_strerror(status));
+    return;
+  }
+  state_ = State::kConnected;
+  failed_at_us_ = 0;
+  uv_tcp_nodelay(&handle_->tcp, 1);
+  uv_read_start(
+      reinterpret_cast<uv_stream_t*>(&handle_->tcp),
+      [](uv_handle_t* h, size_t, uv_buf_t* buf) {
+        static thread_local char chunk[64 * 1024];
+        (void)h;
+        *buf = uv_buf_init(chunk, sizeof chunk);
+      },
+      [](uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
+        auto* h = static_cast<Handle*>(s->data);
+        if (h->link) h->link->on_read(nread, buf);
+      });
+  flush();
+}
+
+void PeerLink::on_read(ssize_t nread, const uv_buf_t* buf) {
+  if (nread < 0) {
+    close_connection(nread == UV_EOF ? "connection closed by peer" : uv_strerror(static_cast<int>(nread)));
+    return;
+  }
+  if (nread == 0) return;
+  in_.append(buf->base, static_cast<size_t>(nread));
+  std::shared_ptr<bool> alive = alive_;
+  size_t off = 0;
+  while (off < in_.size()) {
+    int64_t n = resp::scan_reply(in_.data() + off, in_.size() - off);
+    if (n == 0) break;
+    if (n < 0) {
+      close_connection("malformed reply from peer");
+      return;
+    }
+    std::string_view reply(in_.data() + off, static_cast<size_t>(n));
+    off += static_cast<size_t>(n);
+    if (pending_.empty()) {
+      close_connection("unexpected reply from peer");
+      return;
+    }
+    Pending p = std::move(pending_.front());
+    pending_.pop_front();
+    if (p.internal) {
+      if (resp::reply_is_error(reply)) {
+        LOG_WARNING("Peer %s refused the handshake: %.*s", peer_id_.c_str(),
+                    static_cast<int>(reply.size() > 2 ? reply.size() - 2 : 0), reply.data());
+      }
+      continue;
+    }
+    // A callback may destroy this link (ring change); stop touching it if so.
+    std::string keep(reply);
+    p.cb(true, keep);
+    if (!*alive) return;
+  }
+  in_.erase(0, off);
+}
+
+void PeerLink::schedule_flush() {
+  if (flush_scheduled_) return;
+  flush_scheduled_ = true;
+  std::weak_ptr<bool> alive = alive_;
+  loop_.at_end_of_turn([this, alive] {
+    auto a = alive.lock();
+    if (!a || !*a) return;
+    flush_scheduled_ = false;
+    flush();
+  });
+}
+
+void PeerLink::flush() {
+  if (state_ != State::kConnected || writing_ || out_.empty()) return;
+  uv_buf_t b = uv_buf_init(out_.data(), static_cast<unsigned>(out_.size()));
+  int n = uv_try_write(reinterpret_cast<uv_stream_t*>(&handle_->tcp), &b, 1);
+  if (n == UV_EAGAIN) n = 0;
+  if (n < 0) {
+    close_connection(uv_strerror(n));
+    return;
+  }
+  if (static_cast<size_t>(n) == out_.size()) {
+    out_.clear();
+    return;
+  }
+  wbuf_ = out_.substr(static_cast<size_t>(n));
+  out_.clear();
+  writing_ = true;
+  b = uv_buf_init(wbuf_.data(), static_cast<unsigned>(wbuf_.size()));
+  handle_->write_req.data = handle_;
+  int rc = uv_write(&handle_->write_req, reinterpret_cast<uv_stream_t*>(&handle_->tcp), &b, 1,
+                    [](uv_write_t* req, int status) {
+                      auto* h = static_cast<Handle*>(req->data);
+                      if (!h->link) return;
+                      PeerLink* l = h->link;
+                      l->writing_ = false;
+                      l->wbuf_.clear();
+                      if (status < 0) {
+                        l->close_connection(uv_strerror(status));
+                        return;
+                      }
+                      l->flush();
+                    });
+  if (rc != 0) {
+    writing_ = false;
+    close_connection(uv_strerror(rc));
+  }
+}
+
+void PeerLink::close_connection(const std::string& why) {
+  last_error_ = why;
+  failed_at_us_ = system_clock().now_us();
+  if (handle_ != nullptr) {
+    handle_->link = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(&handle_->tcp),
+             [](uv_handle_t* h) { delete static_cast<Handle*>(h->data); });
+    handle_ = nullptr;
+  }
+  state_ = State::kIdle;
+  writing_ = false;
+  out_.clear();
+  wbuf_.clear();
+  in_.clear();
+  fail_all(why);
+}
+
+void PeerLink::fail_all(const std::string& why) {
+  std::deque<Pending> pending;
+  pending.swap(pending_);
+  std::shared_ptr<bool> alive = alive_;
+  std::string msg = "peer " + peer_id_ + " (" + address_ + ") failed: " + why;
+  for (auto& p : pending) {
+    if (p.internal || !p.cb) continue;
+    p.cb(false, msg);
+    if (!*alive) return;
+  }
+}
+
+void PeerLink::check_timeouts() {
+  if (pending_.empty()) return;
+  Micros now = system_clock().now_us();
+  if (now - pending_.front().sent_us > static_cast<Micros>(options_.timeout_ms) * 1000) {
+    close_connection("no reply within " + std::to_string(options_.timeout_ms) + " ms");
+  }
+}
+
+}  // namespace ringkv::cluster

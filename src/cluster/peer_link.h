@@ -1,0 +1,93 @@
+// A pipelined connection from one event loop to another node, for forwarded commands,
+// replication and migration reads. Loop thread only.
+//
+// Requests are queued and written together at the end of the loop turn (one write per peer per
+// turn, however many clients' commands go to that peer). Replies come back in order and are
+// handed to the callbacks as raw RESP bytes. If the connection fails, every pending callback is
+// called with ok=false; the next request reconnects (after a short back-off while the peer is
+// unreachable, requests fail at once instead of queueing).
+#pragma once
+
+#include <uv.h>
+
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/clock.h"
+#include "net/loop.h"
+
+namespace ringkv::cluster {
+
+class PeerLink {
+ public:
+  // reply: the raw RESP reply when ok, else a human-readable reason.
+  using Callback = std::function<void(bool ok, std::string_view reply)>;
+
+  struct Options {
+    std::string my_id;
+    std::string password;     // sent with AUTH when not empty
+    int protocol = 2;         // 3: the link says HELLO 3 first (for RESP3 clients' forwarded commands)
+    int timeout_ms = 5000;    // a request unanswered this long fails the connection
+    int backoff_ms = 200;     // after a failed connect, fail fast this long
+  };
+
+  PeerLink(net::EventLoop& loop, std::string peer_id, std::string address, Options options);
+  ~PeerLink();
+  PeerLink(const PeerLink&) = delete;
+  PeerLink& operator=(const PeerLink&) = delete;
+
+  const std::string& peer_id() const { return peer_id_; }
+  const std::string& address() const { return address_; }
+  void set_address(const std::string& address);
+
+  void send(const std::vector<std::string_view>& args, Callback cb);
+  // `request` is one or more encoded commands that produce exactly `replies` replies; cb gets
+  // the last one (the others must succeed; their errors are reported as failures).
+  void send_encoded(std::string request, Callback cb);
+
+  bool connected() const { return state_ == State::kConnected; }
+  size_t pending() const { return pending_.size(); }
+
+  static void encode(const std::vector<std::string_view>& args, std::string* out);
+
+ private:
+  enum class State { kIdle, kConnecting, kConnected, kClosing };
+  struct Handle;  // the libuv handle, freed in its close callback
+  struct Pending {
+    Callback cb;
+    Micros sent_us;
+    bool internal;  // handshake reply: not given to anyone
+  };
+
+  void connect();
+  void on_connected(int status);
+  void on_read(ssize_t nread, const uv_buf_t* buf);
+  void fail_all(const std::string& why);
+  void close_connection(const std::string& why);
+  void schedule_flush();
+  void flush();
+  void check_timeouts();
+
+  net::EventLoop& loop_;
+  std::string peer_id_;
+  std::string address_;
+  Options options_;
+  State state_ = State::kIdle;
+  Handle* handle_ = nullptr;
+  std::string out_;     // queued request bytes
+  std::string wbuf_;    // bytes in flight in uv_write
+  bool writing_ = false;
+  bool flush_scheduled_ = false;
+  std::string in_;      // unparsed reply bytes
+  std::deque<Pending> pending_;
+  Micros failed_at_us_ = 0;
+  std::string last_error_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  std::unique_ptr<net::Timer> timer_;
+};
+
+}  // namespace ringkv::cluster

@@ -1,0 +1,42 @@
+// Blocking RESP requests to other nodes, for the control and transfer threads (never an event
+// loop). One cached connection per address; thread-safe.
+#pragma once
+
+#include <hiredis/hiredis.h>
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "ringkv/status.h"
+
+namespace ringkv::cluster {
+
+struct ReplyDeleter {
+  void operator()(redisReply* r) const {
+    if (r) freeReplyObject(r);
+  }
+};
+using SyncReply = std::unique_ptr<redisReply, ReplyDeleter>;
+
+class SyncClient {
+ public:
+  SyncClient(std::string my_id, std::string password, int timeout_ms)
+      : my_id_(std::move(my_id)), password_(std::move(password)), timeout_ms_(timeout_ms) {}
+  ~SyncClient();
+
+  // One request to address; an error reply is returned as Status::refused with its text.
+  Result<SyncReply> call(const std::string& address, const std::vector<std::string>& args,
+                         int timeout_ms = 0);
+  void forget(const std::string& address);
+
+ private:
+  std::string my_id_, password_;
+  int timeout_ms_;
+  std::mutex mu_;
+  std::map<std::string, redisContext*> conns_;
+};
+
+}  // namespace ringkv::cluster
