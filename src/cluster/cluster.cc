@@ -59,6 +59,24 @@ bool View::in_pending(Token t, const PendingRange** range) const {
   return true;
 }
 
+bool View::holds(Token t) const {
+  uint32_t list[ring::kMaxReplicasLimit];
+  if (self != ring::kNoServer) {
+    size_t k = ring->preference_list(t, n, list);
+    for (size_t i = 0; i < k; ++i)
+      if (list[i] == self) return true;
+  }
+  if (previous) {
+    auto idx = previous->index_of(self_id);
+    if (idx) {
+      size_t k = previous->preference_list(t, n, list);
+      for (size_t i = 0; i < k; ++i)
+        if (list[i] == *idx) return true;
+    }
+  }
+  return false;
+}
+
 // ---------------------------------------------------------------- change capture
 
 namespace {
@@ -230,15 +248,100 @@ void Cluster::publish_view() {
   }
   v->pending = pending_;
   v->distributed = v->ring->server_count() > 1 || v->self == ring::kNoServer || v->previous;
+  bool epoch_changed = !view_ || view_->config.epoch != v->config.epoch;
   view_ = std::move(v);
   view_version_.fetch_add(1, std::memory_order_release);
+  if (epoch_changed) {
+    for (size_t i = 0; i < loops_.size(); ++i) loops_[i]->post([this, i] { run_waiters(i, false); });
+  }
 }
 
-PeerLink& Cluster::link(size_t loop_index, const std::string& peer_id, int protocol) {
+void Cluster::quiesce_loops() {
+  // REQUIRES: not on a loop thread, mu_ not held.
+  struct Latch {
+    std::mutex mu;
+    std::condition_variable cv;
+    size_t left;
+  };
+  auto latch = std::make_shared<Latch>();
+  latch->left = loops_.size();
+  for (auto* loop : loops_) {
+    if (loop->stopping()) {
+      std::lock_guard<std::mutex> g(latch->mu);
+      --latch->left;
+      continue;
+    }
+    loop->post([latch] {
+      std::lock_guard<std::mutex> g(latch->mu);
+      if (--latch->left == 0) latch->cv.notify_all();
+    });
+  }
+  std::unique_lock<std::mutex> g(latch->mu);
+  latch->cv.wait_for(g, std::chrono::seconds(2), [&] { return latch->left == 0; });
+}
+
+void Cluster::drop_unheld_ranges() {
+  RingConfig cfg;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (config_.migration || !pending_.empty()) return;
+    cfg = config_;
+  }
+  auto r = build_ring(cfg.ring_servers(), cfg.vnodes);
+  if (!r) return;
+  auto idx = (*r)->index_of(options_.node_id);
+  auto all = (*r)->ranges(cfg.effective_replicas());
+  if (!all) return;
+  size_t dropped = 0;
+  for (const auto& rr : *all) {
+    if (idx && std::find(rr.replicas.begin(), rr.replicas.end(), *idx) != rr.replicas.end()) continue;
+    dropped += store_.drop_range(rr.range.first, rr.range.last);
+  }
+  if (dropped > 0) LOG_NOTICE("Dropped %zu stray keys of ranges this node does not hold", dropped);
+}
+
+void Cluster::when_epoch(size_t loop_index, uint64_t epoch, Millis max_wait_ms, std::function<void()> fn) {
   LoopState& ls = loop_states_[loop_index];
-  auto key = std::make_pair(peer_id, protocol);
+  if (view(loop_index).config.epoch >= epoch) {
+    fn();
+    return;
+  }
+  ls.waiters.emplace_back(epoch, clock_.now_ms() + max_wait_ms, std::move(fn));
+  if (!ls.waiter_timer) {
+    ls.waiter_timer = std::make_unique<net::Timer>(*loops_[loop_index]);
+    ls.waiter_timer->start(20, 20, [this, loop_index] { run_waiters(loop_index, true); });
+  }
+  wake_.notify_all();  // look for the new configuration now
+}
+
+void Cluster::run_waiters(size_t loop_index, bool expire_only) {
+  LoopState& ls = loop_states_[loop_index];
+  if (ls.waiters.empty()) return;
+  uint64_t applied = view(loop_index).config.epoch;
+  Millis now = clock_.now_ms();
+  std::vector<std::function<void()>> ready;
+  auto& w = ls.waiters;
+  for (size_t i = 0; i < w.size();) {
+    auto& [epoch, deadline, fn] = w[i];
+    if (epoch <= applied || now >= deadline || (!expire_only && false)) {
+      ready.push_back(std::move(fn));
+      w.erase(w.begin() + static_cast<long>(i));
+    } else {
+      ++i;
+    }
+  }
+  for (auto& fn : ready) fn();
+}
+
+PeerLink& Cluster::link(size_t loop_index, const std::string& peer_id, int kind) {
+  const int protocol = kind == 3 ? 3 : 2;
+  LoopState& ls = loop_states_[loop_index];
+  auto key = std::make_pair(peer_id, kind);
   auto it = ls.links.find(key);
-  if (it != ls.links.end()) return *it->second;
+  if (it != ls.links.end()) {
+    it->second->announce_epoch(ls.view ? ls.view->config.epoch : 0);
+    return *it->second;
+  }
   std::string address;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -257,6 +360,7 @@ PeerLink& Cluster::link(size_t loop_index, const std::string& peer_id, int proto
   auto l = std::make_unique<PeerLink>(*loops_[loop_index], peer_id, address, o);
   PeerLink& ref = *l;
   ls.links.emplace(key, std::move(l));
+  ref.announce_epoch(ls.view ? ls.view->config.epoch : 0);
   return ref;
 }
 
@@ -278,6 +382,8 @@ void Cluster::replicate(size_t loop_index, std::vector<ChangeRecord> records,
     size_t satisfied = 0;
     size_t records;
     bool finished = false;
+    bool satisfied_all = false;
+    size_t extra_left = 0;  // answers still awaited from old holders (migration)
     int acks = 0;
     std::string error;
     std::function<void(int, int, std::string)> done;
@@ -288,26 +394,59 @@ void Cluster::replicate(size_t loop_index, std::vector<ChangeRecord> records,
   st->outstanding.assign(records.size(), 0);
   st->needed = static_cast<int>(v.w) - 1;
   st->done = std::move(done);
+  // Success needs W-1 acks per record and, during a migration, an answer (any answer) from
+  // every old holder, so that a read routed with the previous epoch sees this write.
   auto finish = [st](bool ok) {
     if (st->finished) return;
+    if (ok) {
+      st->satisfied_all = true;
+      if (st->extra_left > 0) return;
+    }
     st->finished = true;
     st->done(st->acks, st->needed, ok ? std::string() : st->error);
   };
-  std::vector<std::pair<size_t, uint32_t>> sends;  // (record, replica)
+  std::vector<std::pair<size_t, std::string>> sends;  // (record, replica) counted for W
+  std::vector<std::pair<size_t, std::string>> extra;  // old holders during a migration
   for (size_t i = 0; i < records.size(); ++i) {
     uint32_t list[ring::kMaxReplicasLimit];
     size_t k = v.replicas_of(records[i].token, list);
+    std::vector<std::string> targets;
     for (size_t j = 0; j < k; ++j) {
-      if (list[j] == v.self) continue;
       const std::string& peer = v.ring->servers()[list[j]].id;
+      targets.push_back(peer);
+      if (list[j] == v.self) continue;
       if (!v.live[list[j]]) {
         add_hint(peer, records[i].key);
         continue;
       }
-      sends.emplace_back(i, list[j]);
+      sends.emplace_back(i, peer);
       ++st->outstanding[i];
     }
+    if (v.previous) {
+      // While data moves, the old holders keep receiving writes too, so a node still routing
+      // with the previous epoch, or a read-through, never sees an older value.
+      uint32_t old_list[ring::kMaxReplicasLimit];
+      size_t ko = v.previous->preference_list(records[i].token, v.n, old_list);
+      for (size_t j = 0; j < ko; ++j) {
+        const std::string& peer = v.previous->servers()[old_list[j]].id;
+        if (peer == v.self_id || std::find(targets.begin(), targets.end(), peer) != targets.end()) continue;
+        extra.emplace_back(i, peer);
+      }
+    }
     if (st->needed <= 0) ++st->satisfied;
+  }
+  st->extra_left = extra.size();
+  for (auto& [i, peer] : extra) {
+    const ChangeRecord& r = records[i];
+    std::string expire = std::to_string(r.expire_at);
+    std::string version = std::to_string(r.version);
+    link(loop_index, peer, kControl).send({"RINGKV.REPL", r.key, r.value, expire, version, r.tombstone ? "t" : ""},
+                                [st](bool, std::string_view) {
+                                  if (--st->extra_left == 0 && st->satisfied_all && !st->finished) {
+                                    st->finished = true;
+                                    st->done(st->acks, st->needed, std::string());
+                                  }
+                                });
   }
   // Records that cannot reach the quorum even if every send succeeds fail now.
   for (size_t i = 0; i < records.size(); ++i) {
@@ -318,15 +457,14 @@ void Cluster::replicate(size_t loop_index, std::vector<ChangeRecord> records,
     }
   }
   if (st->satisfied == st->records) finish(true);
-  for (auto [i, idx] : sends) {
+  for (auto& [i, peer] : sends) {
     const ChangeRecord& r = records[i];
-    const std::string& peer = v.ring->servers()[idx].id;
     std::string expire = std::to_string(r.expire_at);
     std::string version = std::to_string(r.version);
     std::vector<std::string_view> args = {"RINGKV.REPL", r.key, r.value, expire, version,
                                           r.tombstone ? "t" : ""};
     std::string key = r.key;
-    link(loop_index, peer).send(args, [this, st, i, peer, key, finish](bool ok, std::string_view reply) {
+    link(loop_index, peer, kControl).send(args, [this, st, i, peer, key, finish](bool ok, std::string_view reply) {
       --st->outstanding[i];
       if (ok && !resp::reply_is_error(reply)) {
         ++st->got[i];
@@ -354,7 +492,7 @@ void Cluster::fetch_entry(size_t loop_index, const std::string& key, const Pendi
     done();
     return;
   }
-  link(loop_index, source).send({"RINGKV.GETENTRY", key}, [this, key, done](bool ok, std::string_view reply) {
+  link(loop_index, source, kControl).send({"RINGKV.GETENTRY", key}, [this, key, done](bool ok, std::string_view reply) {
     std::vector<std::string_view> parts;
     if (ok && resp::split_aggregate(reply, &parts) && parts.size() == 4) {
       std::string_view value, expire, version, flags;
@@ -390,6 +528,10 @@ void Cluster::apply_config(const RingConfig& cfg) {
   bool first = old.epoch == 0;
   config_ = cfg;
   applied_epoch_ = cfg.epoch;
+  // A peer we have not heard from yet counts as up until a heartbeat says otherwise: requests
+  // to a dead peer fail fast, while assuming the worst would refuse writes for no reason.
+  for (const auto& s : cfg.servers)
+    if (s.id != options_.node_id && !last_seen_ms_.count(s.id)) last_seen_ms_[s.id] = clock_.now_ms();
   const ServerInfo* me = cfg.find(options_.node_id);
   if (me && me->ordinal > 0 && me->ordinal <= HybridClock::kMaxNode) hlc_.set_node(me->ordinal);
   size_t ring_size = cfg.ring_servers().size();
@@ -403,20 +545,32 @@ void Cluster::apply_config(const RingConfig& cfg) {
   }
   uint32_t n = cfg.effective_replicas();
 
-  // A migration finished: drop what this node no longer holds.
-  if (old.migration && (!cfg.migration || cfg.migration->id != old.migration->id)) {
-    auto from = build_ring(old.migration->from, old.vnodes);
-    if (from) {
-      auto plan = ring::diff(**from, **ring_now, n);
-      if (plan) {
-        size_t dropped = 0;
-        auto losses = plan->losses_of(options_.node_id);
-        for (const auto& r : losses) dropped += store_.drop_range(r.first, r.last);
-        if (!losses.empty()) {
-          LOG_NOTICE("Migration %llu finished: dropped %zu keys in %zu ranges this node no longer holds",
-                     static_cast<unsigned long long>(old.migration->id), dropped, losses.size());
-        }
+  // No migration in progress and the ring changed (a migration finished, possibly in epochs
+  // this node never saw): drop every range this node does not hold any more. New holders
+  // confirmed their copies before the migration could finish.
+  bool ring_changed = old.epoch == 0 || old.migration.has_value() ||
+                      old.ring_servers().size() != cfg.ring_servers().size();
+  if (!first && !cfg.migration && ring_changed) {
+    // Loops that began a request with the previous view finish it before the drop, so a
+    // replicated copy they accepted under that view cannot land after it.
+    publish_view();
+    lock.unlock();
+    quiesce_loops();
+    lock.lock();
+    auto idx = (*ring_now)->index_of(options_.node_id);
+    auto all = (*ring_now)->ranges(n);
+    size_t dropped = 0, ranges = 0;
+    if (all) {
+      for (const auto& rr : *all) {
+        if (idx && std::find(rr.replicas.begin(), rr.replicas.end(), *idx) != rr.replicas.end()) continue;
+        size_t d = store_.drop_range(rr.range.first, rr.range.last);
+        dropped += d;
+        ranges += d > 0;
       }
+    }
+    if (dropped > 0) {
+      LOG_NOTICE("Epoch %llu: dropped %zu keys in %zu ranges this node no longer holds",
+                 static_cast<unsigned long long>(cfg.epoch), dropped, ranges);
     }
   }
 
@@ -647,7 +801,7 @@ void Cluster::control_loop() {
       tasks.swap(admin_tasks_);
     }
     for (auto& t : tasks) t();
-    auto cfg = service_->wait_newer(applied_epoch_.load(), 50);
+    auto cfg = service_->wait_newer(applied_epoch_.load(), 20);
     if (stop_) break;
     if (cfg && cfg->epoch > applied_epoch_.load()) apply_config(*cfg);
     auto now = clk::now();
@@ -858,102 +1012,141 @@ void Cluster::transfer_loop() {
           progress_.keys_total = total > 0 ? total : 1;
         }
       }
-      for (const auto& p : pending) {
-        if (stop_) return;
-        uint64_t keys = 0, bytes = 0;
-        bool ok = pull_range(p.range, p.sources, &keys, &bytes);
-        std::lock_guard<std::mutex> lock(mu_);
-        progress_.keys_done += keys;
-        progress_.bytes_done += bytes;
-        if (!ok || gains_for_ != gains_for) break;
-        auto it = std::find_if(pending_.begin(), pending_.end(),
-                               [&](const PendingRange& x) { return x.range == p.range; });
-        if (it != pending_.end()) pending_.erase(it);
-        if (pending_.empty()) {
-          progress_.moving = false;
-          if (gains_for != 0) migration_done_ = gains_for;
-          LOG_NOTICE("Received every range (%llu keys, %llu bytes)",
-                     static_cast<unsigned long long>(progress_.keys_done),
-                     static_cast<unsigned long long>(progress_.bytes_done));
-        }
-        publish_view();
+      bool ok = pull_ranges(pending, gains_for);
+      std::lock_guard<std::mutex> lock(mu_);
+      if (ok && gains_for_ == gains_for && pending_.empty() && progress_.moving) {
+        progress_.moving = false;
+        if (gains_for != 0) migration_done_ = gains_for;
+        LOG_NOTICE("Received every range (%llu keys, %llu bytes)",
+                   static_cast<unsigned long long>(progress_.keys_done),
+                   static_cast<unsigned long long>(progress_.bytes_done));
       }
     }
     replay_hints();
+    Millis now_ms = clock_.now_ms();
+    if (now_ms - last_sweep_ms_ > 5000) {
+      last_sweep_ms_ = now_ms;
+      drop_unheld_ranges();
+    }
   }
 }
 
-bool Cluster::pull_range(const ring::TokenRange& range, const std::vector<std::string>& sources,
-                         uint64_t* keys, uint64_t* bytes) {
-  // Migration gains read from the first live source (the old primary when it is up); recovery
-  // reads from every live source, since an acknowledged write may be on any W of them.
-  std::vector<std::string> chosen;
-  bool recovery;
+bool Cluster::pull_ranges(const std::vector<PendingRange>& ranges, uint64_t gains_for) {
+  // Migration gains read each range from its first live source (the old primary when it is up),
+  // so every key is copied once. Recovery reads from every live source, since an acknowledged
+  // write may be on any W of them. Range fetches to one source are pipelined.
+  const bool recovery = gains_for == 0;
+  struct Job {
+    size_t index;  // into ranges
+    Token cursor;
+    bool ok = true;
+  };
+  std::map<std::string, std::vector<Job>> by_source;
+  std::vector<int> sources_left(ranges.size(), 0);
+  for (size_t i = 0; i < ranges.size(); ++i) {
+    for (const auto& s : ranges[i].sources) {
+      if (!peer_live(s)) continue;
+      by_source[s].push_back(Job{i, ranges[i].range.first});
+      ++sources_left[i];
+      if (!recovery) break;
+    }
+    if (sources_left[i] == 0) {
+      LOG_WARNING("No live source for range [%016llx, %016llx]: its keys cannot be copied",
+                  static_cast<unsigned long long>(ranges[i].range.first),
+                  static_cast<unsigned long long>(ranges[i].range.last));
+    }
+  }
+  std::vector<char> failed(ranges.size(), 0);
+  auto complete = [&](size_t i) {
+    // REQUIRES: mu_ held.
+    auto it = std::find_if(pending_.begin(), pending_.end(),
+                           [&](const PendingRange& x) { return x.range == ranges[i].range; });
+    if (it != pending_.end()) pending_.erase(it);
+  };
   {
     std::lock_guard<std::mutex> lock(mu_);
-    recovery = gains_for_ == 0;
+    for (size_t i = 0; i < ranges.size(); ++i)
+      if (sources_left[i] == 0) complete(i);
+    publish_view();
   }
-  for (const auto& s : sources) {
-    if (!peer_live(s)) continue;
-    chosen.push_back(s);
-    if (!recovery) break;
-  }
-  if (chosen.empty()) {
-    // Nobody to read from: the data of this range exists nowhere else. Done, with a warning.
-    LOG_WARNING("No live source for range [%016llx, %016llx]: its keys are not recoverable",
-                static_cast<unsigned long long>(range.first), static_cast<unsigned long long>(range.last));
-    return true;
-  }
-  bool any_ok = false;
-  for (const auto& src : chosen) {
-    std::string address;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      const ServerInfo* s = config_.find(src);
-      if (s) address = s->address;
-      if (address.empty() && config_.migration)
-        for (const auto& f : config_.migration->from)
-          if (f.id == src) address = f.address;
-    }
-    Token cursor = range.first;
-    bool ok = true;
-    for (;;) {
+  constexpr size_t kPipeline = 64;
+  for (auto& [src, jobs] : by_source) {
+    std::string address = address_of(src);
+    std::deque<Job> queue(jobs.begin(), jobs.end());
+    while (!queue.empty()) {
       if (stop_) return false;
-      auto r = sync_client(options_).call(
-          address, {"RINGKV.FETCH", std::to_string(cursor), std::to_string(range.last),
-                    std::to_string(options_.batch_keys)},
-          30000);
-      if (!r) {
-        LOG_WARNING("Fetching range from %s failed: %s", src.c_str(), r.status().message().c_str());
-        ok = false;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (gains_for_ != gains_for) return false;  // superseded by a newer change
+      }
+      std::vector<Job> batch;
+      std::vector<std::vector<std::string>> reqs;
+      while (!queue.empty() && batch.size() < kPipeline) {
+        Job j = queue.front();
+        queue.pop_front();
+        reqs.push_back({"RINGKV.FETCH", std::to_string(j.cursor), std::to_string(ranges[j.index].range.last),
+                        std::to_string(options_.batch_keys)});
+        batch.push_back(j);
+      }
+      auto replies = sync_client(options_).call_many(address, reqs, 30000);
+      if (!replies) {
+        LOG_WARNING("Fetching ranges from %s failed: %s", src.c_str(), replies.status().message().c_str());
+        for (const auto& j : batch) failed[j.index] = 1;
+        for (const auto& j : queue) failed[j.index] = 1;
         break;
       }
-      const redisReply* rep = r->get();
-      if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 2) {
-        ok = false;
-        break;
-      }
-      bool done = rep->element[0]->integer != 0;
-      uint64_t next = 0;
-      parse_uint64(std::string_view(rep->element[1]->str, rep->element[1]->len), &next);
+      uint64_t keys = 0, bytes = 0;
+      std::vector<size_t> finished;
       Millis now = clock_.now_ms();
-      for (size_t i = 2; i + 4 < rep->elements; i += 5) {
-        std::string_view k(rep->element[i]->str, rep->element[i]->len);
-        std::string_view v(rep->element[i + 1]->str, rep->element[i + 1]->len);
-        int64_t expire = rep->element[i + 2]->integer;
-        uint64_t version = 0;
-        parse_uint64(std::string_view(rep->element[i + 3]->str, rep->element[i + 3]->len), &version);
-        bool tomb = rep->element[i + 4]->integer != 0;
-        store_.apply(k, token_of(k), v, expire, version, tomb, now);
-        ++*keys;
-        *bytes += k.size() + v.size();
+      for (size_t b = 0; b < batch.size(); ++b) {
+        const redisReply* rep = (*replies)[b].get();
+        Job& j = batch[b];
+        if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 2) {
+          failed[j.index] = 1;
+          continue;
+        }
+        bool done = rep->element[0]->integer != 0;
+        uint64_t next = 0;
+        parse_uint64(std::string_view(rep->element[1]->str, rep->element[1]->len), &next);
+        for (size_t i = 2; i + 4 < rep->elements; i += 5) {
+          std::string_view k(rep->element[i]->str, rep->element[i]->len);
+          std::string_view v(rep->element[i + 1]->str, rep->element[i + 1]->len);
+          int64_t expire = rep->element[i + 2]->integer;
+          uint64_t version = 0;
+          parse_uint64(std::string_view(rep->element[i + 3]->str, rep->element[i + 3]->len), &version);
+          bool tomb = rep->element[i + 4]->integer != 0;
+          store_.apply(k, token_of(k), v, expire, version, tomb, now);
+          ++keys;
+          bytes += k.size() + v.size();
+        }
+        if (done) {
+          finished.push_back(j.index);
+        } else {
+          j.cursor = next;
+          queue.push_back(j);
+        }
       }
-      if (done) break;
-      cursor = next;
+      std::lock_guard<std::mutex> lock(mu_);
+      progress_.keys_done += keys;
+      progress_.bytes_done += bytes;
+      for (size_t i : finished)
+        if (--sources_left[i] == 0 && !failed[i]) complete(i);
+      publish_view();
     }
-    any_ok |= ok;
   }
-  return any_ok;
+  for (char f : failed)
+    if (f) return false;
+  return true;
+}
+
+std::string Cluster::address_of(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const ServerInfo* s = config_.find(id);
+  if (s) return s->address;
+  if (config_.migration)
+    for (const auto& f : config_.migration->from)
+      if (f.id == id) return f.address;
+  return "";
 }
 
 void Cluster::replay_hints() {

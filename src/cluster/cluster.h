@@ -45,7 +45,7 @@ struct ClusterOptions {
   std::string password;   // requirepass: peers authenticate with it
   uint32_t replicas = 3, write_quorum = 2, read_quorum = 1, vnodes = 1024;
   int heartbeat_ms = 250;
-  int down_after_ms = 1500;     // a peer silent this long is marked down
+  int down_after_ms = 3000;     // a peer silent this long is marked down
   int peer_timeout_ms = 5000;
   int batch_keys = 1000;        // per range transfer request
   int anti_entropy_s = 0;       // 0: only on demand
@@ -76,12 +76,19 @@ struct View {
   // The preference list (size n), in ring indices.
   size_t replicas_of(Token t, uint32_t* out) const;
   bool in_pending(Token t, const PendingRange** range = nullptr) const;
+  // Does this node hold copies of the token's range (now, or in the ring a migration moves
+  // away from)?
+  bool holds(Token t) const;
 };
 
 // Per event loop: the cached view and the links to peers. Loop thread only.
 struct LoopState {
   std::shared_ptr<const View> view;
   uint64_t view_version = 0;
+  // Requests from peers routed with an epoch this node has not applied yet: (epoch, deadline
+  // in ms, continuation). Run when the epoch is applied or the deadline passes.
+  std::vector<std::tuple<uint64_t, Millis, std::function<void()>>> waiters;
+  std::unique_ptr<net::Timer> waiter_timer;
   std::map<std::pair<std::string, int>, std::unique_ptr<PeerLink>> links;  // (peer id, protocol)
 };
 
@@ -116,9 +123,20 @@ class Cluster {
   // The view for loop i (refreshed when a new one was published).
   const View& view(size_t loop_index);
   std::shared_ptr<const View> current_view() const;
-  PeerLink& link(size_t loop_index, const std::string& peer_id, int protocol = 2);
+  // Links carry forwarded client commands (kind 2 or 3: the client's protocol) or control
+  // traffic (kControl: replication, read-through, versions, fan-out queries), on separate
+  // connections. Control requests are always answered at once, so they never wait behind a
+  // forwarded command whose reply itself waits on this node: no cycle through ordered replies.
+  static constexpr int kControl = 0;
+  PeerLink& link(size_t loop_index, const std::string& peer_id, int kind);
   // Closes loop i's peer links (on loop i's thread, when it stops).
-  void close_links(size_t loop_index) { loop_states_[loop_index].links.clear(); }
+  void close_links(size_t loop_index) {
+    loop_states_[loop_index].links.clear();
+    loop_states_[loop_index].waiter_timer.reset();
+    loop_states_[loop_index].waiters.clear();
+  }
+  // Runs fn on loop i once this node has applied `epoch` (or after max_wait_ms regardless).
+  void when_epoch(size_t loop_index, uint64_t epoch, Millis max_wait_ms, std::function<void()> fn);
 
   // Replicates records to the key's other replicas; calls done(acks, failures) on loop i once
   // every replica answered or failed. Down replicas get hints instead (counted as failures).
@@ -170,12 +188,18 @@ class Cluster {
   void transfer_loop();
   void apply_config(const RingConfig& cfg);
   void publish_view();
+  void run_waiters(size_t loop_index, bool expire_only);
+  // Waits until every loop has finished what it was doing (a task posted now has run).
+  void quiesce_loops();
+  // Drops entries of ranges this node does not hold (only while no migration is running).
+  void drop_unheld_ranges();
   void heartbeat();
   void report_status();
   void maybe_finalize_migration();
   void drop_lost_ranges(const RingConfig& finished_from, const RingConfig& now);
-  bool pull_range(const ring::TokenRange& range, const std::vector<std::string>& sources,
-                  uint64_t* keys, uint64_t* bytes);
+  // Copies the ranges to this node; false if some range could not be read (retried later).
+  bool pull_ranges(const std::vector<PendingRange>& ranges, uint64_t gains_for);
+  std::string address_of(const std::string& id);
   void replay_hints();
   void add_hint(const std::string& peer, const std::string& key);
   Status change_config(const std::function<Result<RingConfig>(const RingConfig&)>& change);
@@ -201,6 +225,7 @@ class Cluster {
   std::vector<NodeStatus> statuses_;
   std::map<std::string, std::unordered_set<std::string>> hints_;  // peer -> keys
   std::deque<std::function<void()>> admin_tasks_;
+  Millis last_sweep_ms_ = 0;  // transfer thread only
 
   std::atomic<bool> ready_{false};
   std::atomic<uint64_t> applied_epoch_{0};

@@ -76,6 +76,20 @@ void PeerLink::send_encoded(std::string request, Callback cb) {
   if (state_ == State::kConnected) schedule_flush();
 }
 
+void PeerLink::announce_epoch(uint64_t epoch) {
+  if (epoch == announced_epoch_) return;
+  if (state_ == State::kIdle) {
+    Micros now = system_clock().now_us();
+    if (failed_at_us_ != 0 && now - failed_at_us_ < options_.backoff_ms * 1000) return;
+    connect();
+    if (state_ == State::kIdle) return;
+  }
+  encode({"RINGKV.EPOCH", std::to_string(epoch)}, &out_);
+  pending_.push_back(Pending{nullptr, system_clock().now_us(), true});
+  announced_epoch_ = epoch;
+  if (state_ == State::kConnected) schedule_flush();
+}
+
 void PeerLink::connect() {
   std::string host;
   int port;
@@ -241,6 +255,7 @@ void PeerLink::close_connection(const std::string& why) {
     handle_ = nullptr;
   }
   state_ = State::kIdle;
+  announced_epoch_ = 0;  // a new connection is a new session on the peer
   writing_ = false;
   out_.clear();
   wbuf_.clear();
@@ -251,12 +266,12 @@ void PeerLink::close_connection(const std::string& why) {
 void PeerLink::fail_all(const std::string& why) {
   std::deque<Pending> pending;
   pending.swap(pending_);
-  std::shared_ptr<bool> alive = alive_;
+  // Every callback runs, even if one of them destroys this link: each owns a reply that must
+  // be completed, and `pending` is a local copy.
   std::string msg = "peer " + peer_id_ + " (" + address_ + ") failed: " + why;
   for (auto& p : pending) {
     if (p.internal || !p.cb) continue;
     p.cb(false, msg);
-    if (!*alive) return;
   }
 }
 

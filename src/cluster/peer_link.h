@@ -49,6 +49,10 @@ class PeerLink {
   // the last one (the others must succeed; their errors are reported as failures).
   void send_encoded(std::string request, Callback cb);
 
+  // Tells the peer, ahead of the requests that follow on this link, which configuration epoch
+  // they were routed with (sent only when it changes, and again after a reconnect).
+  void announce_epoch(uint64_t epoch);
+
   bool connected() const { return state_ == State::kConnected; }
   size_t pending() const { return pending_.size(); }
 
@@ -85,6 +89,7 @@ class PeerLink {
   std::string in_;      // unparsed reply bytes
   std::deque<Pending> pending_;
   Micros failed_at_us_ = 0;
+  uint64_t announced_epoch_ = 0;
   std::string last_error_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   std::unique_ptr<net::Timer> timer_;

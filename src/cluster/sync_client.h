@@ -30,9 +30,15 @@ class SyncClient {
   // One request to address; an error reply is returned as Status::refused with its text.
   Result<SyncReply> call(const std::string& address, const std::vector<std::string>& args,
                          int timeout_ms = 0);
+  // Pipelines several requests on one connection: all are written, then all replies read.
+  Result<std::vector<SyncReply>> call_many(const std::string& address,
+                                           const std::vector<std::vector<std::string>>& requests,
+                                           int timeout_ms = 0);
   void forget(const std::string& address);
 
  private:
+  redisContext* connect_locked(const std::string& address, timeval tv, Status* error);
+
   std::string my_id_, password_;
   int timeout_ms_;
   std::mutex mu_;

@@ -1,6 +1,7 @@
 #include "config/config.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 
@@ -34,7 +35,7 @@ const std::vector<Directive>& directives() {
       {"client-output-buffer-limit", Type::kString, "normal 0 0 0 replica 268435456 67108864 60 pubsub 33554432 8388608 60", true, 0, 0, {}, "<class> <hard> <soft> <soft seconds> ..."},
       // memory
       {"maxmemory", Type::kMemory, "0", true, 0, INT64_MAX, {}, "Memory limit for data (0: none)."},
-      {"maxmemory-policy", Type::kEnum, "noeviction", true, 0, 0, {"noeviction", "allkeys-lru", "volatile-lru", "allkeys-lfu", "volatile-lfu", "allkeys-random", "volatile-random", "volatile-ttl"}, "What to evict at maxmemory."},
+      {"maxmemory-policy", Type::kEnum, "noeviction", true, 0, 0, {"volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl", "allkeys-lru", "allkeys-lfu", "allkeys-random", "noeviction"}, "What to evict at maxmemory."},
       {"maxmemory-samples", Type::kInt, "5", true, 1, 64, {}, "Keys sampled per eviction."},
       {"lfu-log-factor", Type::kInt, "10", true, 0, 2147483647, {}, "LFU counter logarithm factor."},
       {"lfu-decay-time", Type::kInt, "1", true, 0, 2147483647, {}, "LFU counter decay period in minutes."},
@@ -56,6 +57,7 @@ const std::vector<Directive>& directives() {
       {"write-quorum", Type::kInt, "2", false, 1, 16, {}, "Copies that must hold a write before it is acknowledged (W)."},
       {"read-quorum", Type::kInt, "1", false, 1, 16, {}, "Copies read, newest wins (R)."},
       {"vnodes", Type::kInt, "1024", false, 1, 65536, {}, "Virtual nodes per server (times its weight)."},
+      {"ring-state-file", Type::kString, "", false, 0, 0, {}, "With discovery local: file that keeps the ring configuration across restarts (empty: memory only)."},
       {"tombstone-ttl", Type::kInt, "600", true, 1, 2147483647, {}, "Seconds a deletion is remembered so late copies cannot revive the key."},
   };
   return kDirectives;
@@ -80,7 +82,10 @@ namespace {
 
 bool is_power_of_two(int64_t v) { return v > 0 && (v & (v - 1)) == 0; }
 
-Status check_output_buffer_limit(const std::vector<std::string>& values, std::string* normalized) {
+// `now` is the directive's current value: classes not named keep their limits, as in Redis,
+// so a config file can give each class a line of its own.
+Status check_output_buffer_limit(const std::vector<std::string>& values, const std::string& now,
+                                 std::string* normalized) {
   if (values.size() % 4 != 0 || values.empty()) {
     return Status::invalid_argument(
         "wrong number of arguments: expected groups of <class> <hard limit> <soft limit> <soft "
@@ -88,6 +93,11 @@ Status check_output_buffer_limit(const std::vector<std::string>& values, std::st
   }
   std::map<std::string, std::string> current = {
       {"normal", "0 0 0"}, {"replica", "268435456 67108864 60"}, {"pubsub", "33554432 8388608 60"}};
+  std::vector<std::string> old;
+  split_args(now, &old);
+  for (size_t i = 0; i + 3 < old.size(); i += 4) {
+    if (current.count(old[i])) current[old[i]] = old[i + 1] + " " + old[i + 2] + " " + old[i + 3];
+  }
   for (size_t i = 0; i < values.size(); i += 4) {
     std::string cls = to_lower(values[i]);
     if (cls == "slave") cls = "replica";
@@ -110,10 +120,25 @@ Status check_output_buffer_limit(const std::vector<std::string>& values, std::st
 
 }  // namespace
 
-Status Config::validate(const Directive& d, const std::vector<std::string>& values,
+Status Config::validate(const Directive& d, const std::vector<std::string>& given,
                         std::string* normalized) const {
   const std::string name(d.name);
-  if (name == "client-output-buffer-limit") return check_output_buffer_limit(values, normalized);
+  // Like Redis's multi-argument directives: one non-empty value holding several words
+  // (--bind "127.0.0.1 ::1", --client-output-buffer-limit "normal 1mb 512kb 1") is split.
+  std::vector<std::string> values = given;
+  if ((name == "bind" || name == "client-output-buffer-limit" || name == "save") &&
+      given.size() == 1 && !given[0].empty()) {
+    values.clear();
+    if (!split_args(given[0], &values)) return Status::invalid_argument("unbalanced quotes");
+  }
+  if (name == "client-output-buffer-limit") {
+    std::string now;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      now = values_.at(name);
+    }
+    return check_output_buffer_limit(values, now, normalized);
+  }
   if (name == "bind") {
     if (values.empty()) return Status::invalid_argument("needs at least one address");
     std::string joined;
@@ -255,16 +280,45 @@ void Config::on_change(std::string_view name, Listener listener) {
   listeners_[std::string(name)].push_back(std::move(listener));
 }
 
+namespace {
+// A value as split_args reads it back: bare when it can be, else in double quotes with '\\',
+// '"' and control bytes escaped (Redis's sdscatrepr).
+std::string quote_value(const std::string& v) {
+  bool bare = !v.empty();
+  for (unsigned char c : v) {
+    if (c <= ' ' || c >= 0x7f || c == '"' || c == '\'') bare = false;
+  }
+  if (bare) return v;
+  std::string out = "\"";
+  for (unsigned char c : v) {
+    switch (c) {
+      case '\\': out += "\\\\"; break;
+      case '"': out += "\\\""; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < ' ' || c >= 0x7f) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\x%02x", c);
+          out += buf;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  return out + "\"";
+}
+}  // namespace
+
 std::vector<std::string> Config::non_default_lines() const {
   std::vector<std::string> out;
   std::lock_guard<std::mutex> lock(mu_);
   for (const Directive& d : directives()) {
     auto it = values_.find(d.name);
     if (it == values_.end() || it->second == d.default_value) continue;
-    std::string v = it->second;
-    bool quote = v.empty() || v.find_first_of(" \t\"'") != std::string::npos;
-    if (d.name == "bind" || d.name == "client-output-buffer-limit") quote = false;
-    out.push_back(std::string(d.name) + " " + (quote ? "\"" + v + "\"" : v));
+    const bool list = d.name == "bind" || d.name == "client-output-buffer-limit";
+    out.push_back(std::string(d.name) + " " + (list ? it->second : quote_value(it->second)));
   }
   return out;
 }

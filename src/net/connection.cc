@@ -250,6 +250,10 @@ size_t Connection::process(const char* data, size_t len) {
     ++commands_;
     // The parser's argument vector is handed over as is: the service may reorder it.
     net_.service.on_command(*this, const_cast<std::vector<std::string_view>&>(parser_.args()));
+    // Back-pressure and output limits after every request, not once per read: a single read of
+    // "GET big" requests can otherwise ask for gigabytes of replies before either is looked at.
+    if (pending_output() > kBackpressureHigh) paused_ |= kPauseBackpressure;
+    check_output_limits();
   }
   processing_ = false;
   if (close_after_reply_ && reading_) {

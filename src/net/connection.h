@@ -124,6 +124,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // Writes what is queued now (normally done at the end of each read).
   void flush();
+  // Closes the connection if its pending output is past client-output-buffer-limit. Runs after
+  // every request and write; the server also calls it periodically, since a client that stopped
+  // reading and sending gets no other event (as Redis's clientsCron does).
+  void check_output_limits();
 
  private:
   friend class Deferred;
@@ -142,7 +146,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void complete_slot(uint64_t seq, std::string data);
   void drain_slots();
   void request_flush();
-  void check_output_limits();
   void update_reading();
 
   LoopNet& net_;

@@ -66,9 +66,13 @@ void EventLoop::join() {
 void EventLoop::stop() {
   post([this] {
     if (stopping_.exchange(true)) return;
-    auto hooks = std::move(stop_hooks_);
-    stop_hooks_.clear();
-    for (auto& [id, hook] : hooks) hook();
+    // One at a time from the live list: a hook may destroy objects whose own hooks are still
+    // registered (and they unregister themselves on destruction).
+    while (!stop_hooks_.empty()) {
+      auto hook = std::move(stop_hooks_.front().second);
+      stop_hooks_.erase(stop_hooks_.begin());
+      hook();
+    }
     // The loop ends by itself once every handle's close callback has run: nothing else keeps
     // it alive when the async handle is unreferenced.
     uv_unref(reinterpret_cast<uv_handle_t*>(async_));

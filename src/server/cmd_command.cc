@@ -24,18 +24,20 @@ std::vector<std::string_view> flag_names(const CommandSpec& c) {
   return out;
 }
 
+// In the order of Redis's ACLCommandCategories table, which is the order COMMAND INFO prints.
 std::vector<std::string> acl_categories(const CommandSpec& c) {
   std::vector<std::string> out;
-  if (c.is(kWrite)) out.push_back("@write");
-  if (c.is(kReadOnly)) out.push_back("@read");
   std::string_view g = c.group;
-  if (g == "string") out.push_back("@string");
   if (g == "generic") out.push_back("@keyspace");
+  if (c.is(kReadOnly)) out.push_back("@read");
+  if (c.is(kWrite)) out.push_back("@write");
+  if (g == "string") out.push_back("@string");
+  if (g == "bitmap") out.push_back("@bitmap");
+  if (c.is(kAdmin)) out.push_back("@admin");
+  out.push_back(c.is(kFast) ? "@fast" : "@slow");
+  if (c.is(kAdmin)) out.push_back("@dangerous");
   if (g == "connection") out.push_back("@connection");
   if (g == "transactions") out.push_back("@transaction");
-  if (c.is(kAdmin)) out.push_back("@admin");
-  if (c.is(kAdmin)) out.push_back("@dangerous");
-  out.push_back(c.is(kFast) ? "@fast" : "@slow");
   return out;
 }
 
@@ -52,15 +54,17 @@ void write_info(resp::Writer& w, const CommandSpec& c, const CommandSpec* parent
   auto cats = acl_categories(c);
   w.set(cats.size());
   for (auto& s : cats) w.simple(s);
-  w.array(0);  // tips
+  // Redis 7.0 replies tips and key specs as sets (arrays in RESP2), and no subcommands as an
+  // empty set but some as an array.
+  w.set(0);  // tips
   // Key specs, derived from the legacy (first, last, step) triple.
   if (c.first_key > 0) {
-    w.array(1);
+    w.set(1);
     w.map(3);
     w.bulk("flags");
     w.set(2);
     w.simple(c.is(kWrite) ? "RW" : "RO");
-    w.simple(c.is(kWrite) ? "UPDATE" : "ACCESS");
+    w.simple(c.is(kWrite) ? "update" : "access");  // Redis 7.0 prints these in lower case
     w.bulk("begin_search");
     w.map(2);
     w.bulk("type");
@@ -82,9 +86,12 @@ void write_info(resp::Writer& w, const CommandSpec& c, const CommandSpec* parent
     w.bulk("limit");
     w.integer(0);
   } else {
-    w.array(0);
+    w.set(0);
   }
-  w.array(c.subcommands.size());
+  if (c.subcommands.empty())
+    w.set(0);
+  else
+    w.array(c.subcommands.size());
   for (const CommandSpec& sub : c.subcommands) write_info(w, sub, &c);
 }
 
@@ -142,7 +149,7 @@ void cmd_command_info(CommandContext& ctx) {
     const CommandSpec* parent;
     const CommandSpec* c = lookup_full(ctx.arg(i), &parent);
     if (c == nullptr)
-      ctx.w.null_array();
+      ctx.w.null();  // Redis: a null bulk string for an unknown name
     else
       write_info(ctx.w, *c, parent);
   }

@@ -84,8 +84,8 @@ void cmd_hello(CommandContext& ctx) {
   if (!ctx.session.authenticated) {
     ctx.error(
         "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO "
-        "<proto> AUTH <user> <pass> option can be used to authenticate the client and select the "
-        "RESP protocol version at the same time");
+        "AUTH <user> <pass> option can be used to authenticate the client and select the RESP "
+        "protocol version at the same time");
     return;
   }
   if (have_name) ctx.session.name.assign(name);
@@ -136,8 +136,12 @@ void cmd_auth(CommandContext& ctx) {
 
 void cmd_select(CommandContext& ctx) {
   int64_t id;
-  if (!parse_int64(ctx.arg(1), &id) || id < INT32_MIN || id > INT32_MAX) {
+  if (!parse_int64(ctx.arg(1), &id)) {
     ctx.error(err::kNotInteger);
+    return;
+  }
+  if (id < INT32_MIN || id > INT32_MAX) {
+    ctx.error(err::kNotInt32);
     return;
   }
   if (id != 0) {

@@ -18,7 +18,7 @@ enum ExpireFlags : unsigned { kExpNx = 1, kExpXx = 2, kExpGt = 4, kExpLt = 8 };
 void expire_generic(CommandContext& ctx, Millis basetime, bool seconds) {
   unsigned flags = 0;
   for (size_t j = 3; j < ctx.argc(); ++j) {
-    std::string_view opt = ctx.arg(j);
+    std::string_view opt = c_string(ctx.arg(j));  // Redis's strcasecmp/%s see a C string
     if (equals_nocase(opt, "nx")) flags |= kExpNx;
     else if (equals_nocase(opt, "xx")) flags |= kExpXx;
     else if (equals_nocase(opt, "gt")) flags |= kExpGt;
@@ -78,7 +78,8 @@ void ttl_generic(CommandContext& ctx, bool ms, bool absolute) {
     if (!a.found()) return ctx.w.integer(-2);
     Millis e = a.expire_at();
     if (e < 0) return ctx.w.integer(-1);
-    if (absolute) return ctx.w.integer(ms ? e : e / 1000);
+    // Redis rounds EXPIRETIME to the nearest second, as it does TTL.
+    if (absolute) return ctx.w.integer(ms ? e : (e + 500) / 1000);
     Millis ttl = e - ctx.now;
     if (ttl < 0) ttl = 0;
     ctx.w.integer(ms ? ttl : (ttl + 500) / 1000);
@@ -156,12 +157,12 @@ void cmd_keys(CommandContext& ctx) {
 }
 
 void cmd_scan(CommandContext& ctx) {
-  // Redis's parseScanCursorOrReply: strtoul on the whole argument.
+  // Redis's parseScanCursorOrReply: strtoul on the whole argument (as a C string, so "" is 0).
   std::string c(ctx.arg(1));
   char* end = nullptr;
   errno = 0;
   unsigned long long cursor = std::strtoull(c.c_str(), &end, 10);
-  if (c.empty() || std::isspace(static_cast<unsigned char>(c[0])) || *end != '\0' || errno == ERANGE) {
+  if (std::isspace(static_cast<unsigned char>(c[0])) || *end != '\0' || errno == ERANGE) {
     ctx.error(err::kInvalidCursor);
     return;
   }
@@ -172,19 +173,20 @@ void cmd_scan(CommandContext& ctx) {
   bool use_type = false;
   for (size_t i = 2; i < ctx.argc();) {
     size_t left = ctx.argc() - i;
-    if (equals_nocase(ctx.arg(i), "count") && left >= 2) {
+    const std::string_view opt = c_string(ctx.arg(i));
+    if (equals_nocase(opt, "count") && left >= 2) {
       if (!arg_int64(ctx, ctx.arg(i + 1), &count)) return;
       if (count < 1) {
         ctx.error(err::kSyntax);
         return;
       }
       i += 2;
-    } else if (equals_nocase(ctx.arg(i), "match") && left >= 2) {
+    } else if (equals_nocase(opt, "match") && left >= 2) {
       pattern = ctx.arg(i + 1);
       use_pattern = pattern != "*";
       i += 2;
-    } else if (equals_nocase(ctx.arg(i), "type") && left >= 2) {
-      type = ctx.arg(i + 1);
+    } else if (equals_nocase(opt, "type") && left >= 2) {
+      type = c_string(ctx.arg(i + 1));
       use_type = true;
       i += 2;
     } else {
@@ -216,7 +218,8 @@ void cmd_flushdb(CommandContext& ctx) {
     ctx.error(err::kSyntax);
     return;
   }
-  if (ctx.argc() == 2 && !equals_nocase(ctx.arg(1), "sync") && !equals_nocase(ctx.arg(1), "async")) {
+  if (ctx.argc() == 2 && !equals_nocase(c_string(ctx.arg(1)), "sync") &&
+      !equals_nocase(c_string(ctx.arg(1)), "async")) {
     ctx.error(err::kSyntax);
     return;
   }

@@ -51,10 +51,31 @@ void cmd_shutdown(CommandContext& ctx) {
 
 // ---------------------------------------------------------------- CONFIG
 
+namespace {
+// CONFIG GET shows client-output-buffer-limit as Redis 7.0 does, with the old class name "slave".
+std::string config_get_value(const std::string& name, std::string value) {
+  if (name != "client-output-buffer-limit") return value;
+  size_t pos = value.find(" replica ");
+  if (pos != std::string::npos) value.replace(pos, 9, " slave ");
+  return value;
+}
+}  // namespace
+
 void cmd_config_get(CommandContext& ctx) {
+  // As Redis: a name without glob characters is answered as it was written (CONFIG GET MAXMEMORY
+  // replies "MAXMEMORY"), a glob's matches by their own names.
   std::map<std::string, std::string> found;
   for (size_t i = 2; i < ctx.argc(); ++i) {
-    for (auto& [k, v] : ctx.server.config().match(ctx.arg(i))) found.emplace(k, v);
+    std::string_view pattern = ctx.arg(i);
+    if (pattern.find_first_of("[*?") == std::string_view::npos) {
+      if (const config::Directive* d = config::find_directive(pattern)) {
+        std::string name(d->name);
+        found.emplace(std::string(pattern), config_get_value(name, ctx.server.config().get(name)));
+      }
+      continue;
+    }
+    for (auto& [k, v] : ctx.server.config().match(pattern))
+      found.emplace(k, config_get_value(k, v));
   }
   ctx.w.map(found.size());
   for (auto& [k, v] : found) {
@@ -65,7 +86,7 @@ void cmd_config_get(CommandContext& ctx) {
 
 void cmd_config_set(CommandContext& ctx) {
   if (ctx.argc() % 2 != 0) {
-    ctx.error("ERR wrong number of arguments for 'config|set' command");
+    ctx.error(err::kSyntax);  // Redis: an odd number of name/value arguments
     return;
   }
   config::Config& cfg = ctx.server.config();

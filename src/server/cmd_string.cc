@@ -21,7 +21,8 @@ struct SetOptions {
   std::string_view expire;  // the number, when an expire flag is set
 };
 
-bool is_opt(std::string_view a, std::string_view opt) { return equals_nocase(a, opt); }
+// Redis compares option names as C strings: "NX\0junk" is NX.
+bool is_opt(std::string_view a, std::string_view opt) { return equals_nocase(c_string(a), opt); }
 
 // Redis's parseExtendedStringArgumentsOrReply.
 bool parse_set_options(CommandContext& ctx, size_t start, bool is_set, SetOptions* o) {
@@ -40,7 +41,12 @@ bool parse_set_options(CommandContext& ctx, size_t start, bool is_set, SetOption
     } else if (is_opt(opt, "persist") && !is_set && !(f & kAnyExpire) && !(f & kKeepTtl)) {
       f |= kPersist;
     } else if ((is_opt(opt, "ex") || is_opt(opt, "px") || is_opt(opt, "exat") || is_opt(opt, "pxat")) &&
-               !(f & kKeepTtl) && !(f & kPersist) && !(f & kAnyExpire) && has_next) {
+               !(f & kKeepTtl) && !(f & kPersist) && has_next &&
+               // Redis lets the same expire option repeat (the last one wins), not two kinds.
+               !(f & kAnyExpire & ~(is_opt(opt, "ex")     ? kEx
+                                    : is_opt(opt, "px")   ? kPx
+                                    : is_opt(opt, "exat") ? kExAt
+                                                          : kPxAt))) {
       f |= is_opt(opt, "ex") ? kEx : is_opt(opt, "px") ? kPx : is_opt(opt, "exat") ? kExAt : kPxAt;
       o->expire = ctx.arg(++j);
     } else {

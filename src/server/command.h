@@ -45,6 +45,12 @@ enum CommandFlag : uint32_t {
   kKeyspace = 1u << 24,
   // ringkv's own: only meaningful on this node (CLIENT, CONFIG, INFO...): never forwarded.
   kLocal = 1u << 25,
+  // ringkv's own: how a multi-key command is split across owners and its replies merged.
+  kSplitArray = 1u << 26,  // MGET: one reply element per key, in key order
+  kSplitSum = 1u << 27,    // DEL, EXISTS...: integer replies added up
+  kSplitOk = 1u << 28,     // MSET: +OK when every part is OK
+  // ringkv's own: internal node-to-node command (RINGKV.*).
+  kInternal = 1u << 29,
 };
 
 struct CommandContext;

@@ -28,16 +28,19 @@ ClientSession& session_of(net::Connection& conn) {
   return *static_cast<ClientSession*>(conn.session());
 }
 
+// Redis formats command names and arguments into error texts with %s: they end at a NUL byte.
+std::string_view c_str(std::string_view s) { return s.substr(0, s.find('\0')); }
+
 // Redis's "unknown command" text: the name and up to 128 bytes of arguments, quoted.
 std::string unknown_command_error(const std::vector<std::string_view>& args) {
   std::string list;
   for (size_t i = 1; i < args.size() && list.size() < 128; ++i) {
     size_t room = 128 - list.size();
     list += "'";
-    list.append(args[i].substr(0, room));
+    list.append(c_str(args[i]).substr(0, room));
     list += "' ";
   }
-  std::string name(args[0].substr(0, 128));
+  std::string name(c_str(args[0]).substr(0, 128));
   return "ERR unknown command '" + name + "', with args beginning with: " + list;
 }
 
@@ -63,6 +66,7 @@ Server::Server(config::Config& config, const Clock& clock)
 }
 
 Server::~Server() {
+  if (cluster_) cluster_->stop();
   signals_.clear();
   timers_.clear();
   listeners_.clear();
@@ -170,6 +174,8 @@ Status Server::start() {
       }
     }
   }
+  Status cst = start_cluster();
+  if (!cst.is_ok()) return cst;
   // Background work on loop 0; per-loop client checks on every loop.
   timers_.push_back(std::make_unique<net::Timer>(*loops_[0]));
   int hz = hz_.load();
@@ -189,6 +195,39 @@ Status Server::start() {
   return Status::ok();
 }
 
+Status Server::start_cluster() {
+  cluster::ClusterOptions o;
+  std::string announce = config_.get("announce-address");
+  if (announce.empty()) {
+    std::vector<std::string> binds;
+    split_args(config_.get("bind"), &binds);
+    std::string host = binds.empty() ? "127.0.0.1" : binds[0];
+    if (host == "*" || host == "0.0.0.0") host = "127.0.0.1";
+    if (host == "::" || host == "::0") host = "::1";
+    if (host.find(':') != std::string::npos) host = "[" + host + "]";
+    announce = host + ":" + std::to_string(port_);
+  }
+  o.address = announce;
+  o.node_id = config_.get("node-id");
+  if (o.node_id.empty()) o.node_id = announce;  // stable across restarts on the same address
+  o.discovery = config_.get("discovery");
+  o.state_file = config_.get("ring-state-file");
+  o.password = config_.get("requirepass");
+  o.replicas = static_cast<uint32_t>(config_.get_int("replicas"));
+  o.write_quorum = static_cast<uint32_t>(config_.get_int("write-quorum"));
+  o.read_quorum = static_cast<uint32_t>(config_.get_int("read-quorum"));
+  o.vnodes = static_cast<uint32_t>(config_.get_int("vnodes"));
+  cluster_ = std::make_unique<cluster::Cluster>(o, *store_, hlc_, clock_);
+  std::vector<net::EventLoop*> loops;
+  for (auto& l : loops_) loops.push_back(l.get());
+  Status st = cluster_->start(loops);
+  if (!st.is_ok()) return st;
+  for (size_t i = 0; i < loops_.size(); ++i) {
+    loops_[i]->add_stop_hook([this, i] { cluster_->close_links(i); });
+  }
+  return Status::ok();
+}
+
 void Server::run() {
   loops_[0]->run();
   for (size_t i = 1; i < loops_.size(); ++i) loops_[i]->join();
@@ -197,6 +236,7 @@ void Server::run() {
 void Server::shutdown() {
   for (auto& l : loops_) l->stop();
 }
+
 
 // ---------------------------------------------------------------- background work
 
@@ -223,8 +263,9 @@ void Server::cron() {
 void Server::loop_cron(size_t loop_index) {
   int64_t timeout = timeout_s_.load(std::memory_order_relaxed);
   Millis now = clock_.now_ms();
-  std::vector<std::shared_ptr<net::Connection>> to_close;
+  std::vector<std::shared_ptr<net::Connection>> to_close, all;
   for (net::Connection* c : listeners_[loop_index]->net().connections) {
+    all.push_back(c->shared_from_this());
     auto* s = static_cast<ClientSession*>(c->session());
     if (s && s->kill_requested.load()) {
       to_close.push_back(c->shared_from_this());
@@ -236,6 +277,8 @@ void Server::loop_cron(size_t loop_index) {
     }
   }
   for (auto& c : to_close) c->close();
+  // A client over its output soft limit that neither reads nor sends gets no other event.
+  for (auto& c : all) c->check_output_limits();
 }
 
 bool Server::make_room(Millis now) {
@@ -359,6 +402,7 @@ void Server::watch_key(ClientSession& s, std::string_view key) {
 }
 
 void Server::unwatch_all(ClientSession& s) {
+  s.watched_versions.clear();
   if (s.watched.empty()) {
     s.watch_dirty = false;
     return;
@@ -420,10 +464,13 @@ void Server::on_command(net::Connection& conn, std::vector<std::string_view>& ar
   const Millis now = clock_.now_ms();
   stats_.commands.fetch_add(1, std::memory_order_relaxed);
 
-  // CLIENT REPLY OFF/SKIP: replies of this request go nowhere.
+  // CLIENT REPLY OFF/SKIP: replies of this request go nowhere. CLIENT REPLY ON is the exception:
+  // Redis clears the flags before replying, so it always gets its +OK.
   std::string discard;
-  const bool silent = s.reply_mode == ClientSession::ReplyMode::kOff ||
-                      s.reply_mode == ClientSession::ReplyMode::kSkip;
+  const bool reply_on = args.size() == 3 && equals_nocase(args[0], "client") &&
+                        equals_nocase(args[1], "reply") && equals_nocase(args[2], "on");
+  const bool silent = !reply_on && (s.reply_mode == ClientSession::ReplyMode::kOff ||
+                                    s.reply_mode == ClientSession::ReplyMode::kSkip);
   if (s.reply_mode == ClientSession::ReplyMode::kSkip) s.reply_mode = ClientSession::ReplyMode::kOn;
   std::string* real_out = conn.out().buffer();
   if (silent) conn.out().set_buffer(&discard);
@@ -437,6 +484,20 @@ void Server::on_command(net::Connection& conn, std::vector<std::string_view>& ar
   } restore{conn, real_out, silent};
 
   auto reject = [&](std::string_view text, const CommandSpec* spec) {
+    if (spec != nullptr && spec->name == "exec") {
+      // Redis's rejectCommand: a refused EXEC (arity, NOAUTH, OOM) discards the transaction and
+      // says why in an EXECABORT error, the reason without its "ERR " prefix.
+      std::string why(text.substr(0, 4) == "ERR " ? text.substr(4) : text);
+      std::string abort = "EXECABORT Transaction discarded because of: " + why;
+      conn.out().error(abort);
+      count_error(abort);
+      spec->stats.rejected.fetch_add(1, std::memory_order_relaxed);
+      s.in_multi = false;
+      s.multi_dirty = false;
+      s.queued.clear();
+      unwatch_all(s);
+      return;
+    }
     conn.out().error(text);
     count_error(text);
     if (spec) spec->stats.rejected.fetch_add(1, std::memory_order_relaxed);
@@ -450,7 +511,9 @@ void Server::on_command(net::Connection& conn, std::vector<std::string_view>& ar
     return;
   }
   const CommandSpec* parent = nullptr;
-  if (!spec->subcommands.empty()) {
+  // A container command called alone runs its own handler when it has one (COMMAND, as in
+  // Redis); one without (CONFIG, CLIENT) answers with the arity error.
+  if (!spec->subcommands.empty() && (args.size() >= 2 || spec->handler == nullptr)) {
     if (args.size() < 2) {
       reject("ERR wrong number of arguments for '" + std::string(spec->name) + "' command", spec);
       return;
@@ -458,8 +521,8 @@ void Server::on_command(net::Connection& conn, std::vector<std::string_view>& ar
     const CommandSpec* sub = table.find_sub(*spec, args[1]);
     if (sub == nullptr) {
       std::string up = to_upper(spec->name);
-      reject("ERR unknown subcommand '" + std::string(args[1].substr(0, 128)) + "'. Try " + up +
-                 " HELP.",
+      reject("ERR unknown subcommand '" + std::string(c_str(args[1]).substr(0, 128)) +
+                 "'. Try " + up + " HELP.",
              spec);
       return;
     }
@@ -494,6 +557,7 @@ void Server::on_command(net::Connection& conn, std::vector<std::string_view>& ar
     conn.out().simple("QUEUED");
     return;
   }
+  if (cluster_ && route_command(conn, s, args, spec, parent, now)) return;
   if (exec_lock_needed_ && spec->name != "exec") {
     std::shared_lock<std::shared_mutex> lock(exec_mu_);
     execute(conn, s, args, spec, parent, now);

@@ -13,6 +13,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "cluster/cluster.h"
 #include "common/clock.h"
 #include "config/config.h"
 #include "net/connection.h"
@@ -97,6 +98,25 @@ class Server : public net::Service {
   // Memory: frees by the eviction policy if over maxmemory. False: still over the limit.
   bool make_room(Millis now);
 
+  // The cluster (always present: a lone node is a one-server ring).
+  cluster::Cluster* cluster() { return cluster_.get(); }
+  // Runs a request here with its reply written into *out instead of the connection, and
+  // returns the entries it changed (for replication).
+  std::vector<cluster::ChangeRecord> execute_captured(net::Connection& conn, ClientSession& s,
+                                                      std::vector<std::string_view>& args,
+                                                      const CommandSpec* spec,
+                                                      const CommandSpec* parent, Millis now,
+                                                      std::string* out);
+  // Same for a request given as owned strings; done(reply) once replicas acknowledged (W).
+  // read_through: first fetch keys that are still arriving here (false once that was done).
+  void run_local_async(net::Connection& conn, ClientSession& s, std::vector<std::string> args,
+                       Millis now, std::function<void(std::string)> done, bool read_through = true);
+  // Sends one request to every target (ids; this node's own part runs here) and calls done
+  // with the replies in the same order: (ok, raw reply or failure text).
+  void fanout(net::Connection& conn, ClientSession& s, const std::vector<std::string>& targets,
+              std::vector<std::string> args,
+              std::function<void(std::vector<std::pair<bool, std::string>>)> done);
+
   // ---- net::Service
   void on_open(net::Connection& conn) override;
   void on_command(net::Connection& conn, std::vector<std::string_view>& args) override;
@@ -108,6 +128,27 @@ class Server : public net::Service {
   void cron();  // loop 0, hz times a second
   void loop_cron(size_t loop_index);  // every loop, once a second: timeouts
   void on_key_modified(std::string_view key);
+  Status start_cluster();
+  // Cluster routing (cluster_dispatch.cc). True when the request was handled (forwarded,
+  // split, deferred or refused); false when it simply runs here.
+  bool route_command(net::Connection& conn, ClientSession& s, std::vector<std::string_view>& args,
+                     const CommandSpec* spec, const CommandSpec* parent, Millis now);
+  void run_here(net::Connection& conn, ClientSession& s, std::vector<std::string_view>& args,
+                const CommandSpec* spec, const CommandSpec* parent, Millis now,
+                const std::vector<Token>& tokens);
+  void deliver(net::Connection& conn, std::string reply, std::vector<cluster::ChangeRecord> changes);
+  void forward(net::Connection& conn, const std::string& peer, std::vector<std::string_view>& args,
+               bool retry_on_failure, Token token);
+  void split_command(net::Connection& conn, ClientSession& s, std::vector<std::string_view>& args,
+                     const CommandSpec* spec, const std::vector<int>& positions,
+                     const std::vector<uint32_t>& owners);
+  void keyspace_command(net::Connection& conn, ClientSession& s, std::vector<std::string_view>& args,
+                        const CommandSpec* spec, Millis now);
+  void cluster_scan(net::Connection& conn, ClientSession& s, std::vector<std::string_view>& args,
+                    Millis now);
+  bool cluster_exec(net::Connection& conn, ClientSession& s, Millis now);
+  void cluster_watch(net::Connection& conn, ClientSession& s, std::vector<std::string_view>& args,
+                     Millis now);
 
   config::Config& config_;
   const Clock& clock_;
@@ -131,6 +172,7 @@ class Server : public net::Service {
   std::vector<std::unique_ptr<net::Listener>> listeners_;
   std::vector<std::unique_ptr<net::Timer>> timers_;
   std::vector<std::unique_ptr<net::SignalWatcher>> signals_;
+  std::unique_ptr<cluster::Cluster> cluster_;
   int port_ = 0;
   Millis start_ms_ = 0;
   std::string run_id_;

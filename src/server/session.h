@@ -36,6 +36,14 @@ class ClientSession : public net::Session {
   bool monitor = false;
   std::atomic<bool> kill_requested{false};
   std::string lib_name, lib_version;
+
+  // Set by RINGKV.HELLO: the connection is another node's peer link. Its requests run here
+  // and are never forwarded again.
+  bool internal = false;
+  std::string peer_id;
+  uint64_t peer_epoch = 0;  // the epoch the peer routed its following requests with
+  // WATCH in a distributed ring: each watched key's version when it was watched.
+  std::vector<std::pair<std::string, uint64_t>> watched_versions;
 };
 
 }  // namespace ringkv::server

@@ -46,6 +46,10 @@ inline bool check_string_length(CommandContext& ctx, uint64_t total) {
   return true;
 }
 
+// An argument as Redis's strcasecmp/%s sees it: a C string, ending at the first NUL byte. Redis
+// compares option names (NX, BIT, OVERFLOW...) this way, so "nx\0junk" is NX there too.
+inline std::string_view c_string(std::string_view s) { return s.substr(0, s.find('\0')); }
+
 // Handlers, one per command, grouped by file.
 #define RINGKV_HANDLER(name) void name(CommandContext& ctx)
 // strings (cmd_string.cc)
@@ -62,6 +66,17 @@ RINGKV_HANDLER(cmd_ttl); RINGKV_HANDLER(cmd_pttl); RINGKV_HANDLER(cmd_expiretime
 RINGKV_HANDLER(cmd_pexpiretime); RINGKV_HANDLER(cmd_persist); RINGKV_HANDLER(cmd_type);
 RINGKV_HANDLER(cmd_keys); RINGKV_HANDLER(cmd_scan); RINGKV_HANDLER(cmd_dbsize);
 RINGKV_HANDLER(cmd_flushdb); RINGKV_HANDLER(cmd_randomkey); RINGKV_HANDLER(cmd_touch);
+// string ranges and LCS (cmd_string_ext.cc)
+RINGKV_HANDLER(cmd_getrange); RINGKV_HANDLER(cmd_setrange); RINGKV_HANDLER(cmd_lcs);
+// bits (cmd_bits.cc)
+RINGKV_HANDLER(cmd_setbit); RINGKV_HANDLER(cmd_getbit); RINGKV_HANDLER(cmd_bitcount);
+RINGKV_HANDLER(cmd_bitpos); RINGKV_HANDLER(cmd_bitop); RINGKV_HANDLER(cmd_bitfield);
+RINGKV_HANDLER(cmd_bitfield_ro);
+// RENAME, COPY, OBJECT (cmd_keyspace_ext.cc)
+RINGKV_HANDLER(cmd_rename); RINGKV_HANDLER(cmd_renamenx); RINGKV_HANDLER(cmd_copy);
+RINGKV_HANDLER(cmd_object_encoding); RINGKV_HANDLER(cmd_object_freq);
+RINGKV_HANDLER(cmd_object_idletime); RINGKV_HANDLER(cmd_object_refcount);
+RINGKV_HANDLER(cmd_object_help);
 // connection (cmd_connection.cc)
 RINGKV_HANDLER(cmd_ping); RINGKV_HANDLER(cmd_echo); RINGKV_HANDLER(cmd_quit);
 RINGKV_HANDLER(cmd_hello); RINGKV_HANDLER(cmd_auth); RINGKV_HANDLER(cmd_select);
@@ -82,6 +97,15 @@ RINGKV_HANDLER(cmd_client_id); RINGKV_HANDLER(cmd_client_setname); RINGKV_HANDLE
 RINGKV_HANDLER(cmd_client_list); RINGKV_HANDLER(cmd_client_info); RINGKV_HANDLER(cmd_client_kill);
 RINGKV_HANDLER(cmd_client_reply); RINGKV_HANDLER(cmd_client_no_evict); RINGKV_HANDLER(cmd_client_help);
 RINGKV_HANDLER(cmd_client_setinfo); RINGKV_HANDLER(cmd_client_pause); RINGKV_HANDLER(cmd_client_unpause);
+// ring (cmd_ring.cc)
+RINGKV_HANDLER(cmd_ring_addserver); RINGKV_HANDLER(cmd_ring_removeserver); RINGKV_HANDLER(cmd_ring_plan);
+RINGKV_HANDLER(cmd_ring_nodes); RINGKV_HANDLER(cmd_ring_info); RINGKV_HANDLER(cmd_ring_owners);
+RINGKV_HANDLER(cmd_ring_token); RINGKV_HANDLER(cmd_ring_config); RINGKV_HANDLER(cmd_ring_help);
+RINGKV_HANDLER(cmd_ringkv_hello); RINGKV_HANDLER(cmd_ringkv_ping); RINGKV_HANDLER(cmd_ringkv_repl);
+RINGKV_HANDLER(cmd_ringkv_getentry); RINGKV_HANDLER(cmd_ringkv_version); RINGKV_HANDLER(cmd_ringkv_fetch);
+RINGKV_HANDLER(cmd_ringkv_rangestats); RINGKV_HANDLER(cmd_ringkv_digest); RINGKV_HANDLER(cmd_ringkv_count);
+RINGKV_HANDLER(cmd_ringkv_keys); RINGKV_HANDLER(cmd_ringkv_scan); RINGKV_HANDLER(cmd_ringkv_flush);
+RINGKV_HANDLER(cmd_ringkv_exec); RINGKV_HANDLER(cmd_ringkv_cfg); RINGKV_HANDLER(cmd_ringkv_final); RINGKV_HANDLER(cmd_ringkv_epoch);
 #undef RINGKV_HANDLER
 
 }  // namespace ringkv::server

@@ -515,7 +515,11 @@ size_t Store::drop_range(Token first, Token last) {
   for (size_t si = s_first; si <= s_last; ++si) {
     Stripe& s = *stripes_[si];
     std::lock_guard<std::mutex> lock(s.mu);
-    size_t i = s.table.lower_bound(first);
+    // The search must start from a token of this stripe: the table orders tokens with the
+    // stripe bits shifted out.
+    const Token stripe_first = static_cast<Token>(si) << shift_;
+    const Token lo = std::max(first, stripe_first);
+    size_t i = s.table.lower_bound(lo);
     while (i < s.table.slot_count()) {
       uint64_t slot = s.table.slot(i);
       if (slot == 0) {
@@ -533,7 +537,7 @@ size_t Store::drop_range(Token first, Token last) {
       ++dropped;
       if (s.table.slot_count() == 0) break;
       // remove_at may have shrunk the table: find our place again.
-      i = s.table.lower_bound(first);
+      i = s.table.lower_bound(lo);
     }
   }
   return dropped;

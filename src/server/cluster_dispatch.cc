@@ -1,0 +1,812 @@
+// Routing requests through the ring: run here, forward to the owner, split across owners,
+// fan out to every node, and replicate what ran here. The decisions use the loop's View
+// (cluster/cluster.h); the messages are the internal RINGKV.* commands (cmd_ring.cc).
+#include <algorithm>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <shared_mutex>
+#include <set>
+
+#include "cluster/peer_link.h"
+#include "resp/reply_scanner.h"
+#include "server/server.h"
+#include "server/util.h"
+#include "common/log.h"
+
+namespace ringkv::server {
+
+using cluster::View;
+
+namespace {
+
+// RINGKV_TRACE_KEYS=1 logs every routing decision (for debugging ring changes).
+bool trace_enabled() {
+  static const bool on = std::getenv("RINGKV_TRACE_KEYS") != nullptr;
+  return on;
+}
+
+std::string error_reply(std::string_view text) {
+  std::string out = "-";
+  for (char c : text) out.push_back(c == '\r' || c == '\n' ? ' ' : c);
+  out += "\r\n";
+  return out;
+}
+
+std::string encode(const std::vector<std::string_view>& args) {
+  std::string s;
+  cluster::PeerLink::encode(args, &s);
+  return s;
+}
+
+std::string server_list(const View& v, const std::set<uint32_t>& owners) {
+  std::string out;
+  for (uint32_t o : owners) {
+    if (!out.empty()) out += ", ";
+    out += v.ring->servers()[o].id;
+  }
+  return out;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- running here
+
+std::vector<cluster::ChangeRecord> Server::execute_captured(net::Connection& conn, ClientSession& s,
+                                                            std::vector<std::string_view>& args,
+                                                            const CommandSpec* spec,
+                                                            const CommandSpec* parent, Millis now,
+                                                            std::string* out) {
+  std::string* saved = conn.out().buffer();
+  conn.out().set_buffer(out);
+  std::vector<std::pair<std::string, Token>> keys;
+  {
+    cluster::ChangeCapture capture;
+    if (exec_lock_needed_ && spec->name != "exec" && spec->name != "ringkv.exec") {
+      std::shared_lock<std::shared_mutex> lock(exec_mu_);
+      execute(conn, s, args, spec, parent, now);
+    } else {
+      execute(conn, s, args, spec, parent, now);
+    }
+    keys = capture.keys();
+  }
+  conn.out().set_buffer(saved);
+  std::vector<cluster::ChangeRecord> changes;
+  for (auto& [k, t] : keys) {
+    auto rec = cluster::snapshot_entry(*store_, k, t, now);
+    if (rec) changes.push_back(std::move(*rec));
+  }
+  return changes;
+}
+
+void Server::deliver(net::Connection& conn, std::string reply, std::vector<cluster::ChangeRecord> changes) {
+  size_t li = conn.loop().index();
+  if (changes.empty()) {
+    conn.out().raw(reply);
+    return;
+  }
+  const View& v = cluster_->view(li);
+  if (v.w <= 1) {
+    conn.out().raw(reply);
+    cluster_->replicate(li, std::move(changes), [](int, int, std::string) {});
+    return;
+  }
+  auto d = std::make_shared<net::Deferred>(conn.defer());
+  cluster_->replicate(li, std::move(changes), [d, reply = std::move(reply)](int, int, std::string err) {
+    d->complete(err.empty() ? reply : error_reply(err));
+  });
+}
+
+void Server::run_local_async(net::Connection& conn, ClientSession& s, std::vector<std::string> owned,
+                             Millis now, std::function<void(std::string)> done, bool read_through) {
+  const CommandTable& table = CommandTable::instance();
+  const CommandSpec* spec = table.find(owned[0]);
+  const CommandSpec* parent = nullptr;
+  if (spec && !spec->subcommands.empty() && owned.size() > 1) {
+    parent = spec;
+    spec = table.find_sub(*parent, owned[1]);
+  }
+  if (spec == nullptr || !spec->arity_ok(owned.size())) {
+    done(error_reply("ERR internal: bad request part"));
+    return;
+  }
+  size_t li = conn.loop().index();
+  // Keys of ranges still arriving here and missing: read them from a previous holder first.
+  {
+    const View& v = cluster_->view(li);
+    std::vector<std::pair<std::string, cluster::PendingRange>> fetch;
+    if (read_through && !v.pending.empty()) {
+      std::vector<int> pos;
+      spec->key_positions(owned.size(), &pos);
+      for (int p : pos) {
+        const std::string& key = owned[static_cast<size_t>(p)];
+        Token t = token_of(key);
+        const cluster::PendingRange* pr = nullptr;
+        if (!v.in_pending(t, &pr)) continue;
+        bool have = store_->access(key, t, now, [](store::Access& a) { return a.version() != 0; });
+        if (!have) fetch.emplace_back(key, *pr);
+      }
+    }
+    if (!fetch.empty()) {
+      auto left = std::make_shared<size_t>(fetch.size());
+      auto keep = conn.shared_from_this();
+      auto args = std::make_shared<std::vector<std::string>>(std::move(owned));
+      auto cb = std::make_shared<std::function<void(std::string)>>(std::move(done));
+      for (auto& [key, range] : fetch) {
+        cluster_->fetch_entry(li, key, range, [this, left, keep, args, cb]() {
+          if (--*left > 0) return;
+          if (keep->closing()) {
+            (*cb)("");
+            return;
+          }
+          // Fetched (or the source has nothing either): run it now, without fetching again.
+          run_local_async(*keep, *static_cast<ClientSession*>(keep->session()), std::move(*args),
+                          clock_.now_ms(), std::move(*cb), false);
+        });
+      }
+      return;
+    }
+  }
+  std::vector<std::string_view> args(owned.begin(), owned.end());
+  std::string reply;
+  auto changes = execute_captured(conn, s, args, spec, parent, now, &reply);
+  const View& v = cluster_->view(li);
+  if (changes.empty() || v.w <= 1) {
+    if (!changes.empty()) cluster_->replicate(li, std::move(changes), [](int, int, std::string) {});
+    done(std::move(reply));
+    return;
+  }
+  cluster_->replicate(li, std::move(changes),
+                      [done = std::move(done), reply = std::move(reply)](int, int, std::string err) {
+                        done(err.empty() ? reply : error_reply(err));
+                      });
+}
+
+void Server::run_here(net::Connection& conn, ClientSession& s, std::vector<std::string_view>& args,
+                      const CommandSpec* spec, const CommandSpec* parent, Millis now,
+                      const std::vector<Token>& tokens) {
+  size_t li = conn.loop().index();
+  const View& v = cluster_->view(li);
+  // Keys of ranges still arriving here that we do not have yet: read them from the previous
+  // holder first, so that the command sees the value it would have seen there.
+  std::vector<std::pair<std::string, cluster::PendingRange>> fetch;
+  if (!v.pending.empty()) {
+    std::vector<int> pos;
+    spec->key_positions(args.size(), &pos);
+    for (size_t i = 0; i < pos.size() && i < tokens.size(); ++i) {
+      const cluster::PendingRange* pr = nullptr;
+      if (!v.in_pending(tokens[i], &pr)) continue;
+      std::string_view key = args[static_cast<size_t>(pos[i])];
+      bool have = store_->access(key, tokens[i], now, [](store::Access& a) { return a.version() != 0; });
+      if (!have) fetch.emplace_back(std::string(key), *pr);
+    }
+  }
+  if (fetch.empty()) {
+    if (!spec->is(kWrite)) {
+      if (exec_lock_needed_) {
+        std::shared_lock<std::shared_mutex> lock(exec_mu_);
+        execute(conn, s, args, spec, parent, now);
+      } else {
+        execute(conn, s, args, spec, parent, now);
+      }
+      return;
+    }
+    std::string reply;
+    auto changes = execute_captured(conn, s, args, spec, parent, now, &reply);
+    deliver(conn, std::move(reply), std::move(changes));
+    return;
+  }
+  auto d = std::make_shared<net::Deferred>(conn.defer());
+  auto owned = std::make_shared<std::vector<std::string>>(args.begin(), args.end());
+  auto keep = conn.shared_from_this();
+  auto left = std::make_shared<size_t>(fetch.size());
+  for (auto& [key, range] : fetch) {
+    cluster_->fetch_entry(li, key, range, [this, d, owned, keep, left, &s]() {
+      if (--*left > 0) return;
+      if (keep->closing()) {
+        d->complete("");
+        return;
+      }
+      run_local_async(*keep, *static_cast<ClientSession*>(keep->session()), *owned, clock_.now_ms(),
+                      [d](std::string reply) { d->complete(std::move(reply)); }, false);
+      (void)s;
+    });
+  }
+}
+
+// ---------------------------------------------------------------- forwarding
+
+void Server::forward(net::Connection& conn, const std::string& peer, std::vector<std::string_view>& args,
+                     bool retry_on_failure, Token token) {
+  size_t li = conn.loop().index();
+  auto d = std::make_shared<net::Deferred>(conn.defer());
+  std::string req = encode(args);
+  int proto = conn.protocol();
+  auto keep = conn.shared_from_this();
+  cluster_->link(li, peer, proto).send_encoded(req, [this, d, li, proto, peer, req, retry_on_failure, token, keep](bool ok, std::string_view reply) {
+    if (ok) {
+      d->complete(std::string(reply));
+      return;
+    }
+    if (retry_on_failure && !keep->closing()) {
+      LOG_WARNING("Forwarding a read to %s failed (%.*s); trying another copy", peer.c_str(),
+                  static_cast<int>(reply.size()), reply.data());
+      // A read may go to the next live copy instead.
+      const View& v = cluster_->view(li);
+      uint32_t list[ring::kMaxReplicasLimit];
+      size_t k = v.replicas_of(token, list);
+      for (size_t i = 0; i < k; ++i) {
+        const std::string& id = v.ring->servers()[list[i]].id;
+        if (id == peer || !v.live[list[i]]) continue;
+        if (list[i] == v.self) {
+          std::vector<std::string> owned;
+          // Decode our own request back into arguments (it is a multibulk we encoded).
+          resp::RequestParser parser;
+          size_t used;
+          if (parser.parse(req.data(), req.size(), true, &used) == resp::ParseStatus::kCommand) {
+            for (auto a : parser.args()) owned.emplace_back(a);
+            run_local_async(*keep, *static_cast<ClientSession*>(keep->session()), owned,
+                            clock_.now_ms(), [d](std::string r) { d->complete(std::move(r)); });
+            return;
+          }
+          break;
+        }
+        cluster_->link(li, id, proto).send_encoded(req, [d](bool ok2, std::string_view r2) {
+          d->complete(ok2 ? std::string(r2)
+                          : error_reply("TRYAGAIN ringkv: no copy of the key answered: " + std::string(r2)));
+        });
+        return;
+      }
+    }
+    LOG_WARNING("Forwarding to %s failed: %.*s", peer.c_str(), static_cast<int>(reply.size()), reply.data());
+    d->complete(error_reply("TRYAGAIN ringkv: the owner of the key did not answer: " + std::string(reply)));
+  });
+}
+
+// ---------------------------------------------------------------- the router
+
+bool Server::route_command(net::Connection& conn, ClientSession& s, std::vector<std::string_view>& args,
+                           const CommandSpec* spec, const CommandSpec* parent, Millis now) {
+  const size_t li = conn.loop().index();
+  const View& v = cluster_->view(li);
+  if (!v.distributed) return false;
+  if (v.ring->server_count() == 0 && !spec->is(kInternal) && !spec->is(kLocal) &&
+      (spec->first_key > 0 || spec->is(kKeyspace))) {
+    conn.out().error(
+        "CLUSTERDOWN The ring has no servers yet: add one with RING ADDSERVER <id> <host:port>");
+    count_error("CLUSTERDOWN");
+    return true;
+  }
+  if (spec->is(kInternal)) {
+    if (spec->name == "ringkv.exec") {
+      run_here(conn, s, args, spec, parent, now, {});  // captures and replicates its changes
+      return true;
+    }
+    if (spec->name != "ringkv.final") return false;
+    // RINGKV.FINAL <command...>: a request re-forwarded once; it runs here whatever happens.
+    std::vector<std::string_view> inner(args.begin() + 1, args.end());
+    const CommandTable& table = CommandTable::instance();
+    const CommandSpec* ispec = table.find(inner[0]);
+    const CommandSpec* iparent = nullptr;
+    if (ispec && !ispec->subcommands.empty() && inner.size() > 1) {
+      iparent = ispec;
+      ispec = table.find_sub(*iparent, inner[1]);
+    }
+    if (ispec == nullptr || !ispec->arity_ok(inner.size())) {
+      conn.out().error("ERR RINGKV.FINAL: unknown command or wrong number of arguments");
+      return true;
+    }
+    std::vector<int> pos;
+    ispec->key_positions(inner.size(), &pos);
+    std::vector<Token> tokens;
+    for (int p : pos) tokens.push_back(token_of(inner[static_cast<size_t>(p)]));
+    run_here(conn, s, inner, ispec, iparent, now, tokens);
+    return true;
+  }
+  if (s.internal) {
+    // A peer forwarded it, routed with s.peer_epoch. Behind that epoch, this node first catches
+    // up (briefly); ahead of it, the peer was stale and this node routes it again; at the same
+    // epoch it runs here. Epochs never decrease along the way, so requests cannot loop.
+    if (spec->first_key <= 0 || spec->is(kLocal) || spec->is(kKeyspace)) return false;
+    if (s.peer_epoch > v.config.epoch) {
+      auto owned = std::make_shared<std::vector<std::string>>(args.begin(), args.end());
+      auto d = std::make_shared<net::Deferred>(conn.defer());
+      auto keep = conn.shared_from_this();
+      cluster_->when_epoch(li, s.peer_epoch, 1000, [this, owned, d, keep, li]() {
+        if (keep->closing()) {
+          d->complete("");
+          return;
+        }
+        // Route again with the view this node has now; every path here replies through d.
+        const View& nv = cluster_->view(li);
+        const CommandTable& table = CommandTable::instance();
+        const CommandSpec* sp = table.find((*owned)[0]);
+        if (sp && !sp->subcommands.empty() && owned->size() > 1) sp = table.find_sub(*sp, (*owned)[1]);
+        std::vector<int> ps;
+        if (sp) sp->key_positions(owned->size(), &ps);
+        std::set<uint32_t> os;
+        for (int p : ps) os.insert(nv.primary(token_of((*owned)[static_cast<size_t>(p)])));
+        if (os.size() == 1 && *os.begin() != nv.self && *os.begin() != ring::kNoServer) {
+          std::vector<std::string_view> a(owned->begin(), owned->end());
+          cluster_->link(li, nv.ring->servers()[*os.begin()].id, keep->protocol())
+              .send(a, [d](bool ok, std::string_view r) {
+                d->complete(ok ? std::string(r)
+                               : error_reply("TRYAGAIN ringkv: the owner of the key did not answer: " + std::string(r)));
+              });
+          return;
+        }
+        run_local_async(*keep, *static_cast<ClientSession*>(keep->session()), *owned, clock_.now_ms(),
+                        [d](std::string r) { d->complete(std::move(r)); });
+      });
+      return true;
+    }
+    std::vector<int> pos;
+    spec->key_positions(args.size(), &pos);
+    std::vector<Token> tokens;
+    std::set<uint32_t> owners;
+    for (int p : pos) {
+      tokens.push_back(token_of(args[static_cast<size_t>(p)]));
+      owners.insert(v.primary(tokens.back()));
+    }
+    if (trace_enabled() && !pos.empty()) {
+      LOG_WARNING("trace internal %.*s %.*s epoch=%llu peer_epoch=%llu owner=%s self=%s pending=%d",
+                  static_cast<int>(args[0].size()), args[0].data(),
+                  static_cast<int>(args[pos[0]].size()), args[pos[0]].data(),
+                  static_cast<unsigned long long>(v.config.epoch), static_cast<unsigned long long>(s.peer_epoch),
+                  *owners.begin() == ring::kNoServer ? "-" : v.ring->servers()[*owners.begin()].id.c_str(),
+                  v.self_id.c_str(), v.in_pending(tokens.front()) ? 1 : 0);
+    }
+    if (s.peer_epoch < v.config.epoch && owners.size() == 1 && *owners.begin() != v.self &&
+        *owners.begin() != ring::kNoServer) {
+      forward(conn, v.ring->servers()[*owners.begin()].id, args, false, tokens.front());
+      return true;
+    }
+    run_here(conn, s, args, spec, parent, now, tokens);
+    return true;
+  }
+  if (spec->is(kKeyspace)) {
+    keyspace_command(conn, s, args, spec, now);
+    return true;
+  }
+  if (parent == nullptr && spec->name == "exec") return cluster_exec(conn, s, now);
+  if (parent == nullptr && spec->name == "watch") {
+    cluster_watch(conn, s, args, now);
+    return true;
+  }
+  if (spec->first_key <= 0 || spec->is(kLocal)) return false;
+  std::vector<int> pos;
+  spec->key_positions(args.size(), &pos);
+  if (pos.empty()) return false;
+  std::vector<Token> tokens;
+  std::vector<uint32_t> owners;
+  tokens.reserve(pos.size());
+  owners.reserve(pos.size());
+  bool same = true;
+  for (int p : pos) {
+    Token t = token_of(args[static_cast<size_t>(p)]);
+    uint32_t o = v.primary(t);
+    tokens.push_back(t);
+    if (!owners.empty() && o != owners.front()) same = false;
+    owners.push_back(o);
+  }
+  if (trace_enabled()) {
+    LOG_WARNING("trace route %.*s %.*s epoch=%llu owner=%s self=%s internal=%d",
+                static_cast<int>(args[0].size()), args[0].data(), static_cast<int>(args[pos[0]].size()),
+                args[pos[0]].data(), static_cast<unsigned long long>(v.config.epoch),
+                owners.front() == ring::kNoServer ? "-" : v.ring->servers()[owners.front()].id.c_str(),
+                v.self_id.c_str(), s.internal ? 1 : 0);
+  }
+  if (same) {
+    uint32_t owner = owners.front();
+    if (owner == v.self) {
+      run_here(conn, s, args, spec, parent, now, tokens);
+    } else {
+      forward(conn, v.ring->servers()[owner].id, args, !spec->is(kWrite), tokens.front());
+    }
+    return true;
+  }
+  if (!spec->is(kSplitArray) && !spec->is(kSplitSum) && !spec->is(kSplitOk)) {
+    std::set<uint32_t> distinct(owners.begin(), owners.end());
+    std::string name = to_upper(spec->full_name(parent));
+    std::string why = spec->name == "msetnx"
+                          ? "so it could not be all-or-nothing; MSETNX is refused when its keys span nodes"
+                          : "ringkv runs a multi-key command across nodes only for MGET, MSET, DEL, UNLINK, EXISTS and TOUCH";
+    conn.out().error("CROSSSLOT " + name + ": its keys live on different nodes of the ring (" +
+                     server_list(v, distinct) + "), " + why);
+    count_error("CROSSSLOT");
+    return true;
+  }
+  split_command(conn, s, args, spec, pos, owners);
+  return true;
+}
+
+void Server::split_command(net::Connection& conn, ClientSession& s, std::vector<std::string_view>& args,
+                           const CommandSpec* spec, const std::vector<int>& positions,
+                           const std::vector<uint32_t>& owners) {
+  size_t li = conn.loop().index();
+  const View& v = cluster_->view(li);
+  struct Group {
+    std::vector<std::string> args;
+    std::vector<size_t> key_index;  // positions in the original key order
+  };
+  std::map<uint32_t, Group> groups;
+  const int step = spec->key_step;
+  for (size_t i = 0; i < positions.size(); ++i) {
+    Group& g = groups[owners[i]];
+    if (g.args.empty()) g.args.emplace_back(args[0]);
+    for (int k = 0; k < step; ++k) g.args.emplace_back(args[static_cast<size_t>(positions[i] + k)]);
+    g.key_index.push_back(i);
+  }
+  struct Merge {
+    std::vector<std::pair<uint32_t, Group>> groups;
+    std::vector<std::string> replies;
+    size_t left;
+    size_t keys;
+    uint32_t kind;
+    std::shared_ptr<net::Deferred> d;
+  };
+  auto m = std::make_shared<Merge>();
+  for (auto& [o, g] : groups) m->groups.emplace_back(o, std::move(g));
+  m->replies.resize(m->groups.size());
+  m->left = m->groups.size();
+  m->keys = positions.size();
+  m->kind = spec->flags & (kSplitArray | kSplitSum | kSplitOk);
+  m->d = std::make_shared<net::Deferred>(conn.defer());
+  auto finish_one = [m](size_t gi, std::string reply) {
+    m->replies[gi] = std::move(reply);
+    if (--m->left > 0) return;
+    for (const auto& r : m->replies) {
+      if (resp::reply_is_error(r) || r.empty()) {
+        m->d->complete(r.empty() ? error_reply("TRYAGAIN ringkv: a node did not answer") : r);
+        return;
+      }
+    }
+    if (m->kind == kSplitSum) {
+      int64_t total = 0;
+      for (const auto& r : m->replies) {
+        int64_t n = 0;
+        resp::reply_integer(r, &n);
+        total += n;
+      }
+      m->d->complete(":" + std::to_string(total) + "\r\n");
+    } else if (m->kind == kSplitOk) {
+      m->d->complete("+OK\r\n");
+    } else {
+      std::vector<std::string_view> ordered(m->keys);
+      for (size_t gi = 0; gi < m->groups.size(); ++gi) {
+        std::vector<std::string_view> elems;
+        resp::split_aggregate(m->replies[gi], &elems);
+        const auto& idx = m->groups[gi].second.key_index;
+        for (size_t j = 0; j < idx.size() && j < elems.size(); ++j) ordered[idx[j]] = elems[j];
+      }
+      std::string out = "*" + std::to_string(m->keys) + "\r\n";
+      for (auto e : ordered) out.append(e);
+      m->d->complete(std::move(out));
+    }
+  };
+  auto keep = conn.shared_from_this();
+  for (size_t gi = 0; gi < m->groups.size(); ++gi) {
+    uint32_t owner = m->groups[gi].first;
+    std::vector<std::string>& gargs = m->groups[gi].second.args;
+    if (owner == v.self) {
+      run_local_async(conn, s, gargs, clock_.now_ms(), [finish_one, gi](std::string r) { finish_one(gi, std::move(r)); });
+    } else {
+      std::vector<std::string_view> views(gargs.begin(), gargs.end());
+      cluster_->link(li, v.ring->servers()[owner].id, conn.protocol())
+          .send(views, [finish_one, gi](bool ok, std::string_view r) {
+            finish_one(gi, ok ? std::string(r)
+                              : error_reply("TRYAGAIN ringkv: a node did not answer: " + std::string(r)));
+          });
+    }
+  }
+}
+
+// ---------------------------------------------------------------- fan-out
+
+void Server::fanout(net::Connection& conn, ClientSession& s, const std::vector<std::string>& targets,
+                    std::vector<std::string> args,
+                    std::function<void(std::vector<std::pair<bool, std::string>>)> done) {
+  size_t li = conn.loop().index();
+  struct State {
+    std::vector<std::pair<bool, std::string>> replies;
+    size_t left;
+    std::function<void(std::vector<std::pair<bool, std::string>>)> done;
+  };
+  auto st = std::make_shared<State>();
+  st->replies.resize(targets.size());
+  st->left = targets.size();
+  st->done = std::move(done);
+  if (targets.empty()) {
+    st->done({});
+    return;
+  }
+  std::vector<std::string_view> views(args.begin(), args.end());
+  for (size_t i = 0; i < targets.size(); ++i) {
+    auto cb = [st, i](bool ok, std::string_view r) {
+      st->replies[i] = {ok && !resp::reply_is_error(r), std::string(r)};
+      if (--st->left == 0) st->done(std::move(st->replies));
+    };
+    if (targets[i] == cluster_->node_id()) {
+      std::string reply;
+      const CommandTable& table = CommandTable::instance();
+      const CommandSpec* spec = table.find(views[0]);
+      std::vector<std::string_view> a = views;
+      execute_captured(conn, s, a, spec, nullptr, clock_.now_ms(), &reply);
+      cb(true, reply);
+    } else {
+      cluster_->link(li, targets[i], cluster::Cluster::kControl).send(views, cb);
+    }
+  }
+}
+
+void Server::keyspace_command(net::Connection& conn, ClientSession& s, std::vector<std::string_view>& args,
+                              const CommandSpec* spec, Millis now) {
+  size_t li = conn.loop().index();
+  const View& v = cluster_->view(li);
+  std::string_view name = spec->name;
+  if (name == "scan") {
+    cluster_scan(conn, s, args, now);
+    return;
+  }
+  if (name == "randomkey") {
+    std::string key;
+    if (store_->random_key(now, &key)) {
+      conn.out().bulk(key);
+    } else {
+      conn.out().null();
+    }
+    return;
+  }
+  if ((name == "flushall" || name == "flushdb") &&
+      (args.size() > 2 || (args.size() == 2 && !equals_nocase(args[1], "sync") && !equals_nocase(args[1], "async")))) {
+    conn.out().error(err::kSyntax);
+    count_error(err::kSyntax);
+    return;
+  }
+  std::vector<std::string> targets;
+  std::vector<std::string> fargs;
+  if (name == "flushall" || name == "flushdb") {
+    for (const auto& srv : v.config.servers) targets.push_back(srv.id);
+    if (v.config.migration)
+      for (const auto& srv : v.config.migration->from)
+        if (std::find(targets.begin(), targets.end(), srv.id) == targets.end()) targets.push_back(srv.id);
+    fargs = {"RINGKV.FLUSH"};
+  } else {
+    for (size_t i = 0; i < v.ring->server_count(); ++i)
+      if (v.live[i]) targets.push_back(v.ring->servers()[i].id);
+    if (name == "dbsize") fargs = {"RINGKV.COUNT"};
+    else fargs = {"RINGKV.KEYS", std::string(args[1])};
+  }
+  auto d = std::make_shared<net::Deferred>(conn.defer());
+  int proto = conn.protocol();
+  std::string cmd(name);
+  fanout(conn, s, targets, fargs, [d, cmd, proto](std::vector<std::pair<bool, std::string>> replies) {
+    for (auto& [ok, r] : replies) {
+      if (!ok) {
+        d->complete(resp::reply_is_error(r) ? r : error_reply("TRYAGAIN ringkv: a node did not answer: " + r));
+        return;
+      }
+    }
+    std::string out;
+    resp::Writer w(&out, proto);
+    if (cmd == "dbsize") {
+      int64_t total = 0;
+      for (auto& [ok, r] : replies) {
+        int64_t n = 0;
+        resp::reply_integer(r, &n);
+        total += n;
+      }
+      w.integer(total);
+    } else if (cmd == "keys") {
+      std::vector<std::string_view> all;
+      for (auto& [ok, r] : replies) {
+        std::vector<std::string_view> e;
+        resp::split_aggregate(r, &e);
+        all.insert(all.end(), e.begin(), e.end());
+      }
+      w.array(all.size());
+      for (auto e : all) w.raw(e);
+    } else {
+      w.ok();
+    }
+    d->complete(std::move(out));
+  });
+}
+
+void Server::cluster_scan(net::Connection& conn, ClientSession& s, std::vector<std::string_view>& args,
+                          Millis now) {
+  // Validate exactly like the local SCAN (same errors), then ask the owner of the cursor's range.
+  std::string c(args[1]);
+  char* end = nullptr;
+  errno = 0;
+  unsigned long long cursor = std::strtoull(c.c_str(), &end, 10);
+  if (c.empty() || std::isspace(static_cast<unsigned char>(c[0])) || *end != '\0' || errno == ERANGE) {
+    conn.out().error(err::kInvalidCursor);
+    count_error(err::kInvalidCursor);
+    return;
+  }
+  int64_t count = 10;
+  std::string pattern, type;
+  for (size_t i = 2; i < args.size();) {
+    size_t left = args.size() - i;
+    if (equals_nocase(args[i], "count") && left >= 2) {
+      if (!parse_int64(args[i + 1], &count)) {
+        conn.out().error(err::kNotInteger);
+        count_error(err::kNotInteger);
+        return;
+      }
+      if (count < 1) {
+        conn.out().error(err::kSyntax);
+        count_error(err::kSyntax);
+        return;
+      }
+      i += 2;
+    } else if (equals_nocase(args[i], "match") && left >= 2) {
+      pattern = std::string(args[i + 1]);
+      i += 2;
+    } else if (equals_nocase(args[i], "type") && left >= 2) {
+      type = std::string(args[i + 1]);
+      i += 2;
+    } else {
+      conn.out().error(err::kSyntax);
+      count_error(err::kSyntax);
+      return;
+    }
+  }
+  size_t li = conn.loop().index();
+  const View& v = cluster_->view(li);
+  Token t = static_cast<Token>(cursor);
+  ring::TokenRange r = v.ring->range(v.ring->range_index(t));
+  Token last = r.last;
+  std::vector<std::string> targets = {v.ring->servers()[v.primary(t)].id};
+  if (v.previous) {
+    // During a migration the old primary still has everything that has not arrived yet.
+    ring::TokenRange pr = v.previous->range(v.previous->range_index(t));
+    last = std::min(last, pr.last);
+    uint32_t list[ring::kMaxReplicasLimit];
+    size_t k = v.previous->preference_list(t, v.n, list);
+    for (size_t i = 0; i < k; ++i) {
+      const std::string& id = v.previous->servers()[list[i]].id;
+      if (!cluster_->peer_live(id)) continue;
+      if (std::find(targets.begin(), targets.end(), id) == targets.end()) targets.push_back(id);
+      break;
+    }
+  }
+  std::vector<std::string> fargs = {"RINGKV.SCAN", std::to_string(t), std::to_string(last), std::to_string(count),
+                                    pattern, type};
+  auto d = std::make_shared<net::Deferred>(conn.defer());
+  int proto = conn.protocol();
+  fanout(conn, s, targets, fargs, [d, proto, last](std::vector<std::pair<bool, std::string>> replies) {
+    std::set<std::string> keys;
+    bool all_done = true;
+    Token next = 0;
+    bool have_next = false;
+    for (auto& [ok, r] : replies) {
+      std::vector<std::string_view> e;
+      if (!ok || !resp::split_aggregate(r, &e) || e.size() < 2) {
+        d->complete(resp::reply_is_error(r) ? r : error_reply("TRYAGAIN ringkv: a node did not answer"));
+        return;
+      }
+      int64_t done = 0;
+      resp::reply_integer(e[0], &done);
+      std::string_view nx;
+      resp::reply_string(e[1], &nx);
+      uint64_t n = 0;
+      parse_uint64(nx, &n);
+      if (!done) {
+        all_done = false;
+        if (!have_next || n < next) next = n;
+        have_next = true;
+      }
+      for (size_t i = 2; i < e.size(); ++i) {
+        std::string_view k;
+        if (resp::reply_string(e[i], &k)) keys.emplace(k);
+      }
+    }
+    Token cursor_out = all_done ? last + 1 : next;  // last + 1 wraps to 0 at the end of the ring
+    std::string out;
+    resp::Writer w(&out, proto);
+    w.array(2);
+    w.bulk(std::to_string(cursor_out));
+    w.array(keys.size());
+    for (const auto& k : keys) w.bulk(k);
+    d->complete(std::move(out));
+  });
+}
+
+// ---------------------------------------------------------------- transactions
+
+void Server::cluster_watch(net::Connection& conn, ClientSession& s, std::vector<std::string_view>& args,
+                           Millis now) {
+  if (s.in_multi) {
+    conn.out().error(err::kWatchInMulti);
+    count_error(err::kWatchInMulti);
+    return;
+  }
+  size_t li = conn.loop().index();
+  const View& v = cluster_->view(li);
+  struct State {
+    size_t left;
+    std::shared_ptr<net::Deferred> d;
+  };
+  auto st = std::make_shared<State>();
+  st->left = args.size() - 1;
+  st->d = std::make_shared<net::Deferred>(conn.defer());
+  auto keep = conn.shared_from_this();
+  for (size_t i = 1; i < args.size(); ++i) {
+    std::string key(args[i]);
+    Token t = token_of(key);
+    uint32_t owner = v.primary(t);
+    auto record = [st, keep, key](uint64_t version) {
+      if (!keep->closing()) {
+        auto* sess = static_cast<ClientSession*>(keep->session());
+        sess->watched_versions.emplace_back(key, version);
+      }
+      if (--st->left == 0) st->d->complete("+OK\r\n");
+    };
+    if (owner == v.self) {
+      uint64_t ver = store_->access(key, t, now, [](store::Access& a) { return a.version(); });
+      record(ver);
+    } else {
+      cluster_->link(li, v.ring->servers()[owner].id, cluster::Cluster::kControl).send({"RINGKV.VERSION", key}, [record](bool ok, std::string_view r) {
+        int64_t ver = -1;  // unknown: EXEC will fail the check, as if the key changed
+        if (ok) resp::reply_integer(r, &ver);
+        record(static_cast<uint64_t>(ver));
+      });
+    }
+  }
+}
+
+bool Server::cluster_exec(net::Connection& conn, ClientSession& s, Millis now) {
+  if (!s.in_multi || s.multi_dirty) return false;  // the local handler replies the error
+  size_t li = conn.loop().index();
+  const View& v = cluster_->view(li);
+  const CommandTable& table = CommandTable::instance();
+  std::set<uint32_t> owners;
+  for (const auto& q : s.queued) {
+    const CommandSpec* spec = table.find(q[0]);
+    if (spec == nullptr) continue;
+    if (!spec->subcommands.empty() && q.size() > 1) spec = table.find_sub(*spec, q[1]);
+    if (spec == nullptr || spec->first_key <= 0) continue;
+    std::vector<int> pos;
+    spec->key_positions(q.size(), &pos);
+    for (int p : pos) owners.insert(v.primary(token_of(q[static_cast<size_t>(p)])));
+  }
+  for (const auto& [k, ver] : s.watched_versions) owners.insert(v.primary(token_of(k)));
+  if (owners.size() > 1) {
+    s.in_multi = false;
+    s.queued.clear();
+    s.watched_versions.clear();
+    unwatch_all(s);
+    conn.out().error("CROSSSLOT EXEC: this transaction's keys live on different nodes of the ring (" +
+                     server_list(v, owners) + "); a transaction runs atomically on one node only");
+    count_error("CROSSSLOT");
+    return true;
+  }
+  uint32_t owner = owners.empty() ? v.self : *owners.begin();
+  // One request that checks the watched versions and runs the commands atomically there.
+  std::vector<std::string> req = {"RINGKV.EXEC", std::to_string(s.watched_versions.size())};
+  for (const auto& [k, ver] : s.watched_versions) {
+    req.push_back(k);
+    req.push_back(std::to_string(ver));
+  }
+  req.push_back(std::to_string(s.queued.size()));
+  for (const auto& q : s.queued) {
+    req.push_back(std::to_string(q.size()));
+    req.insert(req.end(), q.begin(), q.end());
+  }
+  s.in_multi = false;
+  s.queued.clear();
+  s.watched_versions.clear();
+  unwatch_all(s);
+  if (owner == v.self || owner == ring::kNoServer) {
+    auto d = std::make_shared<net::Deferred>(conn.defer());
+    run_local_async(conn, s, std::move(req), now, [d](std::string r) { d->complete(std::move(r)); });
+  } else {
+    std::vector<std::string_view> views(req.begin(), req.end());
+    forward(conn, v.ring->servers()[owner].id, views, false, 0);
+  }
+  return true;
+}
+
+}  // namespace ringkv::server

@@ -1,0 +1,183 @@
+// Keyspace commands that move or describe values: RENAME, RENAMENX, COPY, and OBJECT's
+// ENCODING, FREQ, IDLETIME, REFCOUNT and HELP.
+//
+// RENAME and COPY touch two keys, which may live on different lock stripes (or the same one).
+// A thread never holds two stripe locks at once, so they work in steps: copy the source out,
+// write the destination, and (RENAME) delete the source only if it still holds the version
+// that was copied. A write to the source between the steps therefore survives, and the outcome
+// is the one of RENAME followed by that write.
+#include <climits>
+#include <string>
+
+#include "server/util.h"
+
+namespace ringkv::server {
+
+namespace {
+
+struct Copied {
+  bool found = false;
+  std::string value;
+  Millis expire_at = -1;
+  Version version = 0;
+};
+
+// Copies a key's value, expiry and version out of the store. `read` counts a keyspace hit or
+// miss, as Redis's lookupKeyRead does (its lookupKeyWrite does not).
+Copied copy_out(CommandContext& ctx, std::string_view key, bool read) {
+  return with_key(ctx, key, [&](store::Access& a) {
+    Copied c;
+    if (read) count_hit(ctx, a.found());
+    if (!a.found()) return c;
+    a.touch();
+    c.found = true;
+    c.value.assign(a.value());
+    c.expire_at = a.expire_at();
+    c.version = a.version();
+    return c;
+  });
+}
+
+void rename_generic(CommandContext& ctx, bool nx) {
+  const std::string_view src = ctx.arg(1), dst = ctx.arg(2);
+  const Copied from = copy_out(ctx, src, false);
+  if (!from.found) return ctx.error(err::kNoSuchKey);
+  if (src == dst) return nx ? ctx.w.integer(0) : ctx.w.ok();
+  const bool moved = with_key(ctx, dst, [&](store::Access& a) {
+    if (nx && a.found()) {
+      a.touch();
+      return false;
+    }
+    a.set(from.value, from.expire_at);  // the TTL moves with the value
+    return true;
+  });
+  if (!moved) return ctx.w.integer(0);
+  with_key(ctx, src, [&](store::Access& a) {
+    if (a.found() && a.version() == from.version) a.erase();
+  });
+  nx ? ctx.w.integer(1) : ctx.w.ok();
+}
+
+// The encoding Redis would give a string value written by SET: tryObjectEncoding stores a
+// canonical 64-bit integer of up to 20 characters as "int", other strings of up to 44 bytes
+// as "embstr", and the rest as "raw".
+bool is_int_encoded(std::string_view v, int64_t* n) { return v.size() <= 20 && parse_int64(v, n); }
+
+std::string_view encoding_of(std::string_view v) {
+  int64_t n;
+  if (is_int_encoded(v, &n)) return "int";
+  return v.size() <= 44 ? "embstr" : "raw";
+}
+
+// Redis shares the objects of the integers 0..9999 (OBJ_SHARED_INTEGERS) unless maxmemory is
+// set with an LRU/LFU policy (which needs a private object per key), and reports the shared
+// objects' refcount as INT_MAX.
+int64_t refcount_of(CommandContext& ctx, std::string_view v) {
+  int64_t n;
+  if (!is_int_encoded(v, &n) || n < 0 || n >= 10000) return 1;
+  using store::EvictionPolicy;
+  const EvictionPolicy p = ctx.server.store().policy();
+  const bool lru_or_lfu = p == EvictionPolicy::kAllKeysLru || p == EvictionPolicy::kVolatileLru ||
+                          p == EvictionPolicy::kAllKeysLfu || p == EvictionPolicy::kVolatileLfu;
+  return ctx.server.maxmemory() == 0 || !lru_or_lfu ? INT_MAX : 1;
+}
+
+// The OBJECT subcommands: look the key up without touching its LRU/LFU data (Redis's
+// LOOKUP_NOTOUCH), reply null when it is missing, and f(access) otherwise.
+template <class F>
+void object_lookup(CommandContext& ctx, F&& f) {
+  with_key(ctx, ctx.arg(2), [&](store::Access& a) {
+    count_hit(ctx, a.found());
+    if (!a.found()) return ctx.w.null();
+    f(a);
+  });
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- RENAME / RENAMENX
+
+void cmd_rename(CommandContext& ctx) { rename_generic(ctx, false); }
+void cmd_renamenx(CommandContext& ctx) { rename_generic(ctx, true); }
+
+// ---------------------------------------------------------------- COPY
+
+void cmd_copy(CommandContext& ctx) {
+  bool replace = false;
+  for (size_t j = 3; j < ctx.argc(); ++j) {
+    const std::string_view opt = c_string(ctx.arg(j));
+    if (equals_nocase(opt, "replace")) {
+      replace = true;
+    } else if (equals_nocase(opt, "db") && j + 1 < ctx.argc()) {
+      int64_t db;
+      if (!arg_int64(ctx, ctx.arg(j + 1), &db)) return;
+      if (db < INT_MIN || db > INT_MAX) return ctx.error(err::kNotInt32);
+      // Only database 0 exists (as in a Redis started with "databases 1").
+      if (db != 0) return ctx.error(err::kDbIndexOutOfRange);
+      ++j;
+    } else {
+      return ctx.error(err::kSyntax);
+    }
+  }
+  const std::string_view src = ctx.arg(1), dst = ctx.arg(2);
+  if (src == dst) return ctx.error(err::kSameObject);
+  const Copied from = copy_out(ctx, src, true);
+  if (!from.found) return ctx.w.integer(0);
+  const bool copied = with_key(ctx, dst, [&](store::Access& a) {
+    if (a.found() && !replace) {
+      a.touch();
+      return false;
+    }
+    a.set(from.value, from.expire_at);  // the copy has the source's TTL
+    return true;
+  });
+  ctx.w.integer(copied ? 1 : 0);
+}
+
+// ---------------------------------------------------------------- OBJECT
+
+void cmd_object_encoding(CommandContext& ctx) {
+  object_lookup(ctx, [&](store::Access& a) { ctx.w.bulk(encoding_of(a.value())); });
+}
+
+void cmd_object_refcount(CommandContext& ctx) {
+  object_lookup(ctx, [&](store::Access& a) { ctx.w.integer(refcount_of(ctx, a.value())); });
+}
+
+void cmd_object_idletime(CommandContext& ctx) {
+  object_lookup(ctx, [&](store::Access& a) {
+    if (ctx.server.store().lfu_mode()) return ctx.error(err::kObjectLfu);
+    ctx.w.integer(store::Store::idle_ms(a.lru(), ctx.now) / 1000);
+  });
+}
+
+void cmd_object_freq(CommandContext& ctx) {
+  object_lookup(ctx, [&](store::Access& a) {
+    if (!ctx.server.store().lfu_mode()) return ctx.error(err::kObjectNoLfu);
+    ctx.w.integer(ctx.server.store().lfu_counter(a.lru(), ctx.now));
+  });
+}
+
+void cmd_object_help(CommandContext& ctx) {
+  static constexpr std::string_view kLines[] = {
+      "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+      "ENCODING <key>",
+      "    Return the kind of internal representation used in order to store the value",
+      "    associated with a <key>.",
+      "FREQ <key>",
+      "    Return the access frequency index of the <key>. The returned integer is",
+      "    proportional to the logarithm of the recent access frequency of the key.",
+      "IDLETIME <key>",
+      "    Return the idle time of the <key>, that is the approximated number of",
+      "    seconds elapsed since the last access to the key.",
+      "REFCOUNT <key>",
+      "    Return the number of references of the value associated with the specified",
+      "    <key>.",
+      "HELP",
+      "    Prints this help.",
+  };
+  ctx.w.array(std::size(kLines));
+  for (std::string_view line : kLines) ctx.w.simple(line);
+}
+
+}  // namespace ringkv::server
