@@ -364,6 +364,13 @@ PeerLink& Cluster::link(size_t loop_index, const std::string& peer_id, int kind)
   return ref;
 }
 
+bool Cluster::source_usable(const std::string& id) const {
+  if (!peer_live(id)) return false;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = peer_ready_.find(id);
+  return it == peer_ready_.end() || it->second;
+}
+
 bool Cluster::peer_live(const std::string& id) const {
   if (id == options_.node_id) return true;
   std::lock_guard<std::mutex> lock(mu_);
@@ -481,31 +488,57 @@ void Cluster::replicate(size_t loop_index, std::vector<ChangeRecord> records,
 
 void Cluster::fetch_entry(size_t loop_index, const std::string& key, const PendingRange& from,
                           std::function<void()> done) {
-  std::string source;
-  for (const auto& s : from.sources) {
-    if (peer_live(s)) {
-      source = s;
-      break;
-    }
-  }
-  if (source.empty()) {
+  auto sources = std::make_shared<std::vector<std::string>>();
+  for (const auto& s : from.sources)
+    if (source_usable(s)) sources->push_back(s);
+  fetch_from(loop_index, key, sources, 0, std::move(done));
+}
+
+void Cluster::fetch_from(size_t loop_index, const std::string& key,
+                         std::shared_ptr<std::vector<std::string>> sources, size_t i,
+                         std::function<void()> done) {
+  if (i >= sources->size()) {
     done();
     return;
   }
-  link(loop_index, source, kControl).send({"RINGKV.GETENTRY", key}, [this, key, done](bool ok, std::string_view reply) {
-    std::vector<std::string_view> parts;
-    if (ok && resp::split_aggregate(reply, &parts) && parts.size() == 4) {
-      std::string_view value, expire, version, flags;
-      int64_t e = -1;
-      uint64_t ver = 0;
-      if (resp::reply_string(parts[0], &value) && resp::reply_string(parts[1], &expire) &&
-          resp::reply_string(parts[2], &version) && resp::reply_string(parts[3], &flags) &&
-          parse_int64(expire, &e) && parse_uint64(version, &ver)) {
-        store_.apply(key, token_of(key), value, e, ver, flags == "t", clock_.now_ms());
-      }
-    }
+  link(loop_index, (*sources)[i], kControl)
+      .send({"RINGKV.GETENTRY", key}, [this, loop_index, key, sources, i, done](bool ok, std::string_view reply) {
+        if (!ok || resp::reply_is_error(reply)) {
+          // Unreachable, or still recovering that range itself: ask the next holder.
+          fetch_from(loop_index, key, sources, i + 1, done);
+          return;
+        }
+        apply_entry_reply(key, reply);
+        done();
+      });
+}
+
+void Cluster::apply_entry_reply(const std::string& key, std::string_view reply) {
+  std::vector<std::string_view> parts;
+  if (!resp::split_aggregate(reply, &parts) || parts.size() != 4) return;
+  std::string_view value, expire, version, flags;
+  int64_t e = -1;
+  uint64_t ver = 0;
+  if (resp::reply_string(parts[0], &value) && resp::reply_string(parts[1], &expire) &&
+      resp::reply_string(parts[2], &version) && resp::reply_string(parts[3], &flags) &&
+      parse_int64(expire, &e) && parse_uint64(version, &ver)) {
+    store_.apply(key, token_of(key), value, e, ver, flags == "t", clock_.now_ms());
+  }
+}
+
+void Cluster::read_repair(size_t loop_index, const std::string& key, const std::vector<std::string>& peers,
+                          std::function<void()> done) {
+  if (peers.empty()) {
     done();
-  });
+    return;
+  }
+  auto left = std::make_shared<size_t>(peers.size());
+  for (const auto& p : peers) {
+    link(loop_index, p, kControl).send({"RINGKV.GETENTRY", key}, [this, key, left, done](bool ok, std::string_view reply) {
+      if (ok && !resp::reply_is_error(reply)) apply_entry_reply(key, reply);
+      if (--*left == 0) done();
+    });
+  }
 }
 
 void Cluster::add_hint(const std::string& peer, const std::string& key) {
@@ -574,63 +607,93 @@ void Cluster::apply_config(const RingConfig& cfg) {
     }
   }
 
-  // New gains: a migration that involves this node, or recovery after a restart.
-  if (cfg.migration && gains_for_ != cfg.migration->id) {
-    auto from = build_ring(cfg.migration->from, cfg.vnodes);
-    if (from) {
-      auto plan = ring::diff(**from, **ring_now, n);
-      if (plan) {
-        pending_.clear();
-        for (const auto& t : plan->gains_of(options_.node_id)) {
-          PendingRange p;
-          p.range = t.range;
-          // The old primary first: it executed every write of the old epoch.
-          for (uint32_t s : t.sources) p.sources.push_back(plan->servers[s]);
-          pending_.push_back(std::move(p));
-        }
-        std::sort(pending_.begin(), pending_.end(),
-                  [](const PendingRange& a, const PendingRange& b) { return a.range.first < b.range.first; });
-        gains_for_ = cfg.migration->id;
-        progress_ = Progress{};
-        progress_.moving = !pending_.empty();
-        progress_.migration_id = cfg.migration->id;
-        progress_.started_ms = clock_.now_ms();
-        if (pending_.empty()) migration_done_ = cfg.migration->id;
-        LOG_NOTICE("Epoch %llu: %s %s; this node receives %zu ranges",
-                   static_cast<unsigned long long>(cfg.epoch), cfg.migration->kind.c_str(),
-                   cfg.migration->server.c_str(), pending_.size());
-      }
-    }
-  } else if (first && me && ring_size > 1 && n > 1) {
-    // Started with an empty store while the ring counts on us: take our ranges back from the
-    // other replicas. Until a range is back, reads of missing keys go to them.
+  // Started with an empty store while the ring counts on us (a restart): take back every range
+  // this node holds from the other holders; during a migration, from both rings' holders.
+  // Until a range is back, reads of keys it lacks go to them (read-through).
+  const bool recover = first && me && me->state != ServerState::kLeaving &&
+                       ((ring_size > 1 && n > 1) || cfg.migration.has_value());
+  std::shared_ptr<const ring::Ring> prev_ring;
+  if (cfg.migration) {
+    auto p = build_ring(cfg.migration->from, cfg.vnodes);
+    if (p) prev_ring = std::move(p).value();
+  }
+  if (recover) {
     auto idx = (*ring_now)->index_of(options_.node_id);
-    if (idx) {
-      auto mine = (*ring_now)->ranges(n);
-      if (mine) {
-        pending_.clear();
-        for (const auto& rr : *mine) {
-          if (std::find(rr.replicas.begin(), rr.replicas.end(), *idx) == rr.replicas.end()) continue;
-          PendingRange p;
-          p.range = rr.range;
-          for (uint32_t s : rr.replicas)
-            if (s != *idx) p.sources.push_back((*ring_now)->servers()[s].id);
-          pending_.push_back(std::move(p));
+    auto mine = (*ring_now)->ranges(n);
+    if (idx && mine) {
+      pending_.clear();
+      for (const auto& rr : *mine) {
+        if (std::find(rr.replicas.begin(), rr.replicas.end(), *idx) == rr.replicas.end()) continue;
+        std::vector<std::string> current;
+        for (uint32_t s : rr.replicas)
+          if (s != *idx) current.push_back((*ring_now)->servers()[s].id);
+        if (!prev_ring) {
+          pending_.push_back(PendingRange{rr.range, current});
+          continue;
         }
-        gains_for_ = 0;
-        progress_ = Progress{};
-        progress_.moving = true;
-        progress_.started_ms = clock_.now_ms();
-        LOG_NOTICE("Recovering %zu ranges from the other replicas", pending_.size());
+        // Split along the previous ring's ranges: each piece has its own old holders.
+        for (size_t k = prev_ring->range_index(rr.range.first); k < prev_ring->range_count(); ++k) {
+          ring::TokenRange pr = prev_ring->range(k);
+          if (pr.first > rr.range.last) break;
+          PendingRange piece;
+          piece.range.first = std::max(pr.first, rr.range.first);
+          piece.range.last = std::min(pr.last, rr.range.last);
+          uint32_t list[ring::kMaxReplicasLimit];
+          size_t kk = prev_ring->preference_list(piece.range.first, n, list);
+          for (size_t j = 0; j < kk; ++j) {
+            const std::string& id = prev_ring->servers()[list[j]].id;
+            if (id != options_.node_id) piece.sources.push_back(id);
+          }
+          for (const auto& c : current)
+            if (std::find(piece.sources.begin(), piece.sources.end(), c) == piece.sources.end())
+              piece.sources.push_back(c);
+          pending_.push_back(std::move(piece));
+          if (pr.last >= rr.range.last) break;
+        }
       }
+      recovering_ = true;
+      gains_for_ = cfg.migration ? cfg.migration->id : 0;
+      progress_ = Progress{};
+      progress_.moving = !pending_.empty();
+      progress_.migration_id = gains_for_;
+      progress_.started_ms = clock_.now_ms();
+      if (pending_.empty()) {
+        recovering_ = false;
+        if (gains_for_) migration_done_ = gains_for_;
+      }
+      LOG_NOTICE("Recovering %zu ranges from the other holders", pending_.size());
+    }
+  } else if (cfg.migration && gains_for_ != cfg.migration->id && prev_ring) {
+    // A migration that involves this node: the ranges it gains, each from its old holders (the
+    // old primary first: it executed every write of the old epoch).
+    auto plan = ring::diff(*prev_ring, **ring_now, n);
+    if (plan) {
+      pending_.clear();
+      for (const auto& t : plan->gains_of(options_.node_id)) {
+        PendingRange p;
+        p.range = t.range;
+        for (uint32_t s : t.sources) p.sources.push_back(plan->servers[s]);
+        pending_.push_back(std::move(p));
+      }
+      recovering_ = false;
+      gains_for_ = cfg.migration->id;
+      progress_ = Progress{};
+      progress_.moving = !pending_.empty();
+      progress_.migration_id = cfg.migration->id;
+      progress_.started_ms = clock_.now_ms();
+      if (pending_.empty()) migration_done_ = cfg.migration->id;
+      LOG_NOTICE("Epoch %llu: %s %s; this node receives %zu ranges",
+                 static_cast<unsigned long long>(cfg.epoch), cfg.migration->kind.c_str(),
+                 cfg.migration->server.c_str(), pending_.size());
     }
   }
+  std::sort(pending_.begin(), pending_.end(),
+            [](const PendingRange& a, const PendingRange& b) { return a.range.first < b.range.first; });
   if (!cfg.migration) {
     progress_.moving = !pending_.empty();
   }
   publish_view();
   lock.unlock();
-  ready_ = true;
   transfer_wake_.notify_all();
 }
 
@@ -843,6 +906,10 @@ void Cluster::heartbeat() {
       ok = rep->type == REDIS_REPLY_ARRAY && rep->elements >= 1 &&
            rep->element[0]->type == REDIS_REPLY_STRING &&
            std::string(rep->element[0]->str, rep->element[0]->len) == id;
+      if (ok && rep->elements >= 3) {
+        std::lock_guard<std::mutex> lock(mu_);
+        peer_ready_[id] = rep->element[2]->integer != 0;
+      }
     }
     std::lock_guard<std::mutex> lock(mu_);
     auto it = last_seen_ms_.find(id);
@@ -873,7 +940,7 @@ void Cluster::report_status() {
   s.id = options_.node_id;
   s.address = options_.address;
   s.applied_epoch = applied_epoch_.load();
-  s.ready = ready_.load();
+  s.ready = ready();
   s.keys = store_.size();
   s.bytes = store_.memory_used();
   s.updated_ms = clock_.now_ms();
@@ -1016,6 +1083,7 @@ void Cluster::transfer_loop() {
       std::lock_guard<std::mutex> lock(mu_);
       if (ok && gains_for_ == gains_for && pending_.empty() && progress_.moving) {
         progress_.moving = false;
+        recovering_ = false;
         if (gains_for != 0) migration_done_ = gains_for;
         LOG_NOTICE("Received every range (%llu keys, %llu bytes)",
                    static_cast<unsigned long long>(progress_.keys_done),
@@ -1028,6 +1096,15 @@ void Cluster::transfer_loop() {
       last_sweep_ms_ = now_ms;
       drop_unheld_ranges();
     }
+    if (options_.anti_entropy_s > 0) {
+      if (last_repair_ms_ == 0) last_repair_ms_ = now_ms;
+      if (now_ms - last_repair_ms_ > options_.anti_entropy_s * 1000LL) {
+        last_repair_ms_ = now_ms;
+        auto [compared, repaired] = repair();
+        if (repaired > 0)
+          LOG_NOTICE("Anti-entropy: %zu of %zu ranges differed between replicas and were repaired", repaired, compared);
+      }
+    }
   }
 }
 
@@ -1035,7 +1112,11 @@ bool Cluster::pull_ranges(const std::vector<PendingRange>& ranges, uint64_t gain
   // Migration gains read each range from its first live source (the old primary when it is up),
   // so every key is copied once. Recovery reads from every live source, since an acknowledged
   // write may be on any W of them. Range fetches to one source are pipelined.
-  const bool recovery = gains_for == 0;
+  bool recovery;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    recovery = recovering_;
+  }
   struct Job {
     size_t index;  // into ranges
     Token cursor;
@@ -1043,20 +1124,39 @@ bool Cluster::pull_ranges(const std::vector<PendingRange>& ranges, uint64_t gain
   };
   std::map<std::string, std::vector<Job>> by_source;
   std::vector<int> sources_left(ranges.size(), 0);
+  // A range whose holders are all up but not ready stays pending (tried again later).
+  auto failed_wait_for = [&](const PendingRange& r) {
+    for (const auto& s : r.sources)
+      if (peer_live(s)) return true;
+    return false;
+  };
+  // Holders that are themselves recovering are not read from, unless every holder has been
+  // recovering for a while (all copies restarted at once): then partial data beats none.
+  bool allow_unready;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    allow_unready = clock_.now_ms() - progress_.started_ms > 10000;
+  }
   for (size_t i = 0; i < ranges.size(); ++i) {
     for (const auto& s : ranges[i].sources) {
-      if (!peer_live(s)) continue;
+      if (!(allow_unready ? peer_live(s) : source_usable(s))) continue;
       by_source[s].push_back(Job{i, ranges[i].range.first});
       ++sources_left[i];
       if (!recovery) break;
     }
     if (sources_left[i] == 0) {
-      LOG_WARNING("No live source for range [%016llx, %016llx]: its keys cannot be copied",
-                  static_cast<unsigned long long>(ranges[i].range.first),
-                  static_cast<unsigned long long>(ranges[i].range.last));
+      bool any_live = false;
+      for (const auto& s : ranges[i].sources) any_live |= peer_live(s);
+      if (!any_live) {
+        LOG_WARNING("No live source for range [%016llx, %016llx]: its keys cannot be copied",
+                    static_cast<unsigned long long>(ranges[i].range.first),
+                    static_cast<unsigned long long>(ranges[i].range.last));
+      }
     }
   }
   std::vector<char> failed(ranges.size(), 0);
+  for (size_t i = 0; i < ranges.size(); ++i)
+    if (sources_left[i] == 0 && failed_wait_for(ranges[i])) failed[i] = 1;
   auto complete = [&](size_t i) {
     // REQUIRES: mu_ held.
     auto it = std::find_if(pending_.begin(), pending_.end(),
@@ -1065,8 +1165,10 @@ bool Cluster::pull_ranges(const std::vector<PendingRange>& ranges, uint64_t gain
   };
   {
     std::lock_guard<std::mutex> lock(mu_);
+    // Ranges nobody alive holds are given up (with the warning above); ranges whose holders
+    // are up but still recovering stay pending and are tried again later.
     for (size_t i = 0; i < ranges.size(); ++i)
-      if (sources_left[i] == 0) complete(i);
+      if (sources_left[i] == 0 && !failed[i]) complete(i);
     publish_view();
   }
   constexpr size_t kPipeline = 64;
@@ -1183,6 +1285,101 @@ void Cluster::replay_hints() {
     }
     if (sent > 0) LOG_NOTICE("Replayed %zu hinted writes to %s", sent, peer.c_str());
   }
+}
+
+// ---------------------------------------------------------------- anti-entropy
+
+std::pair<size_t, size_t> Cluster::repair() {
+  RingConfig cfg;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (config_.migration || !pending_.empty()) return {0, 0};  // data is moving: later
+    cfg = config_;
+  }
+  auto r = build_ring(cfg.ring_servers(), cfg.vnodes);
+  if (!r) return {0, 0};
+  auto idx = (*r)->index_of(options_.node_id);
+  auto all = (*r)->ranges(cfg.effective_replicas());
+  if (!idx || !all) return {0, 0};
+  // Per peer: the ranges this node is primary of that the peer also holds.
+  std::map<std::string, std::vector<ring::TokenRange>> by_peer;
+  for (const auto& rr : *all) {
+    if (rr.replicas.empty() || rr.replicas[0] != *idx) continue;
+    for (size_t j = 1; j < rr.replicas.size(); ++j) by_peer[(*r)->servers()[rr.replicas[j]].id].push_back(rr.range);
+  }
+  size_t compared = 0;
+  Millis now = clock_.now_ms();
+  std::set<std::pair<Token, Token>> repaired_ranges;
+  // Which of `ranges` differ between this node and `peer`, by digest.
+  auto differing = [&](const std::string& address, const std::vector<ring::TokenRange>& ranges,
+                       bool count) {
+    std::vector<ring::TokenRange> out;
+    for (size_t off = 0; off < ranges.size(); off += 256) {
+      size_t end = std::min(ranges.size(), off + 256);
+      std::vector<std::vector<std::string>> reqs;
+      for (size_t i = off; i < end; ++i)
+        reqs.push_back({"RINGKV.DIGEST", std::to_string(ranges[i].first), std::to_string(ranges[i].last)});
+      auto replies = sync_client(options_).call_many(address, reqs, 30000);
+      if (!replies) return out;
+      for (size_t i = off; i < end; ++i) {
+        const redisReply* rep = (*replies)[i - off].get();
+        if (count) ++compared;
+        if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) continue;
+        auto [n, dig] = digest(ranges[i].first, ranges[i].last, now);
+        std::string theirs(rep->element[1]->str, rep->element[1]->len);
+        if (static_cast<uint64_t>(rep->element[0]->integer) != n || theirs != token_hex(dig)) out.push_back(ranges[i]);
+      }
+    }
+    return out;
+  };
+  // Phase 1: take every replica's entries of the differing ranges (newest wins here), so this
+  // node ends up with the newest of every copy.
+  for (auto& [peer, ranges] : by_peer) {
+    if (stop_ || !peer_live(peer)) continue;
+    std::string address = address_of(peer);
+    for (const auto& range : differing(address, ranges, true)) {
+      repaired_ranges.emplace(range.first, range.last);
+      Token cursor = range.first;
+      for (;;) {
+        auto f = sync_client(options_).call(address, {"RINGKV.FETCH", std::to_string(cursor),
+                                                      std::to_string(range.last), "1000"}, 30000);
+        if (!f) break;
+        const redisReply* fr = f->get();
+        if (fr->type != REDIS_REPLY_ARRAY || fr->elements < 2) break;
+        for (size_t e = 2; e + 4 < fr->elements; e += 5) {
+          std::string_view k(fr->element[e]->str, fr->element[e]->len);
+          std::string_view v(fr->element[e + 1]->str, fr->element[e + 1]->len);
+          uint64_t version = 0;
+          parse_uint64(std::string_view(fr->element[e + 3]->str, fr->element[e + 3]->len), &version);
+          store_.apply(k, token_of(k), v, fr->element[e + 2]->integer, version, fr->element[e + 4]->integer != 0, now);
+        }
+        if (fr->element[0]->integer != 0) break;
+        parse_uint64(std::string_view(fr->element[1]->str, fr->element[1]->len), &cursor);
+      }
+    }
+  }
+  // Phase 2: give every replica that still differs this node's entries of those ranges.
+  for (auto& [peer, ranges] : by_peer) {
+    if (stop_ || !peer_live(peer)) continue;
+    std::string address = address_of(peer);
+    for (const auto& range : differing(address, ranges, false)) {
+      repaired_ranges.emplace(range.first, range.last);
+      std::vector<std::vector<std::string>> push;
+      Token c = range.first;
+      for (;;) {
+        Token next = store_.scan_range(c, range.last, 1000, now, true, [&](const store::EntryView& e) {
+          push.push_back({"RINGKV.REPL", std::string(e.key()), e.tombstone() ? std::string() : std::string(e.value()),
+                          std::to_string(e.expire_at()), std::to_string(e.version()), e.tombstone() ? "t" : ""});
+        });
+        if (!push.empty()) sync_client(options_).call_many(address, push, 30000);
+        push.clear();
+        if (next == range.last + 1 || next <= c) break;
+        c = next;
+      }
+    }
+  }
+  size_t repaired = repaired_ranges.size();
+  return {compared, repaired};
 }
 
 // ---------------------------------------------------------------- digests

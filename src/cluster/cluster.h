@@ -48,7 +48,7 @@ struct ClusterOptions {
   int down_after_ms = 3000;     // a peer silent this long is marked down
   int peer_timeout_ms = 5000;
   int batch_keys = 1000;        // per range transfer request
-  int anti_entropy_s = 0;       // 0: only on demand
+  int anti_entropy_s = 60;      // seconds between anti-entropy rounds; 0: only RING REPAIR
 };
 
 // Ranges this node is still receiving, and whom to read a missing key from meanwhile.
@@ -147,7 +147,12 @@ class Cluster {
                    std::function<void()> done);
 
   // ---- status
-  bool ready() const { return ready_.load(); }
+  // False while recovering ranges after a restart: other nodes then do not read from it.
+  bool ready() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return !recovering_;
+  }
+  bool recovering() const { return !ready(); }
   uint64_t applied_epoch() const { return applied_epoch_.load(); }
   struct Progress {
     bool moving = false;
@@ -158,6 +163,11 @@ class Cluster {
   Progress progress() const;
   std::vector<NodeStatus> last_statuses() const;
   bool peer_live(const std::string& id) const;
+  // Live and not recovering: a node that may be read from.
+  bool source_usable(const std::string& id) const;
+  // Reads the key's entry from each peer and keeps the newest version here (reads with R > 1).
+  void read_repair(size_t loop_index, const std::string& key, const std::vector<std::string>& peers,
+                   std::function<void()> done);
 
   // ---- admin (block: call from a non-loop thread)
   Status add_server(const std::string& id, const std::string& address, uint32_t weight);
@@ -182,6 +192,10 @@ class Cluster {
                                                          Millis now) const;
   // Forgets hints and progress (FLUSHALL).
   void clear_hints();
+  // Anti-entropy: for every range this node is primary of, compares digests with the other
+  // replicas and, where they differ, exchanges entries so both keep the newest of each.
+  // Blocks (control or transfer thread). Returns (ranges compared, ranges repaired).
+  std::pair<size_t, size_t> repair();
 
  private:
   void control_loop();
@@ -189,6 +203,9 @@ class Cluster {
   void apply_config(const RingConfig& cfg);
   void publish_view();
   void run_waiters(size_t loop_index, bool expire_only);
+  void fetch_from(size_t loop_index, const std::string& key,
+                  std::shared_ptr<std::vector<std::string>> sources, size_t i, std::function<void()> done);
+  void apply_entry_reply(const std::string& key, std::string_view reply);
   // Waits until every loop has finished what it was doing (a task posted now has run).
   void quiesce_loops();
   // Drops entries of ranges this node does not hold (only while no migration is running).
@@ -221,13 +238,14 @@ class Cluster {
   std::vector<PendingRange> pending_;           // my incomplete gains
   uint64_t gains_for_ = 0;                      // the migration (or recovery) pending_ belongs to
   uint64_t migration_done_ = 0;
+  bool recovering_ = false;  // pending_ holds this node's own ranges after a restart
   Progress progress_;
   std::vector<NodeStatus> statuses_;
   std::map<std::string, std::unordered_set<std::string>> hints_;  // peer -> keys
   std::deque<std::function<void()>> admin_tasks_;
   Millis last_sweep_ms_ = 0;  // transfer thread only
+  Millis last_repair_ms_ = 0;  // transfer thread only
 
-  std::atomic<bool> ready_{false};
   std::atomic<uint64_t> applied_epoch_{0};
   std::atomic<bool> stop_{false};
   std::condition_variable wake_;

@@ -181,6 +181,44 @@ void Server::run_here(net::Connection& conn, ClientSession& s, std::vector<std::
       if (!have) fetch.emplace_back(std::string(key), *pr);
     }
   }
+  // Reads with R > 1: first bring the newest of R copies here (read repair), then read.
+  if (fetch.empty() && v.r > 1 && !spec->is(kWrite) && !tokens.empty()) {
+    std::vector<int> pos;
+    spec->key_positions(args.size(), &pos);
+    struct Want {
+      std::string key;
+      std::vector<std::string> peers;
+    };
+    std::vector<Want> wants;
+    for (size_t i = 0; i < pos.size() && i < tokens.size(); ++i) {
+      uint32_t list[ring::kMaxReplicasLimit];
+      size_t k = v.replicas_of(tokens[i], list);
+      Want w{std::string(args[static_cast<size_t>(pos[i])]), {}};
+      for (size_t j = 0; j < k && w.peers.size() + 1 < v.r; ++j) {
+        if (list[j] == v.self || !v.live[list[j]]) continue;
+        w.peers.push_back(v.ring->servers()[list[j]].id);
+      }
+      if (!w.peers.empty()) wants.push_back(std::move(w));
+    }
+    if (!wants.empty()) {
+      auto d = std::make_shared<net::Deferred>(conn.defer());
+      auto owned = std::make_shared<std::vector<std::string>>(args.begin(), args.end());
+      auto keep = conn.shared_from_this();
+      auto left = std::make_shared<size_t>(wants.size());
+      for (auto& w : wants) {
+        cluster_->read_repair(li, w.key, w.peers, [this, d, owned, keep, left]() {
+          if (--*left > 0) return;
+          if (keep->closing()) {
+            d->complete("");
+            return;
+          }
+          run_local_async(*keep, *static_cast<ClientSession*>(keep->session()), *owned, clock_.now_ms(),
+                          [d](std::string r) { d->complete(std::move(r)); }, false);
+        });
+      }
+      return;
+    }
+  }
   if (fetch.empty()) {
     if (!spec->is(kWrite)) {
       if (exec_lock_needed_) {

@@ -232,6 +232,21 @@ void cmd_ring_owners(CommandContext& ctx) {
 
 void cmd_ring_token(CommandContext& ctx) { ctx.w.bulk(token_hex(token_of(ctx.arg(2)))); }
 
+void cmd_ring_repair(CommandContext& ctx) {
+  cluster::Cluster* c = ctx.server.cluster();
+  admin_async(ctx, [c](int proto) {
+    auto [compared, repaired] = c->repair();
+    std::string out;
+    resp::Writer w(&out, proto);
+    w.map(2);
+    w.bulk("ranges_compared");
+    w.integer(static_cast<int64_t>(compared));
+    w.bulk("ranges_repaired");
+    w.integer(static_cast<int64_t>(repaired));
+    return out;
+  });
+}
+
 void cmd_ring_config(CommandContext& ctx) { ctx.w.bulk(view_of(ctx).config.to_json()); }
 
 void cmd_ring_help(CommandContext& ctx) {
@@ -253,6 +268,8 @@ void cmd_ring_help(CommandContext& ctx) {
       "    The key's token (16 hex digits).",
       "CONFIG",
       "    The ring configuration document (JSON), for clients.",
+      "REPAIR",
+      "    Anti-entropy now: make this node's primary ranges equal on all their replicas.",
       "HELP",
       "    Print this help.",
   };
@@ -323,7 +340,23 @@ void raw_entry(CommandContext& ctx, std::string_view key, F&& f) {
 }
 }  // namespace
 
+// While this node recovers its ranges after a restart, it must not serve them as a source.
+bool refuse_while_recovering(CommandContext& ctx, Token first, Token last) {
+  if (!cl(ctx).recovering()) return false;
+  const cluster::View& v = view_of(ctx);
+  for (const auto& p : v.pending) {
+    if (p.range.first <= last && first <= p.range.last) {
+      ctx.error("RECOVERING this node is still receiving that range after a restart");
+      return true;
+    }
+  }
+  return false;
+}
+
 void cmd_ringkv_getentry(CommandContext& ctx) {
+  Token t = token_of(ctx.arg(1));
+  bool have = with_key(ctx, ctx.arg(1), [](store::Access& a) { return a.version() != 0; });
+  if (!have && refuse_while_recovering(ctx, t, t)) return;
   bool found = false;
   raw_entry(ctx, ctx.arg(1), [&](const store::EntryView& e) {
     found = true;
@@ -350,6 +383,7 @@ void cmd_ringkv_fetch(CommandContext& ctx) {
     ctx.error(err::kSyntax);
     return;
   }
+  if (refuse_while_recovering(ctx, first, last)) return;
   std::string body;
   resp::Writer w(&body, 2);
   size_t n = 0;
