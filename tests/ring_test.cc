@@ -739,7 +739,7 @@ TEST_CASE("diff: arbitrary changes give an exact plan") {
   }
 }
 
-TEST_CASE("diff: equal rings give an empty plan; empty rings give or take everything") {
+TEST_CASE("diff: equal rings give an empty plan, empty rings give or take everything") {
   std::vector<ServerSpec> servers = {{"a", 1}, {"b", 2}, {"c", 1}};
   auto ring = must_build(servers, {.vnodes = 32});
   std::reverse(servers.begin(), servers.end());

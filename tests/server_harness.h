@@ -71,9 +71,10 @@ inline Reply command(redisContext* c, const std::vector<std::string>& args) {
 // A server process for one test. Extra flags are passed as "--name value" pairs.
 class ServerProcess {
  public:
+  // port 0: a free port, picked again at each start(); otherwise always that port.
   explicit ServerProcess(std::vector<std::string> flags = {},
-                         std::string binary = RINGKV_SERVER_PATH)
-      : binary_(std::move(binary)), flags_(std::move(flags)) {
+                         std::string binary = RINGKV_SERVER_PATH, int port = 0)
+      : binary_(std::move(binary)), flags_(std::move(flags)), fixed_port_(port) {
     start();
   }
   ~ServerProcess() { stop(); }
@@ -86,7 +87,7 @@ class ServerProcess {
 
   void start() {
     for (int attempt = 0; attempt < 5; ++attempt) {
-      port_ = free_port();
+      port_ = fixed_port_ > 0 ? fixed_port_ : free_port();
       std::vector<std::string> args = {binary_, "--port", std::to_string(port_), "--bind",
                                        "127.0.0.1", "--loglevel", "warning"};
       if (binary_.find("redis-server") != std::string::npos) {
@@ -106,6 +107,14 @@ class ServerProcess {
       stop();
     }
     throw std::runtime_error("server did not start: " + binary_);
+  }
+
+  // Stops the process (if it runs) and starts it again with the same flags on the same port, as
+  // an operator restarts a node at its address.
+  void restart_same_port() {
+    stop();
+    fixed_port_ = port_;
+    start();
   }
 
   // SIGKILL, as a crash would.
@@ -159,6 +168,9 @@ class ServerProcess {
       if (c && c->err == 0) {
         Reply r = command(c.get(), {"PING"});
         if (r && r->type == REDIS_REPLY_STATUS) return true;
+        // With requirepass the server answers, but with NOAUTH: it is up all the same.
+        if (r && r->type == REDIS_REPLY_ERROR && std::string(r->str, r->len).rfind("NOAUTH", 0) == 0)
+          return true;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
@@ -170,6 +182,7 @@ class ServerProcess {
   int port_ = 0;
   pid_t pid_ = -1;
   int exit_status_ = 0;
+  int fixed_port_ = 0;
 };
 
 }  // namespace ringkv::testing

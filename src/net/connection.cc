@@ -91,6 +91,7 @@ void Connection::start(std::shared_ptr<Connection> self) {
 void Connection::close() {
   if (closing_) return;
   closing_ = true;
+  account_output();
   if (reading_) {
     uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
     reading_ = false;
@@ -196,6 +197,8 @@ void Connection::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
   }
   std::shared_ptr<Connection> keep = c->shared_from_this();
   c->bytes_in_ += static_cast<uint64_t>(nread);
+  net.bytes_in.fetch_add(static_cast<uint64_t>(nread), std::memory_order_relaxed);
+  net.reads.fetch_add(1, std::memory_order_relaxed);
   c->last_interaction_ms_ = system_clock().now_ms();
   if (shared) {
     size_t used = c->process(buf->base, static_cast<size_t>(nread));
@@ -313,6 +316,11 @@ size_t Connection::pending_output() const {
 }
 
 void Connection::flush() {
+  flush_now();
+  account_output();
+}
+
+void Connection::flush_now() {
   if (closing_ || writing_) return;
   if (out_.empty()) {
     if (close_after_reply_ && slots_.empty()) close();
@@ -326,6 +334,8 @@ void Connection::flush() {
     return;
   }
   bytes_out_ += static_cast<uint64_t>(n);
+  net_.bytes_out.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
+  net_.writes.fetch_add(1, std::memory_order_relaxed);
   if (static_cast<size_t>(n) == out_.size()) {
     out_.clear();
     if (out_.capacity() > 1024 * 1024) out_.shrink_to_fit();
@@ -359,11 +369,23 @@ void Connection::on_written(uv_write_t* req, int status) {
     return;
   }
   c->bytes_out_ += c->wbuf_.size() - c->wbuf_off_;
+  c->net_.bytes_out.fetch_add(c->wbuf_.size() - c->wbuf_off_, std::memory_order_relaxed);
+  c->net_.writes.fetch_add(1, std::memory_order_relaxed);
   c->wbuf_.clear();
   if (c->wbuf_.capacity() > 1024 * 1024) c->wbuf_.shrink_to_fit();
   c->wbuf_off_ = 0;
   c->flush();
   if (!c->closing_) c->update_reading();
+}
+
+void Connection::account_output() {
+  size_t now = closing_ ? 0 : pending_output();
+  if (now == accounted_output_) return;
+  if (now > accounted_output_)
+    net_.output_bytes.fetch_add(now - accounted_output_, std::memory_order_relaxed);
+  else
+    net_.output_bytes.fetch_sub(accounted_output_ - now, std::memory_order_relaxed);
+  accounted_output_ = now;
 }
 
 void Connection::check_output_limits() {

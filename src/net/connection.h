@@ -47,6 +47,8 @@ struct LoopNet {
   bool shared_busy = false;
   std::unordered_set<class Connection*> connections;
   std::atomic<size_t> output_bytes{0};  // pending output of this loop's clients (INFO)
+  // Totals for INFO stats (relaxed; written by this loop only).
+  std::atomic<uint64_t> bytes_in{0}, bytes_out{0}, reads{0}, writes{0};
 };
 
 class Connection;
@@ -147,6 +149,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void drain_slots();
   void request_flush();
   void update_reading();
+  // Brings net_.output_bytes (counted against maxmemory, shown in INFO) up to date.
+  void account_output();
+  void flush_now();
 
   LoopNet& net_;
   uint64_t id_;
@@ -179,6 +184,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Millis created_ms_;
   Millis last_interaction_ms_;
   Millis obuf_soft_since_ms_ = 0;
+  size_t accounted_output_ = 0;  // this connection's share of net_.output_bytes
   uint64_t commands_ = 0;
   uint64_t bytes_in_ = 0;
   uint64_t bytes_out_ = 0;
