@@ -63,8 +63,13 @@ std::vector<cluster::ChangeRecord> Server::execute_captured(net::Connection& con
   {
     cluster::ChangeCapture capture;
     if (exec_lock_needed_ && spec->name != "exec" && spec->name != "ringkv.exec") {
-      std::shared_lock<std::shared_mutex> lock(exec_mu_);
-      execute(conn, s, args, spec, parent, now);
+      if (spec->touches_several_keys(args.size())) {
+        std::unique_lock<std::shared_mutex> lock(exec_mu_);
+        execute(conn, s, args, spec, parent, now);
+      } else {
+        std::shared_lock<std::shared_mutex> lock(exec_mu_);
+        execute(conn, s, args, spec, parent, now);
+      }
     } else {
       execute(conn, s, args, spec, parent, now);
     }

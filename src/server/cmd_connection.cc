@@ -51,35 +51,30 @@ void cmd_hello(CommandContext& ctx) {
       return;
     }
   }
-  std::string_view user, pass, name;
-  bool have_auth = false, have_name = false;
+  // Redis 7.0 applies the options in order as it reads them: "SETNAME n AUTH bad pass" sets the
+  // name and then fails, "SETNAME n BOGUS" sets the name and then replies the syntax error.
   for (size_t j = next; j < ctx.argc(); ++j) {
     size_t more = ctx.argc() - 1 - j;
     if (equals_nocase(ctx.arg(j), "auth") && more >= 2) {
-      user = ctx.arg(j + 1);
-      pass = ctx.arg(j + 2);
-      have_auth = true;
+      if (ctx.arg(j + 1) != "default" || !ctx.server.check_password(ctx.arg(j + 2))) {
+        ctx.error(err::kWrongPass);
+        return;
+      }
+      ctx.session.authenticated = true;
+      ctx.conn.set_authenticated(true);
       j += 2;
     } else if (equals_nocase(ctx.arg(j), "setname") && more >= 1) {
-      name = ctx.arg(j + 1);
+      std::string_view name = ctx.arg(j + 1);
       if (!valid_client_name(name)) {
         ctx.error(kBadClientName);
         return;
       }
-      have_name = true;
+      ctx.session.name.assign(name);
       j += 1;
     } else {
       ctx.error("ERR Syntax error in HELLO option '" + std::string(ctx.arg(j)) + "'");
       return;
     }
-  }
-  if (have_auth) {
-    if (user != "default" || !ctx.server.check_password(pass)) {
-      ctx.error(err::kWrongPass);
-      return;
-    }
-    ctx.session.authenticated = true;
-    ctx.conn.set_authenticated(true);
   }
   if (!ctx.session.authenticated) {
     ctx.error(
@@ -88,7 +83,6 @@ void cmd_hello(CommandContext& ctx) {
         "protocol version at the same time");
     return;
   }
-  if (have_name) ctx.session.name.assign(name);
   if (ver != 0) ctx.conn.set_protocol(static_cast<int>(ver));
   resp::Writer& w = ctx.w;
   w.set_protocol(ctx.conn.protocol());

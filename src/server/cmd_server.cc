@@ -14,8 +14,7 @@
 namespace ringkv::server {
 
 void cmd_info(CommandContext& ctx) {
-  std::vector<std::string> sections;
-  for (size_t i = 1; i < ctx.argc(); ++i) sections.push_back(to_lower(ctx.arg(i)));
+  std::vector<std::string> sections(ctx.args.begin() + 1, ctx.args.end());
   ctx.w.verbatim(build_info(ctx.server, sections));
 }
 
@@ -148,8 +147,15 @@ void cmd_config_resetstat(CommandContext& ctx) {
   st.keyspace_hits = 0;
   st.keyspace_misses = 0;
   st.error_replies = 0;
-  st.net_input_bytes = 0;
-  st.net_output_bytes = 0;
+  st.unexpected_error_replies = 0;
+  st.protocol_errors = 0;
+  st.expire_cycle_us = 0;
+  // The network totals keep counting: INFO reports them from this baseline on.
+  Server::NetTotals net = ctx.server.net_totals();
+  st.net_input_bytes = net.bytes_in;
+  st.net_output_bytes = net.bytes_out;
+  st.net_reads = net.reads;
+  st.net_writes = net.writes;
   {
     std::lock_guard<std::mutex> lock(st.errors_mu);
     st.errors.clear();
@@ -160,6 +166,7 @@ void cmd_config_resetstat(CommandContext& ctx) {
       s.stats.usec = 0;
       s.stats.rejected = 0;
       s.stats.failed = 0;
+      if (LatencyHistogram* h = s.stats.histogram.load()) h->reset();
     };
     reset(c);
     for (const CommandSpec& sub : c.subcommands) reset(sub);

@@ -56,11 +56,15 @@ enum CommandFlag : uint32_t {
 struct CommandContext;
 using Handler = void (*)(CommandContext&);
 
+class LatencyHistogram;  // latency.h
+
 struct CommandStats {
   std::atomic<uint64_t> calls{0};
   std::atomic<uint64_t> usec{0};
   std::atomic<uint64_t> rejected{0};  // refused before running (arity, auth, OOM...)
   std::atomic<uint64_t> failed{0};    // ran and replied an error
+  // INFO latencystats / LATENCY HISTOGRAM; allocated at the first call, never freed.
+  std::atomic<LatencyHistogram*> histogram{nullptr};
 };
 
 struct CommandSpec {
@@ -98,6 +102,12 @@ struct CommandSpec {
     return arity > 0 ? static_cast<int>(argc) == arity : static_cast<int>(argc) >= -arity;
   }
   bool is(CommandFlag f) const { return (flags & f) != 0; }
+  // More than one key in this call (such commands run exclusively with several io-threads).
+  bool touches_several_keys(size_t argc) const {
+    if (first_key <= 0) return false;
+    int last = last_key < 0 ? static_cast<int>(argc) + last_key : last_key;
+    return last - first_key >= key_step;
+  }
   // Positions of the key arguments for this call (empty when none).
   void key_positions(size_t argc, std::vector<int>* out) const;
   // "config|get" -> "config get" style full name as Redis prints in errors ("config|get").

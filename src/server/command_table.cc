@@ -114,6 +114,30 @@ std::vector<CommandSpec> make_table() {
   t.push_back(S("info", -1, kLoading | kStale | kLocal, 0, 0, 0, cmd_info, "server").doc("Returns information and statistics about the server.", "1.0.0"));
   t.push_back(S("time", 1, kLoading | kStale | kFast | kLocal, 0, 0, 0, cmd_time, "server").doc("Returns the server time.", "2.6.0"));
   t.push_back(S("lastsave", 1, kLoading | kStale | kFast | kLocal, 0, 0, 0, cmd_lastsave, "server").doc("Returns the Unix timestamp of the last successful save to disk.", "1.0.0"));
+  // SLOWLOG, LATENCY, MONITOR, MEMORY (cmd_server.cc, cmd_memory.cc); docs are Redis's
+  // (command_docs.inc).
+  constexpr uint32_t kIntro = kAdmin | kLoading | kStale | kLocal;
+  t.push_back(S("slowlog", -2, kLocal, 0, 0, 0, nullptr, "server",
+                {S("get", -2, kIntro, 0, 0, 0, cmd_slowlog_get, "server"),
+                 S("len", 2, kIntro, 0, 0, 0, cmd_slowlog_len, "server"),
+                 S("reset", 2, kIntro, 0, 0, 0, cmd_slowlog_reset, "server"),
+                 S("help", 2, kLoading | kStale | kLocal, 0, 0, 0, cmd_slowlog_help, "server")}));
+  t.push_back(S("latency", -2, kLocal, 0, 0, 0, nullptr, "server",
+                {S("doctor", 2, kIntro | kNoScript, 0, 0, 0, cmd_latency_doctor, "server"),
+                 S("graph", 3, kIntro | kNoScript, 0, 0, 0, cmd_latency_graph, "server"),
+                 S("history", 3, kIntro | kNoScript, 0, 0, 0, cmd_latency_history, "server"),
+                 S("latest", 2, kIntro | kNoScript, 0, 0, 0, cmd_latency_latest, "server"),
+                 S("reset", -2, kIntro | kNoScript, 0, 0, 0, cmd_latency_reset, "server"),
+                 S("histogram", -2, kIntro | kNoScript, 0, 0, 0, cmd_latency_histogram, "server"),
+                 S("help", 2, kLoading | kStale | kLocal, 0, 0, 0, cmd_latency_help, "server")}));
+  t.push_back(S("monitor", 1, kIntro | kNoScript, 0, 0, 0, cmd_monitor, "server"));
+  t.push_back(S("memory", -2, kLocal, 0, 0, 0, nullptr, "server",
+                {S("usage", -3, kReadOnly, 2, 2, 1, cmd_memory_usage, "server"),
+                 S("stats", 2, kLocal, 0, 0, 0, cmd_memory_stats, "server"),
+                 S("doctor", 2, kLocal, 0, 0, 0, cmd_memory_doctor, "server"),
+                 S("malloc-stats", 2, kLocal, 0, 0, 0, cmd_memory_malloc_stats, "server"),
+                 S("purge", 2, kLocal, 0, 0, 0, cmd_memory_purge, "server"),
+                 S("help", 2, kLoading | kStale | kLocal, 0, 0, 0, cmd_memory_help, "server")}));
   t.push_back(S("shutdown", -1, kAdmin | kNoScript | kLoading | kStale | kNoMulti | kAllowBusy | kLocal, 0, 0, 0, cmd_shutdown, "server").doc("Synchronously saves the database(s) to disk and shuts down the Redis server.", "1.0.0"));
   constexpr uint32_t kCfg = kAdmin | kNoScript | kLoading | kStale | kLocal;
   t.push_back(S("config", -2, kLocal, 0, 0, 0, nullptr, "server",
@@ -128,6 +152,7 @@ std::vector<CommandSpec> make_table() {
                 {S("count", 2, kCmd, 0, 0, 0, cmd_command_count, "server").doc("Returns a count of commands.", "2.8.13"),
                  S("docs", -2, kCmd, 0, 0, 0, cmd_command_docs, "server").doc("Returns documentary information about one, multiple or all commands.", "7.0.0"),
                  S("getkeys", -4, kCmd, 0, 0, 0, cmd_command_getkeys, "server").doc("Extracts the key names from an arbitrary command.", "2.8.13"),
+                 S("getkeysandflags", -4, kCmd, 0, 0, 0, cmd_command_getkeysandflags, "server"),
                  S("info", -2, kCmd, 0, 0, 0, cmd_command_info, "server").doc("Returns information about one, multiple or all commands.", "2.8.13"),
                  S("list", -2, kCmd, 0, 0, 0, cmd_command_list, "server").doc("Returns a list of command names.", "7.0.0"),
                  S("help", 2, kCmd, 0, 0, 0, cmd_command_help, "server").doc("Returns helpful text about the different subcommands.", "5.0.0")})
@@ -144,6 +169,10 @@ std::vector<CommandSpec> make_table() {
                  S("no-evict", 3, kCli | kAdmin, 0, 0, 0, cmd_client_no_evict, "connection").doc("Sets the client eviction mode of the connection.", "7.0.0"),
                  S("pause", -3, kCli | kAdmin, 0, 0, 0, cmd_client_pause, "connection").doc("Suspends commands processing.", "3.0.0"),
                  S("unpause", 2, kCli | kAdmin, 0, 0, 0, cmd_client_unpause, "connection").doc("Resumes processing commands from paused clients.", "6.2.0", "O(N) Where N is the number of paused clients"),
+                 S("unblock", -3, kCli | kAdmin, 0, 0, 0, cmd_client_unblock, "connection"),
+                 S("getredir", 2, kCli, 0, 0, 0, cmd_client_getredir, "connection"),
+                 S("trackinginfo", 2, kCli, 0, 0, 0, cmd_client_trackinginfo, "connection"),
+                 S("caching", 3, kCli, 0, 0, 0, cmd_client_caching, "connection"),
                  S("help", 2, kLoading | kStale | kLocal, 0, 0, 0, cmd_client_help, "connection").doc("Returns helpful text about the different subcommands.", "5.0.0")})
                   .doc("A container for client connection commands.", "2.4.0", "Depends on subcommand."));
   // ---- ring administration (ringkv's own)
@@ -157,6 +186,7 @@ std::vector<CommandSpec> make_table() {
                  S("owners", 3, kLocal | kStale, 0, 0, 0, cmd_ring_owners, "cluster").doc("Returns a key's preference list, primary first.", "0.1.0"),
                  S("token", 3, kLocal | kStale | kFast, 0, 0, 0, cmd_ring_token, "cluster").doc("Returns a key's token on the ring.", "0.1.0"),
                  S("config", 2, kLocal | kStale, 0, 0, 0, cmd_ring_config, "cluster").doc("Returns the ring configuration document.", "0.1.0"),
+                 S("repair", 2, kRing, 0, 0, 0, cmd_ring_repair, "cluster").doc("Runs anti-entropy now for the ranges this node is primary of.", "0.1.0", "O(N) in the keys of those ranges"),
                  S("help", 2, kLocal | kStale, 0, 0, 0, cmd_ring_help, "cluster").doc("Returns helpful text about the different subcommands.", "0.1.0")})
                   .doc("A container for ring administration commands.", "0.1.0", "Depends on subcommand."));
   // ---- node to node (ringkv's own, internal)

@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "common/strings.h"
 #include "resp/errors.h"
+#include "server/info.h"
 
 namespace ringkv::server {
 
@@ -61,6 +62,7 @@ Server::Server(config::Config& config, const Clock& clock)
   so.lfu_decay_time = static_cast<int>(config_.get_int("lfu-decay-time"));
   store_ = std::make_unique<store::Store>(so, clock_, hlc_);
   store_->set_modify_hook([this](std::string_view key) { on_key_modified(key); });
+  startup_memory_ = store_->memory_used();
   run_id_ = random_hex(40);
   apply_config_listeners();
 }
@@ -93,6 +95,9 @@ void Server::apply_config_listeners() {
   set_int("proto-max-bulk-len", &limits_.max_bulk_len);
   set_int("client-query-buffer-limit", &limits_.query_buffer_limit);
   set_int("tcp-keepalive", &limits_.tcp_keepalive);
+  set_int("slowlog-log-slower-than", &slowlog_slower_than_);
+  set_int("slowlog-max-len", &slowlog_max_len_);
+  set_int("latency-monitor-threshold", &latency_threshold_ms_);
   auto obuf = [this](const std::string& v) {
     // "normal <hard> <soft> <secs> replica ... pubsub ..."
     std::vector<std::string> parts;
@@ -176,6 +181,9 @@ Status Server::start() {
   }
   Status cst = start_cluster();
   if (!cst.is_ok()) return cst;
+  postponed_.resize(loops_.size());
+  timers_.push_back(std::make_unique<net::Timer>(*loops_[0]));
+  pause_timer_ = timers_.back().get();
   // Background work on loop 0; per-loop client checks on every loop.
   timers_.push_back(std::make_unique<net::Timer>(*loops_[0]));
   int hz = hz_.load();
@@ -217,6 +225,7 @@ Status Server::start_cluster() {
   o.write_quorum = static_cast<uint32_t>(config_.get_int("write-quorum"));
   o.read_quorum = static_cast<uint32_t>(config_.get_int("read-quorum"));
   o.vnodes = static_cast<uint32_t>(config_.get_int("vnodes"));
+  o.anti_entropy_s = static_cast<int>(config_.get_int("anti-entropy-interval"));
   cluster_ = std::make_unique<cluster::Cluster>(o, *store_, hlc_, clock_);
   std::vector<net::EventLoop*> loops;
   for (auto& l : loops_) loops.push_back(l.get());
@@ -243,20 +252,35 @@ void Server::shutdown() {
 void Server::cron() {
   Millis now = clock_.now_ms();
   // Active expiry: bounded work per tick, more while a large share of what we look at expired.
+  // During a CLIENT PAUSE nothing expires or is evicted actively (both are writes), as in Redis.
   int effort = static_cast<int>(config_.get_int("active-expire-effort"));
   size_t budget = 200 * static_cast<size_t>(effort);
-  Micros deadline = clock_.now_us() + 2500 * effort;  // at most a few ms per tick
-  for (int round = 0; round < 16; ++round) {
+  Micros start = clock_.now_us();
+  Micros deadline = start + 2500 * effort;  // at most a few ms per tick
+  for (int round = 0; round < 16 && !paused(); ++round) {
     size_t expired = store_->active_expire(now, budget);
     if (expired * 4 < budget || clock_.now_us() > deadline) break;
   }
+  int64_t threshold = latency_threshold_ms_.load(std::memory_order_relaxed);
+  if (threshold > 0) {
+    int64_t ms = (clock_.now_us() - start) / 1000;
+    if (ms >= threshold) latency_.add("expire-cycle", static_cast<uint32_t>(ms), now / 1000);
+  }
   if (maxmemory() > 0) make_room(now);
-  // Ops per second over the last tick.
+  note_memory_peak(store_->memory_used() + pending_output_bytes());
+  stats_.expire_cycle_us.fetch_add(static_cast<uint64_t>(clock_.now_us() - start),
+                                   std::memory_order_relaxed);
+  // Ops and bytes per second over the last tick.
   uint64_t ops = stats_.commands.load(std::memory_order_relaxed);
+  NetTotals net = net_totals();
   if (last_ops_sample_ms_ != 0 && now > last_ops_sample_ms_) {
-    inst_ops_ = (ops - last_ops_sample_) * 1000 / static_cast<uint64_t>(now - last_ops_sample_ms_);
+    const uint64_t ms = static_cast<uint64_t>(now - last_ops_sample_ms_);
+    inst_ops_ = (ops - last_ops_sample_) * 1000 / ms;
+    inst_in_bps_ = (net.bytes_in - last_net_sample_.bytes_in) * 1000 / ms;
+    inst_out_bps_ = (net.bytes_out - last_net_sample_.bytes_out) * 1000 / ms;
   }
   last_ops_sample_ = ops;
+  last_net_sample_ = net;
   last_ops_sample_ms_ = now;
 }
 
@@ -271,7 +295,8 @@ void Server::loop_cron(size_t loop_index) {
       to_close.push_back(c->shared_from_this());
       continue;
     }
-    if (timeout > 0 && s && !s->monitor && now - c->last_interaction_ms() > timeout * 1000) {
+    if (timeout > 0 && s && !s->monitor && !s->is_postponed &&
+        now - c->last_interaction_ms() > timeout * 1000) {
       LOG_VERBOSE("Closing idle client id=%llu", static_cast<unsigned long long>(c->id()));
       to_close.push_back(c->shared_from_this());
     }
@@ -286,10 +311,29 @@ bool Server::make_room(Millis now) {
   if (limit <= 0) return true;
   size_t used = store_->memory_used() + pending_output_bytes();
   if (used <= static_cast<size_t>(limit)) return true;
+  if (paused()) return true;  // Redis: evicting is a write, not done during CLIENT PAUSE
   // Client buffers count against the limit too (as in Redis), so the data must shrink by that.
   size_t overhead = used - store_->memory_used();
   size_t target = static_cast<size_t>(limit) > overhead ? static_cast<size_t>(limit) - overhead : 0;
-  return store_->evict_to(target, now, maxmemory_samples_.load());
+  Micros t0 = clock_.now_us();
+  bool ok = store_->evict_to(target, now, maxmemory_samples_.load());
+  int64_t threshold = latency_threshold_ms_.load(std::memory_order_relaxed);
+  int64_t ms = (clock_.now_us() - t0) / 1000;
+  if (threshold > 0 && ms >= threshold)
+    latency_.add("eviction-cycle", static_cast<uint32_t>(ms), now / 1000);
+  return ok;
+}
+
+Server::NetTotals Server::net_totals() {
+  NetTotals t;
+  for (auto& l : listeners_) {
+    net::LoopNet& n = l->net();
+    t.bytes_in += n.bytes_in.load(std::memory_order_relaxed);
+    t.bytes_out += n.bytes_out.load(std::memory_order_relaxed);
+    t.reads += n.reads.load(std::memory_order_relaxed);
+    t.writes += n.writes.load(std::memory_order_relaxed);
+  }
+  return t;
 }
 
 size_t Server::pending_output_bytes() {
@@ -324,6 +368,8 @@ void Server::on_close(net::Connection& conn) {
   clients_count_.fetch_sub(1);
   auto* s = static_cast<ClientSession*>(conn.session());
   if (s) unwatch_all(*s);
+  if (s && s->monitor) monitors_.remove(conn.id());
+  if (s && s->is_postponed) postponed_count_.fetch_sub(1, std::memory_order_relaxed);
   std::lock_guard<std::mutex> lock(clients_mu_);
   clients_.erase(conn.id());
 }
@@ -427,9 +473,25 @@ void Server::on_key_modified(std::string_view key) {
 }
 
 void Server::touch_all_watched() {
+  // FLUSHALL/FLUSHDB: as Redis 7, only the watchers of keys that exist now are touched. The keys
+  // are looked up outside watch_mu_ (the modify hook takes it under a stripe lock).
+  std::vector<std::string> keys;
+  {
+    std::lock_guard<std::mutex> lock(watch_mu_);
+    for (auto& [k, sessions] : watched_) keys.push_back(k);
+  }
+  const Millis now = clock_.now_ms();
+  std::vector<std::string> existing;
+  for (auto& k : keys) {
+    if (store_->access(k, token_of(k), now, [](store::Access& a) { return a.found(); }))
+      existing.push_back(std::move(k));
+  }
   std::lock_guard<std::mutex> lock(watch_mu_);
-  for (auto& [k, sessions] : watched_)
-    for (ClientSession* s : sessions) s->watch_dirty = true;
+  for (const auto& k : existing) {
+    auto it = watched_.find(k);
+    if (it == watched_.end()) continue;
+    for (ClientSession* s : it->second) s->watch_dirty = true;
+  }
 }
 
 // ---------------------------------------------------------------- errors
@@ -449,6 +511,10 @@ void CommandContext::error(std::string_view text) {
   replied_error = true;
 }
 
+std::string ClientSession::last_command() const {
+  return last_spec ? last_spec->full_name(last_parent) : std::string("NULL");
+}
+
 // ---------------------------------------------------------------- dispatch
 
 namespace {
@@ -461,8 +527,13 @@ bool is_transaction_control(const CommandSpec* spec) {
 
 void Server::on_command(net::Connection& conn, std::vector<std::string_view>& args) {
   ClientSession& s = session_of(conn);
+  // CLIENT PAUSE holds requests back before anything else counts them; peer links and monitors
+  // (Redis's replicas) are never paused.
+  if (pause_type_.load(std::memory_order_relaxed) != kPauseNone && !s.internal && !s.monitor &&
+      maybe_postpone(conn, s, args)) {
+    return;
+  }
   const Millis now = clock_.now_ms();
-  stats_.commands.fetch_add(1, std::memory_order_relaxed);
 
   // CLIENT REPLY OFF/SKIP: replies of this request go nowhere. CLIENT REPLY ON is the exception:
   // Redis clears the flags before replying, so it always gets its +OK.
@@ -506,6 +577,10 @@ void Server::on_command(net::Connection& conn, std::vector<std::string_view>& ar
 
   const CommandTable& table = CommandTable::instance();
   const CommandSpec* spec = table.find(args[0]);
+  // CLIENT LIST's cmd= is the last command looked up, refused or queued ones included, as in
+  // Redis (NULL for an unknown one); commands run by EXEC leave it at "exec".
+  s.last_spec = spec;
+  s.last_parent = nullptr;
   if (spec == nullptr) {
     reject(unknown_command_error(args), nullptr);
     return;
@@ -519,6 +594,8 @@ void Server::on_command(net::Connection& conn, std::vector<std::string_view>& ar
       return;
     }
     const CommandSpec* sub = table.find_sub(*spec, args[1]);
+    s.last_spec = sub;
+    s.last_parent = sub ? spec : nullptr;
     if (sub == nullptr) {
       std::string up = to_upper(spec->name);
       reject("ERR unknown subcommand '" + std::string(c_str(args[1]).substr(0, 128)) +
@@ -541,6 +618,11 @@ void Server::on_command(net::Connection& conn, std::vector<std::string_view>& ar
     reject("ERR Command not allowed inside a transaction", spec);
     return;
   }
+  // A client in MONITOR mode is a replica to Redis: no keyspace access.
+  if (s.monitor && (spec->is(kWrite) || spec->is(kReadOnly) || spec->is(kMayReplicate))) {
+    reject("ERR Replica can't interact with the keyspace", spec);
+    return;
+  }
   if (maxmemory() > 0) {
     bool deny = spec->is(kDenyOom) ||
                 (s.in_multi && !is_transaction_control(spec));
@@ -557,10 +639,27 @@ void Server::on_command(net::Connection& conn, std::vector<std::string_view>& ar
     conn.out().simple("QUEUED");
     return;
   }
-  if (cluster_ && route_command(conn, s, args, spec, parent, now)) return;
+  if (cluster_) {
+    // Requests the cluster forwards never reach execute() here: count them, and show them to
+    // the monitors of the node the client talks to (the node that runs them skips peer links).
+    s.ran_here = false;
+    if (route_command(conn, s, args, spec, parent, now)) {
+      if (!s.ran_here) {
+        stats_.commands.fetch_add(1, std::memory_order_relaxed);
+        if (monitors_.active() && !s.internal) feed_monitors(conn, s, args, spec, parent);
+      }
+      return;
+    }
+  }
   if (exec_lock_needed_ && spec->name != "exec") {
-    std::shared_lock<std::shared_mutex> lock(exec_mu_);
-    execute(conn, s, args, spec, parent, now);
+    if (spec->touches_several_keys(args.size())) {
+      // Atomic as in Redis (MSET, MSETNX, RENAME...): nothing else runs meanwhile.
+      std::unique_lock<std::shared_mutex> lock(exec_mu_);
+      execute(conn, s, args, spec, parent, now);
+    } else {
+      std::shared_lock<std::shared_mutex> lock(exec_mu_);
+      execute(conn, s, args, spec, parent, now);
+    }
   } else {
     execute(conn, s, args, spec, parent, now);
   }
@@ -570,13 +669,155 @@ void Server::execute(net::Connection& conn, ClientSession& s, std::vector<std::s
                      const CommandSpec* spec, const CommandSpec* parent, Millis now) {
   CommandContext ctx{*this, conn, s, args, conn.out(), now, spec, parent};
   s.last_command_ms = now;
-  s.last_command = spec->full_name(parent);
   Micros t0 = clock_.now_us();
   spec->handler(ctx);
   Micros t1 = clock_.now_us();
-  spec->stats.calls.fetch_add(1, std::memory_order_relaxed);
-  spec->stats.usec.fetch_add(static_cast<uint64_t>(t1 - t0), std::memory_order_relaxed);
   if (ctx.replied_error) spec->stats.failed.fetch_add(1, std::memory_order_relaxed);
+  after_command(conn, s, args, spec, parent, t0, t1, ctx.replied_error);
+}
+
+// ---------------------------------------------------------------- after a command
+
+void Server::after_command(net::Connection& conn, ClientSession& s,
+                           std::vector<std::string_view>& args, const CommandSpec* spec,
+                           const CommandSpec* parent, Micros t0, Micros t1, bool failed) {
+  const int64_t us = t1 - t0;
+  CommandStats& st = spec->stats;
+  // total_commands_processed counts what ran, as Redis's call() does (not refused requests).
+  stats_.commands.fetch_add(1, std::memory_order_relaxed);
+  s.ran_here = true;
+  st.calls.fetch_add(1, std::memory_order_relaxed);
+  if (spec->is(kWrite) && !failed) stats_.changes.fetch_add(1, std::memory_order_relaxed);
+  st.usec.fetch_add(static_cast<uint64_t>(us), std::memory_order_relaxed);
+  LatencyHistogram* h = st.histogram.load(std::memory_order_acquire);
+  if (h == nullptr) {
+    auto fresh = std::make_unique<LatencyHistogram>();
+    if (st.histogram.compare_exchange_strong(h, fresh.get(), std::memory_order_acq_rel))
+      h = fresh.release();
+  }
+  h->record(us * 1000);  // Redis records microseconds * 1000 in nanoseconds
+  // The thresholds are relaxed loads; the log and the event table are locked only when hit.
+  if (!spec->is(kSkipSlowlog)) {
+    const int64_t latency_ms = us / 1000;
+    const int64_t threshold = latency_threshold_ms_.load(std::memory_order_relaxed);
+    if (threshold > 0 && latency_ms >= threshold) {
+      latency_.add(spec->is(kFast) ? "fast-command" : "command",
+                   static_cast<uint32_t>(latency_ms), t1 / 1000000);
+    }
+    const int64_t slower_than = slowlog_slower_than_.load(std::memory_order_relaxed);
+    if (slower_than >= 0 && us >= slower_than) {
+      slowlog_.add(spec, parent, args, t1 / 1000000, us, conn.peer_address(), s.name,
+                   static_cast<size_t>(slowlog_max_len_.load(std::memory_order_relaxed)));
+    }
+  }
+  if (monitors_.active() && !s.internal) feed_monitors(conn, s, args, spec, parent);
+}
+
+void Server::feed_monitors(net::Connection& conn, ClientSession& s,
+                           std::vector<std::string_view>& args, const CommandSpec* spec,
+                           const CommandSpec* parent) {
+  // Redis shows neither skip_monitor nor admin commands (CONFIG, CLIENT LIST, MONITOR...).
+  if (spec->is(kSkipMonitor) || spec->is(kAdmin)) return;
+  monitors_.feed(MonitorHub::format(clock_.now_us(), s.db, conn.peer_address(), spec, parent, args));
+}
+
+// ---------------------------------------------------------------- CLIENT PAUSE
+
+void Server::pause_clients(Millis end_ms, PauseType type) {
+  {
+    std::lock_guard<std::mutex> lock(pause_mu_);
+    if (type > pause_type_.load()) pause_type_.store(type);
+    if (end_ms > pause_end_ms_.load()) pause_end_ms_.store(end_ms);
+  }
+  loops_[0]->post([this] { arm_pause_timer(); });
+}
+
+void Server::unpause_clients() {
+  {
+    std::lock_guard<std::mutex> lock(pause_mu_);
+    pause_type_.store(kPauseNone);
+    pause_end_ms_.store(0);
+  }
+  for (size_t i = 0; i < loops_.size(); ++i) loops_[i]->post([this, i] { resume_postponed(i); });
+}
+
+void Server::arm_pause_timer() {
+  if (pause_timer_ == nullptr) return;
+  if (!paused()) {
+    pause_timer_->stop();
+    return;
+  }
+  Millis now = clock_.now_ms(), end = pause_end_ms_.load();
+  pause_timer_->start(end > now ? static_cast<uint64_t>(end - now) : 0, 0, [this] {
+    if (!paused()) return;
+    if (clock_.now_ms() >= pause_end_ms_.load()) {
+      unpause_clients();
+    } else {
+      // Re-armed from a posted task: a timer's callback must not replace itself.
+      loops_[0]->post([this] { arm_pause_timer(); });
+    }
+  });
+}
+
+bool Server::maybe_postpone(net::Connection& conn, ClientSession& s,
+                            std::vector<std::string_view>& args) {
+  // Requests that would be refused (unknown, arity, NOAUTH) are refused at once, as in Redis,
+  // where the pause check comes last before running.
+  const CommandTable& table = CommandTable::instance();
+  const CommandSpec* spec = table.find(args[0]);
+  const CommandSpec* parent = nullptr;
+  if (spec == nullptr) return false;
+  if (!spec->subcommands.empty() && (args.size() >= 2 || spec->handler == nullptr)) {
+    if (args.size() < 2) return false;
+    parent = spec;
+    spec = table.find_sub(*spec, args[1]);
+    if (spec == nullptr) return false;
+  }
+  if (!spec->arity_ok(args.size()) || (!s.authenticated && !spec->is(kNoAuth))) return false;
+  const int type = pause_type_.load();
+  if (type == kPauseNone || clock_.now_ms() >= pause_end_ms_.load()) return false;
+  bool hold = type == kPauseAll;
+  if (type == kPauseWrite) {
+    // WRITE: commands that write or may replicate, and EXEC of a transaction holding one.
+    hold = spec->is(kWrite) || spec->is(kMayReplicate);
+    if (!hold && spec->name == "exec" && s.in_multi) {
+      for (const auto& q : s.queued) {
+        const CommandSpec* qs = table.find(q[0]);
+        if (qs != nullptr && !qs->subcommands.empty() && q.size() >= 2)
+          qs = table.find_sub(*qs, q[1]);
+        if (qs != nullptr && (qs->is(kWrite) || qs->is(kMayReplicate))) hold = true;
+      }
+    }
+  }
+  if (!hold) return false;
+  s.last_spec = spec;  // CLIENT LIST shows the held command (cmd=set, flags=b)
+  s.last_parent = parent;
+  s.postponed.assign(args.begin(), args.end());
+  s.is_postponed = true;
+  postponed_count_.fetch_add(1, std::memory_order_relaxed);
+  conn.pause_reading(net::Connection::kPauseClientPause);
+  postponed_[conn.loop().index()].push_back(conn.weak_from_this());
+  return true;
+}
+
+void Server::resume_postponed(size_t loop_index) {
+  auto list = std::move(postponed_[loop_index]);
+  postponed_[loop_index].clear();
+  for (auto& weak : list) {
+    auto conn = weak.lock();
+    if (!conn || conn->closing()) continue;
+    ClientSession& s = session_of(*conn);
+    if (!s.is_postponed) continue;
+    s.is_postponed = false;
+    postponed_count_.fetch_sub(1, std::memory_order_relaxed);
+    std::vector<std::string> owned = std::move(s.postponed);
+    s.postponed.clear();
+    std::vector<std::string_view> args(owned.begin(), owned.end());
+    on_command(*conn, args);  // may be held back again by a newer pause
+    if (conn->closing()) continue;
+    if (!s.is_postponed) conn->resume_reading(net::Connection::kPauseClientPause);
+    conn->flush();
+  }
 }
 
 }  // namespace ringkv::server

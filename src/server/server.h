@@ -21,7 +21,10 @@
 #include "net/loop.h"
 #include "ringkv/status.h"
 #include "server/command.h"
+#include "server/latency.h"
+#include "server/monitor.h"
 #include "server/session.h"
+#include "server/slowlog.h"
 #include "store/store.h"
 
 namespace ringkv::server {
@@ -34,8 +37,15 @@ struct ServerStats {
   std::atomic<uint64_t> keyspace_misses{0};
   std::atomic<uint64_t> error_replies{0};
   std::atomic<uint64_t> unexpected_error_replies{0};
+  // Network totals at the last CONFIG RESETSTAT (INFO reports the loops' totals minus these).
   std::atomic<uint64_t> net_input_bytes{0};
   std::atomic<uint64_t> net_output_bytes{0};
+  std::atomic<uint64_t> net_reads{0};
+  std::atomic<uint64_t> net_writes{0};
+  // Write commands that ran without an error reply (INFO rdb_changes_since_last_save: ringkv
+  // never saves).
+  std::atomic<uint64_t> changes{0};
+  std::atomic<uint64_t> expire_cycle_us{0};  // time spent in active expiry
   std::atomic<uint64_t> protocol_errors{0};
   std::mutex errors_mu;
   std::unordered_map<std::string, uint64_t> errors;  // errorstats by code word
@@ -84,6 +94,16 @@ class Server : public net::Service {
   size_t pending_output_bytes();
   int64_t maxmemory() const { return maxmemory_.load(std::memory_order_relaxed); }
   uint64_t instantaneous_ops() const { return inst_ops_.load(std::memory_order_relaxed); }
+  // The store's memory when it was empty, at start (INFO used_memory_startup).
+  size_t startup_memory() const { return startup_memory_; }
+  // Bytes per second in and out over the last cron tick.
+  uint64_t instantaneous_input_bps() const { return inst_in_bps_.load(std::memory_order_relaxed); }
+  uint64_t instantaneous_output_bps() const { return inst_out_bps_.load(std::memory_order_relaxed); }
+  // Network totals of every loop since start (thread-safe).
+  struct NetTotals {
+    uint64_t bytes_in = 0, bytes_out = 0, reads = 0, writes = 0;
+  };
+  NetTotals net_totals();
 
   void count_error(std::string_view text);
   // Runs one request as if it came from `conn` (used by EXEC for queued requests).
@@ -97,6 +117,20 @@ class Server : public net::Service {
 
   // Memory: frees by the eviction policy if over maxmemory. False: still over the limit.
   bool make_room(Millis now);
+
+  // ---- introspection: SLOWLOG (slowlog.cc), LATENCY (latency.cc), MONITOR (monitor.cc)
+  SlowLog& slowlog() { return slowlog_; }
+  LatencyMonitor& latency() { return latency_; }
+  MonitorHub& monitors() { return monitors_; }
+  // CLIENT PAUSE / UNPAUSE (thread-safe). A pause only ever extends: the later end and the
+  // stronger type win, as in Redis. Paused clients' requests wait, their reading stopped, until
+  // UNPAUSE or the end time.
+  enum PauseType { kPauseNone = 0, kPauseWrite = 1, kPauseAll = 2 };
+  void pause_clients(Millis end_ms, PauseType type);
+  void unpause_clients();
+  bool paused() const { return pause_type_.load(std::memory_order_relaxed) != kPauseNone; }
+  // Clients whose request waits for the end of a CLIENT PAUSE (INFO blocked_clients).
+  int postponed_clients() const { return postponed_count_.load(std::memory_order_relaxed); }
 
   // The cluster (always present: a lone node is a one-server ring).
   cluster::Cluster* cluster() { return cluster_.get(); }
@@ -128,6 +162,16 @@ class Server : public net::Service {
   void cron();  // loop 0, hz times a second
   void loop_cron(size_t loop_index);  // every loop, once a second: timeouts
   void on_key_modified(std::string_view key);
+  // CLIENT PAUSE: true when the request was held back (its connection stops reading).
+  bool maybe_postpone(net::Connection& conn, ClientSession& s, std::vector<std::string_view>& args);
+  void resume_postponed(size_t loop_index);  // loop `loop_index` only
+  void arm_pause_timer();                    // loop 0 only
+  // Timing, statistics, slow log, latency events and MONITOR after a handler ran.
+  void after_command(net::Connection& conn, ClientSession& s, std::vector<std::string_view>& args,
+                     const CommandSpec* spec, const CommandSpec* parent, Micros t0, Micros t1,
+                     bool failed);
+  void feed_monitors(net::Connection& conn, ClientSession& s, std::vector<std::string_view>& args,
+                     const CommandSpec* spec, const CommandSpec* parent);
   Status start_cluster();
   // Cluster routing (cluster_dispatch.cc). True when the request was handled (forwarded,
   // split, deferred or refused); false when it simply runs here.
@@ -163,6 +207,9 @@ class Server : public net::Service {
   std::atomic<int64_t> timeout_s_{0};
   std::atomic<int> hz_{10};
   std::atomic<uint64_t> inst_ops_{0};
+  size_t startup_memory_ = 0;
+  std::atomic<uint64_t> inst_in_bps_{0}, inst_out_bps_{0};
+  NetTotals last_net_sample_;
   uint64_t last_ops_sample_ = 0;
   Millis last_ops_sample_ms_ = 0;
   std::string requirepass_;  // guarded by auth_mu_
@@ -179,6 +226,20 @@ class Server : public net::Service {
 
   std::mutex clients_mu_;
   std::unordered_map<uint64_t, ClientRef> clients_;
+
+  SlowLog slowlog_;
+  LatencyMonitor latency_;
+  MonitorHub monitors_;
+  std::atomic<int64_t> slowlog_slower_than_{10000};
+  std::atomic<int64_t> slowlog_max_len_{128};
+  std::atomic<int64_t> latency_threshold_ms_{0};
+  std::mutex pause_mu_;  // serialises pause/unpause decisions
+  std::atomic<int> pause_type_{kPauseNone};
+  std::atomic<Millis> pause_end_ms_{0};
+  std::atomic<int> postponed_count_{0};
+  net::Timer* pause_timer_ = nullptr;  // loop 0; owned by timers_
+  // Per loop, that loop's thread only: connections with a postponed request.
+  std::vector<std::vector<std::weak_ptr<net::Connection>>> postponed_;
 
   std::mutex watch_mu_;
   std::unordered_map<std::string, std::unordered_set<ClientSession*>> watched_;

@@ -11,6 +11,8 @@
 
 namespace ringkv::server {
 
+struct CommandSpec;
+
 class ClientSession : public net::Session {
  public:
   uint64_t id = 0;
@@ -18,12 +20,24 @@ class ClientSession : public net::Session {
   bool authenticated = true;
   int db = 0;
   Millis last_command_ms = 0;
-  std::string last_command = "NULL";
+  // The last command run (CLIENT LIST cmd=); pointers into the static command table, so
+  // recording it costs nothing per request.
+  const CommandSpec* last_spec = nullptr;
+  const CommandSpec* last_parent = nullptr;
+  std::string last_command() const;
 
   // MULTI/EXEC. Queued requests are copied: the input buffer moves on.
   bool in_multi = false;
   bool multi_dirty = false;  // a queued command was refused: EXEC aborts
   std::vector<std::vector<std::string>> queued;
+  bool in_exec = false;  // EXEC is running the queued commands (Redis's CLIENT_DENY_BLOCKING)
+
+  // CLIENT PAUSE: the request that waits for the pause to end (reading is paused meanwhile).
+  std::vector<std::string> postponed;
+  bool is_postponed = false;
+  // Set when a request ran on this node (execute()): a request the cluster forwarded did not,
+  // and the dispatcher still counts it and shows it to this node's monitors.
+  bool ran_here = false;
 
   // WATCH: keys watched, and whether one of them changed since (set by any thread).
   std::vector<std::string> watched;

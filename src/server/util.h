@@ -97,10 +97,20 @@ RINGKV_HANDLER(cmd_client_id); RINGKV_HANDLER(cmd_client_setname); RINGKV_HANDLE
 RINGKV_HANDLER(cmd_client_list); RINGKV_HANDLER(cmd_client_info); RINGKV_HANDLER(cmd_client_kill);
 RINGKV_HANDLER(cmd_client_reply); RINGKV_HANDLER(cmd_client_no_evict); RINGKV_HANDLER(cmd_client_help);
 RINGKV_HANDLER(cmd_client_setinfo); RINGKV_HANDLER(cmd_client_pause); RINGKV_HANDLER(cmd_client_unpause);
+RINGKV_HANDLER(cmd_client_unblock); RINGKV_HANDLER(cmd_client_getredir);
+RINGKV_HANDLER(cmd_client_trackinginfo); RINGKV_HANDLER(cmd_client_caching);
+RINGKV_HANDLER(cmd_command_getkeysandflags);
+// SLOWLOG (slowlog.cc), LATENCY (latency.cc), MONITOR (monitor.cc), MEMORY (cmd_memory.cc)
+RINGKV_HANDLER(cmd_slowlog_get); RINGKV_HANDLER(cmd_slowlog_len); RINGKV_HANDLER(cmd_slowlog_reset);
+RINGKV_HANDLER(cmd_slowlog_help); RINGKV_HANDLER(cmd_latency_doctor); RINGKV_HANDLER(cmd_latency_graph);
+RINGKV_HANDLER(cmd_latency_history); RINGKV_HANDLER(cmd_latency_latest); RINGKV_HANDLER(cmd_latency_reset);
+RINGKV_HANDLER(cmd_latency_histogram); RINGKV_HANDLER(cmd_latency_help); RINGKV_HANDLER(cmd_monitor);
+RINGKV_HANDLER(cmd_memory_usage); RINGKV_HANDLER(cmd_memory_stats); RINGKV_HANDLER(cmd_memory_doctor);
+RINGKV_HANDLER(cmd_memory_malloc_stats); RINGKV_HANDLER(cmd_memory_purge); RINGKV_HANDLER(cmd_memory_help);
 // ring (cmd_ring.cc)
 RINGKV_HANDLER(cmd_ring_addserver); RINGKV_HANDLER(cmd_ring_removeserver); RINGKV_HANDLER(cmd_ring_plan);
 RINGKV_HANDLER(cmd_ring_nodes); RINGKV_HANDLER(cmd_ring_info); RINGKV_HANDLER(cmd_ring_owners);
-RINGKV_HANDLER(cmd_ring_token); RINGKV_HANDLER(cmd_ring_config); RINGKV_HANDLER(cmd_ring_help);
+RINGKV_HANDLER(cmd_ring_token); RINGKV_HANDLER(cmd_ring_config); RINGKV_HANDLER(cmd_ring_repair); RINGKV_HANDLER(cmd_ring_help);
 RINGKV_HANDLER(cmd_ringkv_hello); RINGKV_HANDLER(cmd_ringkv_ping); RINGKV_HANDLER(cmd_ringkv_repl);
 RINGKV_HANDLER(cmd_ringkv_getentry); RINGKV_HANDLER(cmd_ringkv_version); RINGKV_HANDLER(cmd_ringkv_fetch);
 RINGKV_HANDLER(cmd_ringkv_rangestats); RINGKV_HANDLER(cmd_ringkv_digest); RINGKV_HANDLER(cmd_ringkv_count);
