@@ -357,6 +357,7 @@ PeerLink& Cluster::link(size_t loop_index, const std::string& peer_id, int kind)
   o.password = options_.password;
   o.protocol = protocol;
   o.timeout_ms = options_.peer_timeout_ms;
+  o.on_broken = [this] { beat_now_.store(true, std::memory_order_relaxed); };
   auto l = std::make_unique<PeerLink>(*loops_[loop_index], peer_id, address, o);
   PeerLink& ref = *l;
   ls.links.emplace(key, std::move(l));
@@ -734,6 +735,13 @@ Result<RingConfig> Cluster::propose_add(const RingConfig& cur, const std::string
   if (cur.next_ordinal > HybridClock::kMaxNode)
     return Status::failed_precondition("no server ordinals left (a cluster can have 4095 servers over its life)");
   RingConfig next = cur;
+  if (cur.epoch == 0) {
+    // The first server creates the ring (etcd starts empty): it gets this node's settings.
+    next.vnodes = options_.vnodes;
+    next.replicas = options_.replicas;
+    next.write_quorum = options_.write_quorum;
+    next.read_quorum = options_.read_quorum;
+  }
   next.epoch = cur.epoch + 1;
   auto from = cur.ring_servers();
   next.servers.push_back(ServerInfo{id, address, weight, from.empty() ? ServerState::kUp : ServerState::kJoining,
@@ -868,7 +876,7 @@ void Cluster::control_loop() {
     if (stop_) break;
     if (cfg && cfg->epoch > applied_epoch_.load()) apply_config(*cfg);
     auto now = clk::now();
-    if (now >= next_beat) {
+    if (now >= next_beat || beat_now_.exchange(false, std::memory_order_relaxed)) {
       heartbeat();
       next_beat = now + std::chrono::milliseconds(options_.heartbeat_ms);
     }
@@ -901,6 +909,9 @@ void Cluster::heartbeat() {
     auto r = sync_client(options_).call(address, {"RINGKV.PING"}, 300);
     Millis now = clock_.now_ms();
     bool ok = false;
+    // Nothing listens at the address: the process is gone (a restart makes it come back up),
+    // so it is down now, not after down_after_ms of silence.
+    bool refused = !r && r.status().message().find("refused") != std::string::npos;
     if (r) {
       const redisReply* rep = r->get();
       ok = rep->type == REDIS_REPLY_ARRAY && rep->elements >= 1 &&
@@ -915,7 +926,7 @@ void Cluster::heartbeat() {
     auto it = last_seen_ms_.find(id);
     bool was_live = it != last_seen_ms_.end() && now - it->second < options_.down_after_ms;
     if (ok) last_seen_ms_[id] = now;
-    bool is_live = ok || was_live;
+    bool is_live = ok || (was_live && !refused);
     if (ok && !was_live) {
       changed = true;
       came_back.push_back(id);

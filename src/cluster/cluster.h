@@ -248,6 +248,7 @@ class Cluster {
 
   std::atomic<uint64_t> applied_epoch_{0};
   std::atomic<bool> stop_{false};
+  std::atomic<bool> beat_now_{false};  // a link broke: check liveness without waiting
   std::condition_variable wake_;
   std::condition_variable transfer_wake_;
   std::thread control_;

@@ -260,6 +260,7 @@ void PeerLink::close_connection(const std::string& why) {
   out_.clear();
   wbuf_.clear();
   in_.clear();
+  if (options_.on_broken) options_.on_broken();
   fail_all(why);
 }
 

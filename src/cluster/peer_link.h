@@ -33,6 +33,9 @@ class PeerLink {
     int protocol = 2;         // 3: the link says HELLO 3 first (for RESP3 clients' forwarded commands)
     int timeout_ms = 5000;    // a request unanswered this long fails the connection
     int backoff_ms = 200;     // after a failed connect, fail fast this long
+    // Called (on the link's loop) when a connection fails or cannot be made: a hint that the
+    // peer may be down, so liveness is checked now rather than at the next heartbeat.
+    std::function<void()> on_broken;
   };
 
   PeerLink(net::EventLoop& loop, std::string peer_id, std::string address, Options options);

@@ -595,9 +595,35 @@ void Server::keyspace_command(net::Connection& conn, ClientSession& s, std::vect
     std::string key;
     if (store_->random_key(now, &key)) {
       conn.out().bulk(key);
-    } else {
-      conn.out().null();
+      return;
     }
+    // Nothing here: the key may live on the other servers only.
+    std::vector<std::string> peers;
+    for (size_t i = 0; i < v.ring->server_count(); ++i)
+      if (v.live[i] && i != v.self) peers.push_back(v.ring->servers()[i].id);
+    if (peers.empty()) {
+      conn.out().null();
+      return;
+    }
+    auto d = std::make_shared<net::Deferred>(conn.defer());
+    int proto = conn.protocol();
+    fanout(conn, s, peers, {"RINGKV.RANDOMKEY"}, [d, proto](std::vector<std::pair<bool, std::string>> replies) {
+      for (auto& [ok, r] : replies) {
+        if (ok && r.size() > 1 && r[0] == '$' && r[1] != '-') {  // a key, not a null
+          d->complete(std::move(r));
+          return;
+        }
+      }
+      for (auto& [ok, r] : replies) {
+        if (!ok) {
+          d->complete(resp::reply_is_error(r) ? r : error_reply("TRYAGAIN ringkv: a node did not answer: " + r));
+          return;
+        }
+      }
+      std::string out;
+      resp::Writer(&out, proto).null();
+      d->complete(std::move(out));
+    });
     return;
   }
   if ((name == "flushall" || name == "flushdb") &&

@@ -449,6 +449,16 @@ void cmd_ringkv_count(CommandContext& ctx) {
   ctx.w.integer(n);
 }
 
+// A random key of this node's store (any copy it holds), for RANDOMKEY across the cluster.
+void cmd_ringkv_randomkey(CommandContext& ctx) {
+  std::string key;
+  if (ctx.server.store().random_key(ctx.now, &key)) {
+    ctx.w.bulk(key);
+  } else {
+    ctx.w.null();
+  }
+}
+
 void cmd_ringkv_keys(CommandContext& ctx) {
   const cluster::View& v = view_of(ctx);
   std::string_view pattern = ctx.arg(1);

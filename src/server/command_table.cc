@@ -200,6 +200,7 @@ std::vector<CommandSpec> make_table() {
   t.push_back(S("ringkv.fetch", 4, kInt, 0, 0, 0, cmd_ringkv_fetch, "cluster").doc("Internal: a batch of a token range's entries.", "0.1.0"));
   t.push_back(S("ringkv.rangestats", -3, kInt, 0, 0, 0, cmd_ringkv_rangestats, "cluster").doc("Internal: keys and bytes per token range.", "0.1.0"));
   t.push_back(S("ringkv.digest", 3, kInt, 0, 0, 0, cmd_ringkv_digest, "cluster").doc("Count and digest of a token range's live entries.", "0.1.0"));
+  t.push_back(S("ringkv.randomkey", 1, kInt, 0, 0, 0, cmd_ringkv_randomkey, "cluster").doc("Internal: a random key of this node's store.", "0.1.0"));
   t.push_back(S("ringkv.count", 1, kInt, 0, 0, 0, cmd_ringkv_count, "cluster").doc("Internal: keys this node is the primary of.", "0.1.0"));
   t.push_back(S("ringkv.keys", 2, kInt, 0, 0, 0, cmd_ringkv_keys, "cluster").doc("Internal: matching keys this node is the primary of.", "0.1.0"));
   t.push_back(S("ringkv.scan", 6, kInt, 0, 0, 0, cmd_ringkv_scan, "cluster").doc("Internal: a SCAN step within one token range.", "0.1.0"));

@@ -114,6 +114,7 @@ RINGKV_HANDLER(cmd_ring_token); RINGKV_HANDLER(cmd_ring_config); RINGKV_HANDLER(
 RINGKV_HANDLER(cmd_ringkv_hello); RINGKV_HANDLER(cmd_ringkv_ping); RINGKV_HANDLER(cmd_ringkv_repl);
 RINGKV_HANDLER(cmd_ringkv_getentry); RINGKV_HANDLER(cmd_ringkv_version); RINGKV_HANDLER(cmd_ringkv_fetch);
 RINGKV_HANDLER(cmd_ringkv_rangestats); RINGKV_HANDLER(cmd_ringkv_digest); RINGKV_HANDLER(cmd_ringkv_count);
+RINGKV_HANDLER(cmd_ringkv_randomkey);
 RINGKV_HANDLER(cmd_ringkv_keys); RINGKV_HANDLER(cmd_ringkv_scan); RINGKV_HANDLER(cmd_ringkv_flush);
 RINGKV_HANDLER(cmd_ringkv_exec); RINGKV_HANDLER(cmd_ringkv_cfg); RINGKV_HANDLER(cmd_ringkv_final); RINGKV_HANDLER(cmd_ringkv_epoch);
 #undef RINGKV_HANDLER

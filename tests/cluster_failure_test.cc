@@ -1,0 +1,917 @@
+// Multi-process cluster tests beyond the happy path: a node killed with SIGKILL under a continuous
+// checker (bounded detection window, recovery after a restart on the same address, hinted writes
+// replayed, equal digests per token range), RING REMOVESERVER of a dead node, the exact texts of
+// admin errors, RING PLAN against what really moves, and the any-node semantics of multi-key
+// commands, transactions and keyspace commands. Every test runs with the embedded configuration
+// service and with etcd.
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "cluster_harness.h"
+#include "ringkv/ring.h"
+#include "ringkv/token.h"
+
+using namespace ringkv;
+using namespace ringkv::testing;
+using SteadyClock = std::chrono::steady_clock;
+
+namespace {
+
+// ---------------------------------------------------------------- helpers
+
+using KeyValues = std::vector<std::pair<std::string, std::string>>;
+
+KeyValues make_keys(size_t n, const std::string& prefix) {
+  KeyValues kv;
+  kv.reserve(n);
+  for (size_t i = 0; i < n; ++i)
+    kv.emplace_back(prefix + std::to_string(i), "v" + std::to_string(i * 7919));
+  return kv;
+}
+
+// Loads the keys through the given nodes in turn, in pipelined batches.
+void load(Cluster& c, const KeyValues& kv, const std::vector<int>& via) {
+  std::vector<Context> clients;
+  for (int i : via) clients.push_back(c.client(i));
+  const size_t batch = 1000;
+  for (size_t off = 0, b = 0; off < kv.size(); off += batch, ++b) {
+    KeyValues part(kv.begin() + static_cast<long>(off),
+                   kv.begin() + static_cast<long>(std::min(kv.size(), off + batch)));
+    REQUIRE(pipeline_set(clients[b % clients.size()].get(), part));
+  }
+}
+
+// Reads every key through node i; returns how many differ from `expected` (first one in *first).
+size_t count_wrong(Cluster& c, int i, const std::map<std::string, std::string>& expected,
+                   std::string* first) {
+  std::vector<std::string> keys;
+  for (const auto& [k, v] : expected) keys.push_back(k);
+  auto cl = c.client(i);
+  size_t wrong = 0;
+  for (size_t off = 0; off < keys.size(); off += 2000) {
+    std::vector<std::string> part(
+        keys.begin() + static_cast<long>(off),
+        keys.begin() + static_cast<long>(std::min(keys.size(), off + 2000)));
+    auto vals = pipeline_get(cl.get(), part);
+    for (size_t j = 0; j < part.size(); ++j) {
+      if (!vals[j] || *vals[j] != expected.at(part[j])) {
+        if (wrong++ == 0 && first)
+          *first =
+              part[j] + " = " + (vals[j] ? *vals[j] : "<nil>") + ", wanted " + expected.at(part[j]);
+      }
+    }
+  }
+  return wrong;
+}
+
+void check_all(Cluster& c, const std::vector<int>& via,
+               const std::map<std::string, std::string>& expected) {
+  for (int i : via) {
+    std::string first;
+    size_t wrong = count_wrong(c, i, expected, &first);
+    INFO("through " << c.id(i) << ": " << wrong << " of " << expected.size()
+                    << " keys wrong; first: " << first);
+    CHECK(wrong == 0);
+  }
+}
+
+std::string info(Cluster& c, int i, const std::string& field) {
+  return info_field(c.ring_info(i), field);
+}
+
+uint64_t info_u64(Cluster& c, int i, const std::string& field) {
+  return std::stoull("0" + info(c, i, field));
+}
+
+std::shared_ptr<const ring::Ring> ring_of(const std::vector<std::string>& ids) {
+  std::vector<ring::ServerSpec> specs;
+  for (const auto& id : ids) specs.push_back({id, 1});
+  auto r = ring::Ring::build(specs);
+  REQUIRE(r.is_ok());
+  return *r;
+}
+
+// Keys (of `keys`) in the ranges server `id` gains from ring `before` to ring `after`.
+uint64_t predicted_gain(const std::vector<std::string>& keys,
+                        const std::vector<std::string>& before,
+                        const std::vector<std::string>& after, const std::string& id, size_t n) {
+  auto plan = ring::diff(*ring_of(before), *ring_of(after), n);
+  REQUIRE(plan.is_ok());
+  std::vector<ring::TokenRange> ranges;
+  for (const auto& t : plan->gains_of(id)) ranges.push_back(t.range);
+  std::sort(ranges.begin(), ranges.end(), [](auto& a, auto& b) { return a.first < b.first; });
+  uint64_t count = 0;
+  for (const auto& k : keys) {
+    Token t = token_of(k);
+    auto it = std::upper_bound(ranges.begin(), ranges.end(), t,
+                               [](Token x, const ring::TokenRange& r) { return x < r.first; });
+    if (it != ranges.begin() && std::prev(it)->contains(t)) ++count;
+  }
+  return count;
+}
+
+std::string text(redisContext* c, const std::vector<std::string>& args) {
+  return reply_text(command(c, args));
+}
+
+// The primary of a key (RING OWNERS, asked through node 0).
+std::string primary_of(Cluster& c, const std::string& key) {
+  Reply r = command(c.client(0).get(), {"RING", "OWNERS", key});
+  REQUIRE(r);
+  REQUIRE(r->type == REDIS_REPLY_ARRAY);
+  REQUIRE(r->elements >= 1);
+  return std::string(r->element[0]->str, r->element[0]->len);
+}
+
+int index_of(Cluster& c, const std::string& id) {
+  for (int i = 0; i < c.size(); ++i)
+    if (c.id(i) == id) return i;
+  FAIL("no node " << id);
+  return -1;
+}
+
+// Waits until every node in `nodes` counts `up` live servers in its view (RING INFO).
+bool wait_servers_up(Cluster& c, const std::vector<int>& nodes, int up,
+                     std::chrono::milliseconds limit) {
+  return eventually(
+      [&] {
+        for (int i : nodes)
+          if (info(c, i, "ring_servers_up") != std::to_string(up)) return false;
+        return true;
+      },
+      limit);
+}
+
+bool file_contains(const std::string& path, const std::string& needle) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str().find(needle) != std::string::npos;
+}
+
+std::string make_temp_dir() {
+  char tmpl[] = "/tmp/ringkv-failure-XXXXXX";
+  char* d = ::mkdtemp(tmpl);
+  REQUIRE(d != nullptr);
+  return d;
+}
+
+struct TempDir {
+  std::string path = make_temp_dir();
+  ~TempDir() {
+    std::string cmd = "rm -rf '" + path + "'";
+    int rc = std::system(cmd.c_str());
+    (void)rc;
+  }
+};
+
+// ---------------------------------------------------------------- the checker
+
+// Writes (new keys and overwrites of base keys) through the given nodes in turn and reads each
+// write back through the next one, until stopped (bounded in count too). Remembers every
+// acknowledged value, and every failed command with the time it was sent. A key whose write
+// failed may or may not hold the failed value (the primary may have applied it before the
+// replication failed), so both are accepted for it until a later write is acknowledged.
+class Checker {
+ public:
+  Checker(Cluster& c, std::map<std::string, std::string> base, size_t base_count,
+          std::string base_prefix)
+      : c_(c),
+        acked_(std::move(base)),
+        base_count_(base_count),
+        base_prefix_(std::move(base_prefix)) {}
+  ~Checker() { stop(); }
+
+  void start(std::vector<int> via, uint64_t seed) {
+    stop_ = false;
+    thread_ = std::thread([this, via = std::move(via), seed] { run(via, seed); });
+  }
+  void stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+
+  uint64_t ops() const { return ops_; }
+  // A failed command: when it was sent and when its (error) reply or error arrived.
+  struct Failure {
+    SteadyClock::time_point at;
+    SteadyClock::time_point done;
+    std::string what;
+  };
+  std::vector<Failure> failures() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return failures_;
+  }
+  // Keys with a single certain value, and keys whose last write failed (values they may hold).
+  std::map<std::string, std::string> certain() {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::map<std::string, std::string> out;
+    for (const auto& [k, v] : acked_)
+      if (!uncertain_.count(k)) out.emplace(k, v);
+    return out;
+  }
+  std::map<std::string, std::set<std::string>> uncertain() {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto out = uncertain_;
+    for (auto& [k, vals] : out) {
+      auto it = acked_.find(k);
+      if (it != acked_.end()) vals.insert(it->second);
+    }
+    return out;
+  }
+
+ private:
+  void fail(SteadyClock::time_point at, std::string what) {
+    std::lock_guard<std::mutex> lock(mu_);
+    failures_.push_back({at, SteadyClock::now(), std::move(what)});
+  }
+
+  void run(const std::vector<int>& via, uint64_t seed) {
+    std::vector<Context> clients;
+    for (int i : via) clients.push_back(c_.client(i));
+    std::mt19937_64 rng(seed);
+    for (uint64_t n = 0; !stop_ && n < 5'000'000; ++n) {
+      size_t a = n % clients.size(), b = (n + 1) % clients.size();
+      if (!clients[a] || clients[a]->err) clients[a] = c_.client(via[a]);
+      if (!clients[b] || clients[b]->err) clients[b] = c_.client(via[b]);
+      std::string key = n % 3 == 0 ? base_prefix_ + std::to_string(rng() % base_count_)
+                                   : "live:" + std::to_string(seed) + ":" + std::to_string(n);
+      std::string val = "w" + std::to_string(seed) + ":" + std::to_string(n);
+      auto t0 = SteadyClock::now();
+      Reply w = command(clients[a].get(), {"SET", key, val});
+      ++ops_;
+      if (!w || w->type != REDIS_REPLY_STATUS) {
+        fail(t0, "SET " + key + " via " + c_.id(via[a]) + ": " + reply_text(w));
+        std::lock_guard<std::mutex> lock(mu_);
+        uncertain_[key].insert(val);
+        continue;
+      }
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        acked_[key] = val;
+        uncertain_.erase(key);
+      }
+      auto t1 = SteadyClock::now();
+      Reply g = command(clients[b].get(), {"GET", key});
+      ++ops_;
+      if (!g || g->type != REDIS_REPLY_STRING || std::string(g->str, g->len) != val)
+        fail(t1, "GET " + key + " via " + c_.id(via[b]) + ": " + reply_text(g) + " (wanted " + val +
+                     ")");
+    }
+  }
+
+  Cluster& c_;
+  std::mutex mu_;
+  std::map<std::string, std::string> acked_;
+  std::map<std::string, std::set<std::string>> uncertain_;
+  std::vector<Failure> failures_;
+  size_t base_count_;
+  std::string base_prefix_;
+  std::atomic<bool> stop_{false};
+  std::atomic<uint64_t> ops_{0};
+  std::thread thread_;
+};
+
+// Checks the keys the checker is unsure about: each holds one of its possible values, or none
+// (a failed write of a new key that never applied).
+void check_uncertain(Cluster& c, const std::vector<int>& via,
+                     const std::map<std::string, std::set<std::string>>& keys) {
+  for (int i : via) {
+    auto cl = c.client(i);
+    size_t wrong = 0;
+    std::string first;
+    for (const auto& [k, vals] : keys) {
+      Reply r = command(cl.get(), {"GET", k});
+      bool ok = r && (r->type == REDIS_REPLY_NIL ||
+                      (r->type == REDIS_REPLY_STRING && vals.count(std::string(r->str, r->len))));
+      if (!ok && wrong++ == 0) first = k + " = " + reply_text(r);
+    }
+    INFO("through " << c.id(i) << ", first: " << first);
+    CHECK(wrong == 0);
+  }
+}
+
+// Polls the digest check until replicas agree (replication to the last replica is asynchronous
+// once W copies acknowledged), then returns it.
+DigestCheck settled_digests(Cluster& c, const std::vector<int>& members, size_t n) {
+  DigestCheck d;
+  eventually([&] {
+    d = digest_check(c, members, n);
+    return d.ok();
+  });
+  return d;
+}
+
+uint64_t dbsize(Cluster& c, int i) {
+  Reply r = command(c.client(i).get(), {"DBSIZE"});
+  REQUIRE(r);
+  REQUIRE(r->type == REDIS_REPLY_INTEGER);
+  return static_cast<uint64_t>(r->integer);
+}
+
+const char* backend_name(bool etcd) { return etcd ? "etcd" : "embedded"; }
+
+}  // namespace
+
+// ---------------------------------------------------------------- SIGKILL under load
+
+TEST_CASE(
+    "a node killed with SIGKILL: bounded detection window - no lost write - recovery after a "
+    "restart") {
+  for (bool etcd : {false, true}) {
+    DYNAMIC_SECTION(backend_name(etcd) << " configuration service") {
+      TempDir logs;
+      // Per-node log files at notice level: the survivors log each replay of hinted writes.
+      Cluster c(3, etcd, {"--loglevel", "notice", "--logfile", logs.path + "/{id}.log"});
+      const int dead = 2;  // n3; n1 hosts the embedded configuration service
+      auto kv = make_keys(20000, "base:");
+      load(c, kv, {0, 1, 2});
+      Checker checker(c, std::map<std::string, std::string>(kv.begin(), kv.end()), kv.size(),
+                      "base:");
+      checker.start({0, 1}, 1);
+      REQUIRE(eventually([&] { return checker.ops() >= 400; }));
+      REQUIRE(checker.failures().empty());
+
+      // Kill n3 and wait until both survivors have marked it down.
+      auto t_kill = SteadyClock::now();
+      c.node(dead).kill_hard();
+      REQUIRE(wait_servers_up(c, {0, 1}, 2, std::chrono::milliseconds(20000)));
+      auto t_detected = SteadyClock::now();
+      uint64_t ops_at_detection = checker.ops();
+      REQUIRE(eventually([&] { return checker.ops() >= ops_at_detection + 600; }));
+      checker.stop();
+
+      auto failures = checker.failures();
+      double detection_s = std::chrono::duration<double>(t_detected - t_kill).count();
+      double window_s = 0;
+      size_t after_detection = 0, before_kill = 0;
+      for (const auto& f : failures) {
+        // A command in flight at the kill may fail because of it; one that failed before it not.
+        if (f.done < t_kill) ++before_kill;
+        if (f.at > t_detected) ++after_detection;
+        window_s = std::max(window_s, std::chrono::duration<double>(f.at - t_kill).count());
+      }
+      WARN(backend_name(etcd) << ": n3 marked down by both survivors " << detection_s
+                              << " s after SIGKILL; " << failures.size()
+                              << " failed commands, the last sent " << window_s
+                              << " s after the kill; " << checker.ops()
+                              << " checker commands in all; first failure: "
+                              << (failures.empty() ? std::string("none") : failures.front().what));
+      CHECK(before_kill == 0);
+      CHECK(after_detection == 0);
+      CHECK(detection_s < 1.0);  // refused connections mark it down at once, no 3 s of silence
+
+      // Every acknowledged write is readable through both survivors, whose copies agree.
+      check_all(c, {0, 1}, checker.certain());
+      check_uncertain(c, {0, 1}, checker.uncertain());
+      DigestCheck d = settled_digests(c, {0, 1, 2}, 3);
+      INFO(d.first_problem);
+      CHECK(d.ok());
+      CHECK(d.keys == dbsize(c, 0));
+
+      // Restart n3 at its address while the checker keeps writing: it takes its ranges back from
+      // the other replicas, the survivors replay the writes it missed, and no command fails.
+      size_t failures_before_restart = checker.failures().size();
+      checker.start({0, 1}, 2);
+      c.restart(dead);
+      REQUIRE(eventually(
+          [&] {
+            return info(c, dead, "node_pending_ranges") == "0" &&
+                   info(c, dead, "node_receiving") == "no";
+          },
+          std::chrono::milliseconds(60000)));
+      REQUIRE(wait_servers_up(c, {0, 1, 2}, 3, std::chrono::milliseconds(20000)));
+      bool replayed = eventually([&] {
+        return file_contains(logs.path + "/n1.log", "hinted writes to n3") ||
+               file_contains(logs.path + "/n2.log", "hinted writes to n3");
+      });
+      CHECK(replayed);
+      uint64_t ops_at_recovery = checker.ops();
+      REQUIRE(eventually([&] { return checker.ops() >= ops_at_recovery + 600; }));
+      checker.stop();
+      auto all_failures = checker.failures();
+      INFO("first failure during the restart: " << (all_failures.size() > failures_before_restart
+                                                        ? all_failures[failures_before_restart].what
+                                                        : "none"));
+      CHECK(all_failures.size() == failures_before_restart);
+
+      // Afterwards: every key readable through every node, and every token range's copies equal.
+      check_all(c, {0, 1, 2}, checker.certain());
+      check_uncertain(c, {0, 1, 2}, checker.uncertain());
+      d = settled_digests(c, {0, 1, 2}, 3);
+      INFO(d.first_problem);
+      CHECK(d.ok());
+      CHECK(d.keys == dbsize(c, 0));
+      CHECK(d.keys >= checker.certain().size());
+    }
+  }
+}
+
+// ---------------------------------------------------------------- removing a dead server
+
+TEST_CASE("RING REMOVESERVER of a dead node re-replicates its ranges from the surviving copies") {
+  for (bool etcd : {false, true}) {
+    DYNAMIC_SECTION(backend_name(etcd) << " configuration service") {
+      Cluster c(4, etcd);
+      auto kv = make_keys(30000, "r:");
+      load(c, kv, {0, 1, 2, 3});
+      c.node(3).kill_hard();
+      REQUIRE(wait_servers_up(c, {0, 1, 2}, 3, std::chrono::milliseconds(20000)));
+      // Writes n4 never saw: their only copies are on the survivors.
+      auto extra = make_keys(2000, "after-kill:");
+      load(c, extra, {0, 1, 2});
+      kv.insert(kv.end(), extra.begin(), extra.end());
+      std::vector<std::string> keys;
+      for (const auto& [k, v] : kv) keys.push_back(k);
+
+      Reply r = command(c.client(1).get(), {"RING", "REMOVESERVER", "n4"});
+      REQUIRE(reply_text(r) == "OK");
+      REQUIRE(c.wait_idle());
+      CHECK(info(c, 0, "ring_servers") == "3");
+      for (int i : {0, 1, 2}) {
+        INFO("gainer " << c.id(i));
+        CHECK(info_u64(c, i, "node_keys_received") ==
+              predicted_gain(keys, {"n1", "n2", "n3", "n4"}, {"n1", "n2", "n3"}, c.id(i), 3));
+      }
+      check_all(c, {0, 1, 2}, std::map<std::string, std::string>(kv.begin(), kv.end()));
+      DigestCheck d = settled_digests(c, {0, 1, 2}, 3);
+      INFO(d.first_problem);
+      CHECK(d.ok());
+      CHECK(d.keys == kv.size());
+      // Every key is held by exactly N = 3 servers: here, all three.
+      for (int i : {0, 1, 2}) {
+        Reply all = command(c.client(i).get(), {"RINGKV.DIGEST", "0", "18446744073709551615"});
+        REQUIRE(all->type == REDIS_REPLY_ARRAY);
+        CHECK(all->element[0]->integer == static_cast<long long>(kv.size()));
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------- admin errors and RING PLAN
+
+namespace {
+
+struct PlanLine {
+  std::string from, to;
+  long long ranges = 0, keys = 0, bytes = 0;
+};
+
+std::vector<PlanLine> parse_plan(const Reply& r) {
+  std::vector<PlanLine> out;
+  REQUIRE(r);
+  INFO(reply_text(r));
+  REQUIRE(r->type == REDIS_REPLY_ARRAY);
+  for (size_t i = 0; i < r->elements; ++i) {
+    const redisReply* m = r->element[i];
+    REQUIRE(m->type == REDIS_REPLY_ARRAY);
+    REQUIRE(m->elements == 10);
+    PlanLine l;
+    for (size_t f = 0; f + 1 < m->elements; f += 2) {
+      std::string name(m->element[f]->str, m->element[f]->len);
+      const redisReply* v = m->element[f + 1];
+      if (name == "from")
+        l.from.assign(v->str, v->len);
+      else if (name == "to")
+        l.to.assign(v->str, v->len);
+      else if (name == "ranges")
+        l.ranges = v->integer;
+      else if (name == "keys")
+        l.keys = v->integer;
+      else if (name == "bytes")
+        l.bytes = v->integer;
+      else
+        FAIL("unexpected plan field " << name);
+    }
+    out.push_back(l);
+  }
+  return out;
+}
+
+std::map<std::string, std::pair<long long, long long>> plan_by_destination(
+    const std::vector<PlanLine>& plan) {
+  std::map<std::string, std::pair<long long, long long>> out;
+  for (const auto& l : plan) {
+    out[l.to].first += l.keys;
+    out[l.to].second += l.bytes;
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("admin errors have exact texts - RING PLAN predicts exactly what moves") {
+  for (bool etcd : {false, true}) {
+    DYNAMIC_SECTION(backend_name(etcd) << " configuration service") {
+      Cluster c(3, etcd);
+      int n4 = c.start_node();  // running, not on the ring
+      auto a = c.client(1);
+      auto addr = [&](int i) { return "127.0.0.1:" + std::to_string(c.port(i)); };
+
+      CHECK(text(a.get(), {"RING", "REMOVESERVER", "nx"}) == "ERR no server 'nx' on the ring");
+      CHECK(text(a.get(), {"RING", "ADDSERVER", "n2", addr(1)}) ==
+            "ERR server 'n2' is already in the ring configuration");
+      int nobody = free_port();
+      std::string nobody_addr = "127.0.0.1:" + std::to_string(nobody);
+      CHECK(text(a.get(), {"RING", "ADDSERVER", "n9", nobody_addr}) ==
+            "ERR server 'n9' at " + nobody_addr + " is unreachable: " + nobody_addr +
+                ": Connection refused");
+      CHECK(text(a.get(), {"RING", "ADDSERVER", "n9", addr(n4)}) ==
+            "ERR the server at " + addr(n4) + " has node id 'n4', not 'n9'");
+      // Malformed requests.
+      CHECK(text(a.get(), {"RING", "ADDSERVER", "n4", "nohost"}) ==
+            "ERR server 'n4' at nohost is unreachable: bad address 'nohost'");
+      CHECK(text(a.get(), {"RING", "ADDSERVER", "n4", "127.0.0.1:70000"}) ==
+            "ERR server 'n4' at 127.0.0.1:70000 is unreachable: bad address '127.0.0.1:70000'");
+      for (std::string w : {"0", "1001", "-1", "x", "1.5"})
+        CHECK(text(a.get(), {"RING", "ADDSERVER", "n4", addr(n4), "WEIGHT", w}) ==
+              "ERR WEIGHT must be an integer between 1 and 1000");
+      CHECK(text(a.get(), {"RING", "ADDSERVER", "n4", addr(n4), "WEIGHT"}) == "ERR syntax error");
+      CHECK(text(a.get(), {"RING", "ADDSERVER", "n4", addr(n4), "COLOR", "3"}) ==
+            "ERR syntax error");
+      CHECK(text(a.get(), {"RING", "ADDSERVER", "n4"}) ==
+            "ERR wrong number of arguments for 'ring|addserver' command");
+      CHECK(text(a.get(), {"RING", "REMOVESERVER"}) ==
+            "ERR wrong number of arguments for 'ring|removeserver' command");
+      CHECK(text(a.get(), {"RING", "PLAN", "MOVE", "n4"}) ==
+            "ERR RING PLAN takes ADDSERVER <id> <host:port> [WEIGHT w] or REMOVESERVER <id>");
+      CHECK(text(a.get(), {"RING", "PLAN", "REMOVESERVER", "nx"}) ==
+            "ERR no server 'nx' on the ring");
+      CHECK(text(a.get(), {"RING", "PLAN", "ADDSERVER", "n4", "nohost"}) ==
+            "ERR 'nohost' is not a host:port address");
+      // None of these changed the ring.
+      std::string epoch = info(c, 0, "ring_epoch");
+      CHECK(info(c, 0, "ring_servers") == "3");
+
+      // RING PLAN ADDSERVER, then the change itself, with a second change sent right behind it.
+      auto kv = make_keys(100000, "p:");
+      load(c, kv, {0, 1, 2});
+      Reply plan_reply = command(a.get(), {"RING", "PLAN", "ADDSERVER", "n4", addr(n4)});
+      auto plan = parse_plan(plan_reply);
+      CHECK(info(c, 0, "ring_epoch") == epoch);  // a dry run
+      auto by_dest = plan_by_destination(plan);
+      REQUIRE(by_dest.size() == 1);  // with N = 3 on 3 servers, only the newcomer gains
+      CHECK(by_dest.count("n4") == 1);
+      long long planned_keys = 0;
+      for (const auto& l : plan) planned_keys += l.keys;
+      std::vector<std::string> keys;
+      for (const auto& [k, v] : kv) keys.push_back(k);
+      CHECK(planned_keys == static_cast<long long>(predicted_gain(
+                                keys, {"n1", "n2", "n3"}, {"n1", "n2", "n3", "n4"}, "n4", 3)));
+
+      const std::string add_cmd = "RING ADDSERVER n4 " + addr(n4);
+      redisAppendCommand(a.get(), add_cmd.c_str());
+      redisAppendCommand(a.get(), "RING REMOVESERVER n2");
+      redisAppendCommand(a.get(), "RING ADDSERVER n5 127.0.0.1:1");
+      void* r1 = nullptr;
+      void* r2 = nullptr;
+      void* r3 = nullptr;
+      REQUIRE(redisGetReply(a.get(), &r1) == REDIS_OK);
+      REQUIRE(redisGetReply(a.get(), &r2) == REDIS_OK);
+      REQUIRE(redisGetReply(a.get(), &r3) == REDIS_OK);
+      Reply add(static_cast<redisReply*>(r1)), second(static_cast<redisReply*>(r2)),
+          third(static_cast<redisReply*>(r3));
+      REQUIRE(reply_text(add) == "OK");
+      std::string moving =
+          "ERR a ring change is still moving data (addserver n4, epoch " +
+          std::to_string(std::stoull(epoch) + 1) +
+          "); changes are refused, not queued: retry when RING INFO shows migration_state:idle";
+      CHECK(reply_text(second) == moving);
+      // An unreachable address is reported before the ring is even looked at.
+      CHECK(reply_text(third) ==
+            "ERR server 'n5' at 127.0.0.1:1 is unreachable: 127.0.0.1:1: Connection refused");
+      REQUIRE(c.wait_idle());
+      CHECK(info_u64(c, n4, "node_keys_received") == static_cast<uint64_t>(by_dest["n4"].first));
+      CHECK(info_u64(c, n4, "node_bytes_received") == static_cast<uint64_t>(by_dest["n4"].second));
+      for (int i : {0, 1, 2}) CHECK(info_u64(c, i, "node_keys_received") == 0);
+
+      // RING PLAN REMOVESERVER, then the removal: each gainer receives what the plan said.
+      plan = parse_plan(command(a.get(), {"RING", "PLAN", "REMOVESERVER", "n2"}));
+      by_dest = plan_by_destination(plan);
+      CHECK(by_dest.count("n2") == 0);
+      long long total = 0;
+      for (const auto& [dest, kb] : by_dest) total += kb.first;
+      CHECK(total > 0);
+      REQUIRE(text(a.get(), {"RING", "REMOVESERVER", "n2"}) == "OK");
+      REQUIRE(c.wait_idle());
+      long long received = 0;
+      for (int i : {0, 2, 3}) {
+        INFO("gainer " << c.id(i));
+        CHECK(info_u64(c, i, "node_keys_received") ==
+              static_cast<uint64_t>(by_dest[c.id(i)].first));
+        CHECK(info_u64(c, i, "node_bytes_received") ==
+              static_cast<uint64_t>(by_dest[c.id(i)].second));
+        CHECK(info_u64(c, i, "node_keys_received") ==
+              predicted_gain(keys, {"n1", "n2", "n3", "n4"}, {"n1", "n3", "n4"}, c.id(i), 3));
+        received += static_cast<long long>(info_u64(c, i, "node_keys_received"));
+      }
+      CHECK(received == total);
+
+      // A server that replaced a dead one at the same address, but under a new id, while the
+      // dead one is still on the ring.
+      c.node(2).kill_hard();  // n3
+      ServerProcess n9({"--node-id", "n9", "--discovery", c.discovery()}, RINGKV_SERVER_PATH,
+                       c.port(2));
+      CHECK(text(a.get(), {"RING", "ADDSERVER", "n9", addr(2)}) ==
+            "ERR address " + addr(2) + " is already used by server 'n3'");
+    }
+  }
+}
+
+TEST_CASE("removing the last server of the ring is refused") {
+  for (bool etcd : {false, true}) {
+    DYNAMIC_SECTION(backend_name(etcd) << " configuration service") {
+      Cluster c(1, etcd);
+      auto a = c.client(0);
+      CHECK(text(a.get(), {"RING", "REMOVESERVER", "n1"}) ==
+            "ERR can't remove the last server of the ring");
+      CHECK(text(a.get(), {"RING", "PLAN", "REMOVESERVER", "n1"}) ==
+            "ERR can't remove the last server of the ring");
+      CHECK(info(c, 0, "ring_servers") == "1");
+      CHECK(text(a.get(), {"SET", "k", "v"}) == "OK");
+      CHECK(text(a.get(), {"GET", "k"}) == "v");
+    }
+  }
+}
+
+// ---------------------------------------------------------------- any-node semantics
+
+namespace {
+
+// Keys grouped by primary (RING OWNERS): prefix + i for i < n.
+std::map<std::string, std::vector<std::string>> keys_by_primary(Cluster& c,
+                                                                const std::string& prefix, int n) {
+  std::map<std::string, std::vector<std::string>> out;
+  for (int i = 0; i < n; ++i) {
+    std::string k = prefix + std::to_string(i);
+    out[primary_of(c, k)].push_back(k);
+  }
+  return out;
+}
+
+std::vector<std::string> array_strings(const Reply& r) {
+  std::vector<std::string> out;
+  if (!r || r->type != REDIS_REPLY_ARRAY) return out;
+  for (size_t i = 0; i < r->elements; ++i) {
+    const redisReply* e = r->element[i];
+    if (e->type == REDIS_REPLY_STRING || e->type == REDIS_REPLY_STATUS ||
+        e->type == REDIS_REPLY_ERROR)
+      out.emplace_back(e->str, e->len);
+    else if (e->type == REDIS_REPLY_INTEGER)
+      out.push_back(std::to_string(e->integer));
+    else if (e->type == REDIS_REPLY_NIL)
+      out.push_back("<nil>");
+    else
+      out.push_back("<array>");
+  }
+  return out;
+}
+
+// A full SCAN through one client; `between` runs after the given number of calls.
+std::multiset<std::string> full_scan(redisContext* cl, int call_hook,
+                                     const std::function<void()>& between) {
+  std::multiset<std::string> seen;
+  std::string cursor = "0";
+  for (int calls = 0; calls < 200000; ++calls) {
+    if (calls == call_hook) between();
+    Reply r = command(cl, {"SCAN", cursor, "COUNT", "50"});
+    REQUIRE(r);
+    INFO(reply_text(r));
+    REQUIRE(r->type == REDIS_REPLY_ARRAY);
+    REQUIRE(r->elements == 2);
+    cursor.assign(r->element[0]->str, r->element[0]->len);
+    for (size_t i = 0; i < r->element[1]->elements; ++i)
+      seen.emplace(r->element[1]->element[i]->str, r->element[1]->element[i]->len);
+    if (cursor == "0") return seen;
+  }
+  FAIL("SCAN did not finish");
+  return seen;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "any node: multi-key commands - transactions - keyspace commands act on the whole cluster") {
+  for (bool etcd : {false, true}) {
+    for (int replicas : {1, 3}) {
+      DYNAMIC_SECTION(backend_name(etcd) << " configuration service, N = " << replicas) {
+        Cluster c(3, etcd, {"--replicas", std::to_string(replicas)});
+        for (int i = 0; i < 3; ++i) {
+          INFO("RING INFO of " << c.id(i));
+          CHECK(info(c, i, "ring_replicas") == std::to_string(replicas));
+        }
+        std::vector<Context> via;
+        for (int i = 0; i < 3; ++i) via.push_back(c.client(i));
+        auto groups = keys_by_primary(c, "key:", 60);
+        REQUIRE(groups.size() == 3);  // 60 keys land on all three primaries
+        std::vector<std::string> keys;
+        for (int i = 0; i < 60; ++i) keys.push_back("key:" + std::to_string(i));
+
+        // MSET across nodes through each node, then MGET (values in key order, nil for a
+        // missing key) through every node.
+        for (int i = 0; i < 3; ++i) {
+          std::vector<std::string> mset = {"MSET"};
+          for (const auto& k : keys) {
+            mset.push_back(k);
+            mset.push_back(k + "=" + std::to_string(i));
+          }
+          REQUIRE(text(via[static_cast<size_t>(i)].get(), mset) == "OK");
+          std::vector<std::string> mget = {"MGET"};
+          std::vector<std::string> want;
+          for (const auto& k : keys) {
+            mget.push_back(k);
+            want.push_back(k + "=" + std::to_string(i));
+            mget.push_back("missing:" + k);
+            want.push_back("<nil>");
+          }
+          for (int j = 0; j < 3; ++j)
+            CHECK(array_strings(command(via[static_cast<size_t>(j)].get(), mget)) == want);
+        }
+        // EXISTS and TOUCH sum over nodes (a repeated key counts twice, as in Redis); DEL too.
+        std::vector<std::string> exists = {"EXISTS"}, touch = {"TOUCH"};
+        for (const auto& k : keys) {
+          exists.push_back(k);
+          exists.push_back("missing:" + k);
+          touch.push_back(k);
+        }
+        exists.push_back(keys[0]);
+        for (int j = 0; j < 3; ++j) {
+          CHECK(command(via[static_cast<size_t>(j)].get(), exists)->integer == 61);
+          CHECK(command(via[static_cast<size_t>(j)].get(), touch)->integer == 60);
+        }
+        std::vector<std::string> del = {"DEL"};
+        for (int i = 0; i < 30; ++i) del.push_back(keys[static_cast<size_t>(i)]);
+        del.push_back(keys[0]);
+        del.push_back("missing:x");
+        CHECK(command(via[1].get(), del)->integer == 30);
+        for (int j = 0; j < 3; ++j) {
+          CHECK(command(via[static_cast<size_t>(j)].get(), exists)->integer == 30);  // keys 30..59
+          CHECK(dbsize(c, j) == 30);
+        }
+
+        // MSETNX: refused across primaries (nothing written), all-or-nothing on one primary.
+        std::vector<std::string> owners;
+        for (const auto& [id, ks] : groups) owners.push_back(id);  // sorted: n1, n2, n3
+        const std::string a1 = groups[owners[0]][0], b1 = groups[owners[1]][0];
+        REQUIRE(command(via[0].get(), {"DEL", a1, b1})->type == REDIS_REPLY_INTEGER);
+        CHECK(
+            text(via[2].get(), {"MSETNX", a1, "x", b1, "y"}) ==
+            "CROSSSLOT MSETNX: its keys live on different nodes of the ring (" + owners[0] + ", " +
+                owners[1] +
+                "), so it could not be all-or-nothing; MSETNX is refused when its keys span nodes");
+        CHECK(command(via[0].get(), {"EXISTS", a1, b1})->integer == 0);
+        const auto& same = groups[owners[2]];  // keys of n3, sent through n1
+        REQUIRE(same.size() >= 4);
+        std::vector<std::string> fresh = {same[0], same[1], same[2]};
+        REQUIRE(command(via[0].get(), {"DEL", fresh[0], fresh[1], fresh[2]})->type ==
+                REDIS_REPLY_INTEGER);
+        CHECK(command(via[0].get(), {"MSETNX", fresh[0], "1", fresh[1], "2"})->integer == 1);
+        CHECK(command(via[0].get(), {"MSETNX", fresh[2], "3", fresh[1], "x"})->integer == 0);
+        CHECK(array_strings(command(via[1].get(), {"MGET", fresh[0], fresh[1], fresh[2]})) ==
+              std::vector<std::string>{"1", "2", "<nil>"});
+
+        // MULTI/EXEC on one primary through any node runs atomically: INCR a; INCR b from two
+        // clients on two other nodes while a third reads both in a transaction.
+        const std::string p_id = owners[2];
+        const int p = index_of(c, p_id);
+        const std::string ka = same[0], kb = same[3];
+        REQUIRE(text(via[0].get(), {"MSET", ka, "0", kb, "0"}) == "OK");
+        std::atomic<int> torn{0}, exec_errors{0};
+        auto incr_both = [&](int node) {
+          auto cl = c.client(node);
+          for (int i = 0; i < 150; ++i) {
+            command(cl.get(), {"MULTI"});
+            command(cl.get(), {"INCR", ka});
+            command(cl.get(), {"INCR", kb});
+            Reply r = command(cl.get(), {"EXEC"});
+            if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+                r->element[0]->integer != r->element[1]->integer)
+              ++exec_errors;
+          }
+        };
+        std::atomic<bool> writers_done{false};
+        std::thread reader([&] {
+          auto cl = c.client((p + 1) % 3);
+          for (int i = 0; i < 100000 && !writers_done; ++i) {
+            command(cl.get(), {"MULTI"});
+            command(cl.get(), {"GET", ka});
+            command(cl.get(), {"GET", kb});
+            Reply r = command(cl.get(), {"EXEC"});
+            auto v = array_strings(r);
+            if (v.size() != 2 || v[0] != v[1]) ++torn;
+          }
+        });
+        std::thread w1(incr_both, (p + 1) % 3), w2(incr_both, (p + 2) % 3);
+        w1.join();
+        w2.join();
+        writers_done = true;
+        reader.join();
+        CHECK(exec_errors == 0);
+        CHECK(torn == 0);
+        CHECK(array_strings(command(via[static_cast<size_t>(p)].get(), {"MGET", ka, kb})) ==
+              std::vector<std::string>{"300", "300"});
+
+        // WATCH through a node that is not the key's primary, and through the primary: a write
+        // through another node in between makes EXEC return nil; without one EXEC runs.
+        for (int watcher : {(p + 1) % 3, p}) {
+          auto w = c.client(watcher);
+          int other = (watcher + 1) % 3;
+          CHECK(text(w.get(), {"WATCH", ka}) == "OK");
+          CHECK(text(via[static_cast<size_t>(other)].get(), {"SET", ka, "theirs"}) == "OK");
+          CHECK(text(w.get(), {"MULTI"}) == "OK");
+          CHECK(text(w.get(), {"SET", ka, "mine"}) == "QUEUED");
+          Reply r = command(w.get(), {"EXEC"});
+          REQUIRE(r);
+          CHECK(r->type == REDIS_REPLY_NIL);
+          CHECK(text(via[0].get(), {"GET", ka}) == "theirs");
+          CHECK(text(w.get(), {"WATCH", ka}) == "OK");
+          CHECK(text(w.get(), {"MULTI"}) == "OK");
+          CHECK(text(w.get(), {"SET", ka, "mine"}) == "QUEUED");
+          CHECK(array_strings(command(w.get(), {"EXEC"})) == std::vector<std::string>{"OK"});
+          CHECK(text(via[2].get(), {"GET", ka}) == "mine");
+        }
+
+        // A transaction whose keys span primaries is refused at EXEC, and nothing of it runs.
+        {
+          auto w = c.client(0);
+          CHECK(text(w.get(), {"MULTI"}) == "OK");
+          CHECK(text(w.get(), {"SET", a1, "t1"}) == "QUEUED");
+          CHECK(text(w.get(), {"SET", b1, "t2"}) == "QUEUED");
+          CHECK(text(w.get(), {"EXEC"}) ==
+                "CROSSSLOT EXEC: this transaction's keys live on different nodes of the ring (" +
+                    owners[0] + ", " + owners[1] +
+                    "); a transaction runs atomically on one node only");
+          CHECK(command(w.get(), {"EXISTS", a1, b1})->integer == 0);
+          CHECK(text(w.get(), {"GET", a1}) == "<nil>");  // the connection left MULTI
+        }
+
+        // KEYS and DBSIZE count every key once, through any node; RANDOMKEY returns existing keys.
+        CHECK(text(via[0].get(), {"FLUSHALL"}) == "OK");
+        std::vector<std::string> mset = {"MSET"};
+        std::set<std::string> all;
+        for (int i = 0; i < 3000; ++i) {
+          std::string k = "s:" + std::to_string(i);
+          all.insert(k);
+          mset.push_back(k);
+          mset.push_back("v");
+        }
+        REQUIRE(text(via[1].get(), mset) == "OK");
+        for (int j = 0; j < 3; ++j) {
+          auto listed = array_strings(command(via[static_cast<size_t>(j)].get(), {"KEYS", "*"}));
+          std::multiset<std::string> got(listed.begin(), listed.end());
+          CHECK(got == std::multiset<std::string>(all.begin(), all.end()));
+          CHECK(
+              array_strings(command(via[static_cast<size_t>(j)].get(), {"KEYS", "s:1?"})).size() ==
+              10);
+          CHECK(dbsize(c, j) == all.size());
+          for (int k = 0; k < 20; ++k) {
+            std::string rk = text(via[static_cast<size_t>(j)].get(), {"RANDOMKEY"});
+            INFO("RANDOMKEY through " << c.id(j) << " = " << rk);
+            CHECK(all.count(rk) == 1);
+          }
+        }
+
+        // SCAN through any node visits every key, also when a server joins mid-iteration.
+        for (int j = 0; j < 3; ++j) {
+          auto seen = full_scan(via[static_cast<size_t>(j)].get(), -1, [] {});
+          std::set<std::string> distinct(seen.begin(), seen.end());
+          CHECK(distinct == all);
+        }
+        int n4 = c.start_node();
+        auto seen = full_scan(via[2].get(), 5, [&] {
+          CHECK(text(via[0].get(), {"RING", "ADDSERVER", c.id(n4),
+                                    "127.0.0.1:" + std::to_string(c.port(n4))}) == "OK");
+        });
+        std::set<std::string> distinct(seen.begin(), seen.end());
+        CHECK(distinct == all);
+        REQUIRE(c.wait_idle());
+        auto after = full_scan(c.client(n4).get(), -1, [] {});
+        CHECK(std::set<std::string>(after.begin(), after.end()) == all);
+        CHECK(dbsize(c, n4) == all.size());
+
+        // FLUSHALL through one node empties every node (replicas included).
+        CHECK(text(via[2].get(), {"FLUSHALL"}) == "OK");
+        for (int j = 0; j < 4; ++j) {
+          CHECK(dbsize(c, j) == 0);
+          Reply raw = command(c.client(j).get(), {"RINGKV.DIGEST", "0", "18446744073709551615"});
+          REQUIRE(raw->type == REDIS_REPLY_ARRAY);
+          CHECK(raw->element[0]->integer == 0);
+          CHECK(text(c.client(j).get(), {"RANDOMKEY"}) == "<nil>");
+        }
+
+        // RANDOMKEY through every node finds the one key of the cluster, wherever it lives.
+        REQUIRE(text(via[0].get(), {"SET", "lonely", "1"}) == "OK");
+        for (int j = 0; j < 4; ++j) {
+          INFO("RANDOMKEY through " << c.id(j));
+          CHECK(text(c.client(j).get(), {"RANDOMKEY"}) == "lonely");
+        }
+      }
+    }
+  }
+}

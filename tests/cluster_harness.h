@@ -1,0 +1,315 @@
+// Multi-process clusters for tests: k ringkv nodes on free loopback ports (and an etcd when the
+// test asks for the etcd backend), joined with RING ADDSERVER, always stopped.
+#pragma once
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "ringkv/ring.h"
+#include "server_harness.h"
+
+namespace ringkv::testing {
+
+// Polls cond() until it is true or the deadline passes; returns the last result.
+template <class F>
+bool eventually(F&& cond, std::chrono::milliseconds limit = std::chrono::milliseconds(30000)) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return cond();
+}
+
+inline std::string reply_text(const Reply& r) {
+  if (!r) return "<no reply>";
+  if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_ERROR)
+    return std::string(r->str, r->len);
+  if (r->type == REDIS_REPLY_INTEGER) return std::to_string(r->integer);
+  if (r->type == REDIS_REPLY_NIL) return "<nil>";
+  return "<array>";
+}
+
+// "field:value" from a RING INFO / INFO text.
+inline std::string info_field(const std::string& text, const std::string& field) {
+  size_t p = text.find(field + ":");
+  if (p == std::string::npos) return "";
+  size_t e = text.find("\r\n", p);
+  return text.substr(p + field.size() + 1, e - p - field.size() - 1);
+}
+
+// An etcd server on free loopback ports, with its data in a fresh temporary directory.
+class EtcdProcess {
+ public:
+  EtcdProcess() {
+    char tmpl[] = "/tmp/ringkv-etcd-XXXXXX";
+    dir_ = ::mkdtemp(tmpl);
+    port_ = free_port();
+    int peer = free_port();
+    std::string client = "http://127.0.0.1:" + std::to_string(port_);
+    std::string peer_url = "http://127.0.0.1:" + std::to_string(peer);
+    std::vector<std::string> args = {"/usr/bin/etcd", "--data-dir", dir_ + "/data", "--name", "t",
+                                     "--listen-client-urls", client, "--advertise-client-urls", client,
+                                     "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url,
+                                     "--initial-cluster", "t=" + peer_url, "--log-level", "error"};
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      int devnull = ::open("/dev/null", O_WRONLY);
+      ::dup2(devnull, 1);
+      ::dup2(devnull, 2);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+    // Ready when it accepts a TCP connection on the client port.
+    bool up = eventually([&] {
+      int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_port = htons(static_cast<uint16_t>(port_));
+      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+      ::close(fd);
+      return ok;
+    });
+    if (!up) throw std::runtime_error("etcd did not start");
+  }
+  ~EtcdProcess() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+    std::string cmd = "rm -rf '" + dir_ + "'";
+    int rc = std::system(cmd.c_str());
+    (void)rc;
+  }
+  int port() const { return port_; }
+
+ private:
+  std::string dir_;
+  int port_ = 0;
+  pid_t pid_ = -1;
+};
+
+class Cluster {
+ public:
+  // Starts `nodes` servers; node 0 hosts the configuration (or etcd does), and the others are
+  // added to the ring one by one with RING ADDSERVER.
+  Cluster(int nodes, bool use_etcd, std::vector<std::string> extra = {}) : extra_(std::move(extra)) {
+    if (use_etcd) etcd_ = std::make_unique<EtcdProcess>();
+    for (int i = 0; i < nodes; ++i) start_node();
+    // With the embedded service node 0 starts as a one-server ring; with etcd the ring starts
+    // empty and every node joins through RING ADDSERVER.
+    for (int i = etcd_ ? 0 : 1; i < nodes; ++i) add(i);
+  }
+
+  std::string discovery() const {
+    if (etcd_) return "etcd://127.0.0.1:" + std::to_string(etcd_->port()) + "/t" + std::to_string(::getpid());
+    return "ringkv://127.0.0.1:" + std::to_string(nodes_.at(0)->port());
+  }
+
+  // Starts one more node (not yet on the ring); returns its index.
+  int start_node() {
+    int i = static_cast<int>(nodes_.size());
+    std::string id = "n" + std::to_string(i + 1);
+    std::vector<std::string> flags = {"--node-id", id};
+    if (i > 0 || etcd_) {
+      flags.push_back("--discovery");
+      flags.push_back(discovery());
+    }
+    // "{id}" in an extra flag becomes the node's id (for per-node log files).
+    for (std::string f : extra_) {
+      for (size_t p = f.find("{id}"); p != std::string::npos; p = f.find("{id}"))
+        f.replace(p, 4, id);
+      flags.push_back(f);
+    }
+    nodes_.push_back(std::make_unique<ServerProcess>(flags));
+    ids_.push_back(id);
+    return i;
+  }
+
+  // RING ADDSERVER node i through node 0, then waits until no migration is left.
+  void add(int i, int via = 0) {
+    auto c = client(via);
+    Reply r = command(c.get(), {"RING", "ADDSERVER", ids_[i], "127.0.0.1:" + std::to_string(port(i))});
+    if (!r || r->type != REDIS_REPLY_STATUS) throw std::runtime_error("ADDSERVER failed: " + reply_text(r));
+    wait_idle();
+  }
+
+  // Waits until every running node reports migration_state:idle with the same epoch.
+  bool wait_idle(std::chrono::milliseconds limit = std::chrono::milliseconds(60000)) {
+    return eventually(
+        [&] {
+          std::string epoch;
+          for (size_t i = 0; i < nodes_.size(); ++i) {
+            if (!nodes_[i] || !nodes_[i]->alive()) continue;
+            auto c = client(static_cast<int>(i));
+            Reply r = command(c.get(), {"RING", "INFO"});
+            std::string t = reply_text(r);
+            if (info_field(t, "migration_state") != "idle") return false;
+            std::string e = info_field(t, "ring_epoch");
+            if (!epoch.empty() && e != epoch) return false;
+            epoch = e;
+          }
+          return true;
+        },
+        limit);
+  }
+
+  std::string ring_info(int i) { return reply_text(command(client(i).get(), {"RING", "INFO"})); }
+
+  Context client(int i) const { return connect(nodes_.at(static_cast<size_t>(i))->port()); }
+  int port(int i) const { return nodes_.at(static_cast<size_t>(i))->port(); }
+  const std::string& id(int i) const { return ids_.at(static_cast<size_t>(i)); }
+  int size() const { return static_cast<int>(nodes_.size()); }
+  ServerProcess& node(int i) { return *nodes_.at(static_cast<size_t>(i)); }
+  bool running(int i) const { return nodes_.at(static_cast<size_t>(i)) != nullptr; }
+  void stop(int i) { nodes_.at(static_cast<size_t>(i)).reset(); }
+  // Starts node i again (after kill_hard or a crash) with the same id, flags and port.
+  void restart(int i) { nodes_.at(static_cast<size_t>(i))->restart_same_port(); }
+
+ private:
+  std::unique_ptr<EtcdProcess> etcd_;
+  std::vector<std::string> extra_;
+  std::vector<std::unique_ptr<ServerProcess>> nodes_;
+  std::vector<std::string> ids_;
+};
+
+// Whole-data-set comparison across replicas: for every token range of the ring built from
+// `members` (node indices; weight 1, default vnodes) with n replicas, RINGKV.DIGEST on every
+// running node. Replicas of a range must agree on (count, digest); other nodes must hold nothing
+// of it. Asserts nothing, so a test can poll it until replication settles.
+struct DigestCheck {
+  uint64_t keys = 0;  // entries, counted once per range
+  size_t ranges = 0;
+  size_t mismatches = 0;  // (range, replica) pairs that differ from the range's first replica
+  size_t strays = 0;      // (range, node) pairs where a non-replica holds entries
+  bool failed = false;    // a node did not answer RINGKV.DIGEST properly
+  std::string first_problem;
+  bool ok() const { return !failed && mismatches == 0 && strays == 0; }
+};
+
+inline DigestCheck digest_check(Cluster& c, const std::vector<int>& members, size_t n) {
+  DigestCheck out;
+  std::vector<ring::ServerSpec> specs;
+  for (int m : members) specs.push_back({c.id(m), 1});
+  auto ring = ring::Ring::build(specs);
+  auto ranges =
+      ring.is_ok() ? (*ring)->ranges(n) : Result<std::vector<ring::RangeReplicas>>(ring.status());
+  if (!ranges.is_ok()) {
+    out.failed = true;
+    out.first_problem = "can't build the ring";
+    return out;
+  }
+  out.ranges = ranges->size();
+  std::map<int, std::vector<std::pair<long long, std::string>>> digests;  // node -> per range
+  for (int i = 0; i < c.size(); ++i) {
+    if (!c.running(i) || !c.node(i).alive()) continue;
+    auto cl = c.client(i);
+    for (const auto& rr : *ranges) {
+      std::string f = std::to_string(rr.range.first), l = std::to_string(rr.range.last);
+      redisAppendCommand(cl.get(), "RINGKV.DIGEST %s %s", f.c_str(), l.c_str());
+    }
+    for (size_t k = 0; k < ranges->size(); ++k) {
+      void* r = nullptr;
+      if (redisGetReply(cl.get(), &r) != REDIS_OK || r == nullptr) {
+        out.failed = true;
+        out.first_problem = "no RINGKV.DIGEST reply from " + c.id(i);
+        return out;
+      }
+      Reply rep(static_cast<redisReply*>(r));
+      if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) {
+        out.failed = true;
+        out.first_problem = "RINGKV.DIGEST on " + c.id(i) + ": " + reply_text(rep);
+        return out;
+      }
+      digests[i].emplace_back(rep->element[0]->integer,
+                              std::string(rep->element[1]->str, rep->element[1]->len));
+    }
+  }
+  for (size_t k = 0; k < ranges->size(); ++k) {
+    const auto& rr = (*ranges)[k];
+    std::vector<int> holders;
+    for (uint32_t idx : rr.replicas) holders.push_back(members[idx]);
+    std::optional<std::pair<long long, std::string>> ref;
+    int ref_node = -1;
+    for (auto& [node, d] : digests) {
+      bool holder = std::find(holders.begin(), holders.end(), node) != holders.end();
+      if (holder && !ref) {
+        ref = d[k];
+        ref_node = node;
+      } else if (holder && d[k] != *ref) {
+        if (out.mismatches++ == 0)
+          out.first_problem = "range [" + std::to_string(rr.range.first) + ", " +
+                              std::to_string(rr.range.last) + "]: " + c.id(ref_node) + " has " +
+                              std::to_string(ref->first) + " keys, " + c.id(node) + " has " +
+                              std::to_string(d[k].first);
+      } else if (!holder && d[k].first != 0) {
+        if (out.strays++ == 0 && out.first_problem.empty())
+          out.first_problem = c.id(node) + " holds " + std::to_string(d[k].first) +
+                              " keys of range [" + std::to_string(rr.range.first) + ", " +
+                              std::to_string(rr.range.last) + "]";
+      }
+    }
+    if (ref) out.keys += static_cast<uint64_t>(ref->first);
+  }
+  return out;
+}
+
+// Writes many keys through a pipeline; returns false on any error reply.
+inline bool pipeline_set(redisContext* c, const std::vector<std::pair<std::string, std::string>>& kv) {
+  for (const auto& [k, v] : kv) {
+    const char* argv[] = {"SET", k.data(), v.data()};
+    size_t lens[] = {3, k.size(), v.size()};
+    redisAppendCommandArgv(c, 3, argv, lens);
+  }
+  bool ok = true;
+  for (size_t i = 0; i < kv.size(); ++i) {
+    void* r = nullptr;
+    if (redisGetReply(c, &r) != REDIS_OK) return false;
+    auto* rep = static_cast<redisReply*>(r);
+    if (rep->type != REDIS_REPLY_STATUS) ok = false;
+    freeReplyObject(rep);
+  }
+  return ok;
+}
+
+// Reads keys through a pipeline; returns the values ("" + missing flag as nullopt).
+inline std::vector<std::optional<std::string>> pipeline_get(redisContext* c, const std::vector<std::string>& keys) {
+  for (const auto& k : keys) {
+    const char* argv[] = {"GET", k.data()};
+    size_t lens[] = {3, k.size()};
+    redisAppendCommandArgv(c, 2, argv, lens);
+  }
+  std::vector<std::optional<std::string>> out;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    void* r = nullptr;
+    if (redisGetReply(c, &r) != REDIS_OK) {
+      out.emplace_back(std::nullopt);
+      continue;
+    }
+    auto* rep = static_cast<redisReply*>(r);
+    if (rep->type == REDIS_REPLY_STRING)
+      out.emplace_back(std::string(rep->str, rep->len));
+    else if (rep->type == REDIS_REPLY_ERROR)
+      out.emplace_back(std::string("<error>") + std::string(rep->str, rep->len));
+    else
+      out.emplace_back(std::nullopt);
+    freeReplyObject(rep);
+  }
+  return out;
+}
+
+}  // namespace ringkv::testing
