@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# redis-benchmark through one node of a 3-node ringkv cluster against nutcracker (twemproxy,
+# ketama) in front of 3 redis-servers, in the same run, with the same workload as the
+# single-node benchmark: SET and GET, 50 clients, 64-byte values, random keys out of 1,000,000,
+# without pipelining and with -P 16.
+#
+#   bench/cluster_vs_twemproxy.sh                  # REPS=5 alternating repetitions
+#   REPS=3 REQUESTS=100000 bench/cluster_vs_twemproxy.sh
+#
+# Three setups run side by side, each on free loopback ports:
+#   ringkv-n1   3 ringkv nodes, --replicas 1 (every key on one server; a node forwards what it
+#               does not own)
+#   ringkv-n3   3 ringkv nodes, --replicas 3 --write-quorum 2 (the defaults)
+#   twemproxy   nutcracker (distribution ketama, hash fnv1a_64) and 3 redis-servers
+# Every repetition runs every (setup, test, pipeline) once, setups alternating, so slow phases of
+# a shared machine hit all of them alike. The table gives each row's ops/s per repetition and the
+# median; the ratio rows divide ringkv by twemproxy repetition by repetition and give the
+# median of those ratios (target for ringkv-n1: >= 1.3).
+#
+# Environment: REPS (5), REQUESTS (200000 per run without pipelining; 5x that with -P 16),
+# CLIENTS (50), VALUE_SIZE (64), KEYSPACE (1000000), BUILD_DIR (build; Release),
+# RINGKV_SERVER (a ringkv-server binary to use instead of building one),
+# IO_THREADS (ringkv io-threads per node, default 1). Everything started is stopped on exit.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+REPS="${REPS:-5}"
+REQUESTS="${REQUESTS:-200000}"
+CLIENTS="${CLIENTS:-50}"
+VALUE_SIZE="${VALUE_SIZE:-64}"
+KEYSPACE="${KEYSPACE:-1000000}"
+IO_THREADS="${IO_THREADS:-1}"
+PY=/usr/bin/python3
+
+for tool in redis-server redis-cli redis-benchmark nutcracker; do
+  command -v "$tool" >/dev/null || {
+    echo "cluster_vs_twemproxy.sh: $tool is missing (scripts/install-deps.sh installs it)" >&2
+    exit 1
+  }
+done
+if [ -n "${RINGKV_SERVER:-}" ]; then
+  SERVER="$RINGKV_SERVER"
+else
+  BUILD_DIR="${BUILD_DIR:-build}"
+  "$ROOT/scripts/build.sh" --type Release --dir "$BUILD_DIR" --target ringkv-server >/dev/null
+  SERVER="$ROOT/$BUILD_DIR/ringkv-server"
+fi
+
+WORK="$(mktemp -d /tmp/ringkv-bench-XXXXXX)"
+PIDS=()
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+  "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+wait_ping() {
+  local port="$1"
+  for _ in $(seq 200); do
+    [ "$(redis-cli -p "$port" PING 2>/dev/null)" = "PONG" ] && return 0
+    sleep 0.05
+  done
+  echo "cluster_vs_twemproxy.sh: nothing answers PING on port $port" >&2
+  exit 1
+}
+
+# start_ringkv <name> <flags...>: 3 nodes, joined; sets PORT_<name> to the first node's port.
+start_ringkv() {
+  local name="$1"
+  shift
+  local ports=() i
+  for i in 1 2 3; do
+    local port disc=local
+    port="$(free_port)"
+    [ "$i" = 1 ] || disc="ringkv://127.0.0.1:${ports[0]}"
+    "$SERVER" --port "$port" --bind 127.0.0.1 --node-id "n$i" --discovery "$disc" \
+      --io-threads "$IO_THREADS" --loglevel warning --logfile "$WORK/$name-n$i.log" "$@" &
+    PIDS+=($!)
+    wait_ping "$port"
+    ports+=("$port")
+  done
+  for i in 2 3; do
+    local reply
+    reply="$(redis-cli -p "${ports[0]}" RING ADDSERVER "n$i" "127.0.0.1:${ports[$((i - 1))]}")"
+    [ "$reply" = "OK" ] || { echo "RING ADDSERVER n$i: $reply" >&2; exit 1; }
+    for _ in $(seq 600); do
+      redis-cli -p "${ports[0]}" RING INFO | grep -q 'migration_state:idle' && break
+      sleep 0.1
+    done
+  done
+  printf -v "PORT_$name" '%s' "${ports[0]}"
+  echo "$name: ringkv nodes on ${ports[*]} ($*); benchmark through ${ports[0]}"
+}
+
+start_twemproxy() {
+  local ports=() i port
+  for i in 1 2 3; do
+    port="$(free_port)"
+    redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
+      --logfile "$WORK/redis-$i.log" &
+    PIDS+=($!)
+    wait_ping "$port"
+    ports+=("$port")
+  done
+  local proxy
+  proxy="$(free_port)"
+  cat >"$WORK/nutcracker.yml" <<EOF
+ringkv_bench:
+  listen: 127.0.0.1:$proxy
+  hash: fnv1a_64
+  distribution: ketama
+  redis: true
+  auto_eject_hosts: false
+  server_connections: 1
+  servers:
+   - 127.0.0.1:${ports[0]}:1 r1
+   - 127.0.0.1:${ports[1]}:1 r2
+   - 127.0.0.1:${ports[2]}:1 r3
+EOF
+  nutcracker -c "$WORK/nutcracker.yml" -o "$WORK/nutcracker.log" -s "$(free_port)" &
+  PIDS+=($!)
+  wait_ping "$proxy"
+  PORT_twemproxy="$proxy"
+  echo "twemproxy: nutcracker on $proxy (ketama) in front of redis-servers on ${ports[*]}"
+}
+
+start_ringkv ringkv_n1 --replicas 1
+start_ringkv ringkv_n3 --replicas 3 --write-quorum 2
+start_twemproxy
+SETUPS=(ringkv_n1 ringkv_n3 twemproxy)
+
+RESULTS="$WORK/results.txt"  # setup test pipeline rep ops_per_sec
+: >"$RESULTS"
+echo
+echo "redis-benchmark -c $CLIENTS -d $VALUE_SIZE -r $KEYSPACE -t set,get, $REQUESTS requests" \
+  "(x5 with -P 16), $REPS repetitions, setups alternating"
+for rep in $(seq 1 "$REPS"); do
+  for pipe in 1 16; do
+    n="$REQUESTS"
+    [ "$pipe" = 1 ] || n=$((REQUESTS * 5))
+    # Rotate the order each repetition, so no setup always runs first or last.
+    for k in 0 1 2; do
+      setup="${SETUPS[$(((k + rep) % 3))]}"
+      port_var="PORT_$setup"
+      out="$(redis-benchmark -p "${!port_var}" -c "$CLIENTS" -d "$VALUE_SIZE" -r "$KEYSPACE" \
+        -n "$n" -P "$pipe" -t set,get -q 2>/dev/null | tr '\r' '\n')"
+      for t in SET GET; do
+        ops="$(grep "^$t: " <<<"$out" | tail -n 1 | awk '{print $2}')"
+        [ -n "$ops" ] || { echo "no $t result from $setup: $out" >&2; exit 1; }
+        echo "$setup $t $pipe $rep $ops" >>"$RESULTS"
+      done
+    done
+  done
+  echo "repetition $rep/$REPS done"
+done
+
+"$PY" - "$RESULTS" "$REPS" <<'EOF'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    setup, test, pipe, rep, ops = line.split()
+    rows.setdefault((setup, test, int(pipe)), {})[int(rep)] = float(ops)
+reps = int(sys.argv[2])
+names = {"ringkv_n1": "ringkv N=1", "ringkv_n3": "ringkv N=3 W=2", "twemproxy": "twemproxy"}
+print()
+print("%-16s %-4s %-3s %12s   %s" % ("setup", "test", "-P", "median ops/s", "per repetition"))
+for test in ("SET", "GET"):
+    for pipe in (1, 16):
+        for setup in ("ringkv_n1", "ringkv_n3", "twemproxy"):
+            v = rows[(setup, test, pipe)]
+            print("%-16s %-4s %-3d %12.0f   %s" % (names[setup], test, pipe, statistics.median(v.values()),
+                                                   " ".join("%.0f" % v[r] for r in sorted(v))))
+print()
+print("%-28s %-4s %-3s %12s   %s" % ("ratio", "test", "-P", "median", "per repetition"))
+for setup in ("ringkv_n1", "ringkv_n3"):
+    for test in ("SET", "GET"):
+        for pipe in (1, 16):
+            a, b = rows[(setup, test, pipe)], rows[("twemproxy", test, pipe)]
+            ratios = [a[r] / b[r] for r in sorted(a) if r in b]
+            print("%-28s %-4s %-3d %12.2f   %s" % (names[setup] + " / twemproxy", test, pipe,
+                                                   statistics.median(ratios), " ".join("%.2f" % x for x in ratios)))
+EOF
