@@ -714,6 +714,21 @@ Status Cluster::change_config(const std::function<Result<RingConfig>(const RingC
   return Status::failed_precondition("the ring configuration kept changing; try again");
 }
 
+namespace {
+
+constexpr const char* kMovingPrefix = "a ring change is still moving data";
+
+// The refusal of a change while another one moves data. RING ADDSERVER/REMOVESERVER wait
+// (run_change) before they ever return it; RING PLAN returns it at once.
+Status moving_error(const Migration& m) {
+  return Status::failed_precondition(std::string(kMovingPrefix) + " (" + m.kind + " " + m.server +
+                                     ", epoch " + std::to_string(m.id) + ") and did not finish within " +
+                                     std::to_string(Cluster::kChangeWaitMs / 1000) +
+                                     " s; retry when RING INFO shows migration_state:idle");
+}
+
+}  // namespace
+
 Result<RingConfig> Cluster::propose_add(const RingConfig& cur, const std::string& id,
                                         const std::string& address, uint32_t weight) {
   Status st = validate_server_id(id);
@@ -724,10 +739,7 @@ Result<RingConfig> Cluster::propose_add(const RingConfig& cur, const std::string
     return Status::invalid_argument("'" + address + "' is not a host:port address");
   if (weight == 0) return Status::invalid_argument("weight must be at least 1");
   if (cur.migration) {
-    return Status::failed_precondition(
-        "a ring change is still moving data (" + cur.migration->kind + " " + cur.migration->server +
-        ", epoch " + std::to_string(cur.migration->id) +
-        "); changes are refused, not queued: retry when RING INFO shows migration_state:idle");
+    return moving_error(*cur.migration);
   }
   if (cur.find(id)) return Status::already_exists("server '" + id + "' is already in the ring configuration");
   for (const auto& s : cur.servers)
@@ -766,10 +778,7 @@ Result<RingConfig> Cluster::propose_remove(const RingConfig& cur, const std::str
   if (s == nullptr || s->state == ServerState::kLeaving)
     return Status::not_found("no server '" + id + "' on the ring");
   if (cur.migration) {
-    return Status::failed_precondition(
-        "a ring change is still moving data (" + cur.migration->kind + " " + cur.migration->server +
-        ", epoch " + std::to_string(cur.migration->id) +
-        "); changes are refused, not queued: retry when RING INFO shows migration_state:idle");
+    return moving_error(*cur.migration);
   }
   auto from = cur.ring_servers();
   if (from.size() <= 1) return Status::failed_precondition("can't remove the last server of the ring");
@@ -804,6 +813,34 @@ Status Cluster::add_server(const std::string& id, const std::string& address, ui
 
 Status Cluster::remove_server(const std::string& id) {
   return change_config([&](const RingConfig& cur) { return propose_remove(cur, id); });
+}
+
+void Cluster::run_change(std::function<Status()> change, std::function<void(Status)> done) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    pending_changes_.push_back(PendingChange{clock_.now_ms() + kChangeWaitMs, std::move(change), std::move(done)});
+  }
+  wake_.notify_all();
+}
+
+void Cluster::run_pending_change() {
+  PendingChange c;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (pending_changes_.empty()) return;
+    Millis now = clock_.now_ms();
+    if (config_.migration && now < pending_changes_.front().deadline_ms) return;
+    c = std::move(pending_changes_.front());
+    pending_changes_.pop_front();
+  }
+  Status st = c.change();
+  // Another node may have started a change first: wait for that one too.
+  if (!st && st.message().rfind(kMovingPrefix, 0) == 0 && clock_.now_ms() < c.deadline_ms) {
+    std::lock_guard<std::mutex> lock(mu_);
+    pending_changes_.push_front(std::move(c));
+    return;
+  }
+  c.done(st);
 }
 
 void Cluster::run_admin(std::function<void()> fn) {
@@ -872,6 +909,7 @@ void Cluster::control_loop() {
       tasks.swap(admin_tasks_);
     }
     for (auto& t : tasks) t();
+    run_pending_change();
     auto cfg = service_->wait_newer(applied_epoch_.load(), 20);
     if (stop_) break;
     if (cfg && cfg->epoch > applied_epoch_.load()) apply_config(*cfg);

@@ -183,6 +183,11 @@ class Cluster {
   Result<RingConfig> propose_remove(const RingConfig& cur, const std::string& id);
   // Runs fn on the control thread (for blocking admin work), never on the caller.
   void run_admin(std::function<void()> fn);
+  // Runs a ring change (add_server/remove_server) on the control thread once no earlier change is
+  // moving data, waiting at most kChangeWaitMs for it; then calls done with the result. Changes
+  // run one at a time, in the order they came.
+  static constexpr Millis kChangeWaitMs = 600'000;
+  void run_change(std::function<Status()> change, std::function<void(Status)> done);
 
   // ---- data helpers for internal commands
   // Count and 64-bit digest of the live entries with tokens in [first, last].
@@ -211,6 +216,7 @@ class Cluster {
   // Drops entries of ranges this node does not hold (only while no migration is running).
   void drop_unheld_ranges();
   void heartbeat();
+  void run_pending_change();
   void report_status();
   void maybe_finalize_migration();
   void drop_lost_ranges(const RingConfig& finished_from, const RingConfig& now);
@@ -243,6 +249,12 @@ class Cluster {
   std::vector<NodeStatus> statuses_;
   std::map<std::string, std::unordered_set<std::string>> hints_;  // peer -> keys
   std::deque<std::function<void()>> admin_tasks_;
+  struct PendingChange {
+    Millis deadline_ms = 0;
+    std::function<Status()> change;
+    std::function<void(Status)> done;
+  };
+  std::deque<PendingChange> pending_changes_;  // guarded by mu_; see run_change
   Millis last_sweep_ms_ = 0;  // transfer thread only
   Millis last_repair_ms_ = 0;  // transfer thread only
 

@@ -34,6 +34,16 @@ void admin_async(CommandContext& ctx, std::function<std::string(int proto)> work
   });
 }
 
+// A ring change: queued behind any change still moving data (Cluster::run_change), replied later.
+void change_async(CommandContext& ctx, std::function<Status()> change) {
+  auto d = std::make_shared<net::Deferred>(ctx.conn.defer());
+  net::EventLoop* loop = &ctx.conn.loop();
+  cl(ctx).run_change(std::move(change), [d, loop](Status st) {
+    std::string reply = st ? std::string("+OK\r\n") : status_error(st);
+    loop->post([d, reply = std::move(reply)] { d->complete(reply); });
+  });
+}
+
 bool parse_token(std::string_view s, Token* out) {
   uint64_t v;
   if (!parse_uint64(s, &v)) return false;
@@ -60,19 +70,13 @@ void cmd_ring_addserver(CommandContext& ctx) {
     return;
   }
   cluster::Cluster* c = ctx.server.cluster();
-  admin_async(ctx, [c, id, address, weight](int) {
-    Status st = c->add_server(id, address, weight);
-    return st ? std::string("+OK\r\n") : status_error(st);
-  });
+  change_async(ctx, [c, id, address, weight] { return c->add_server(id, address, weight); });
 }
 
 void cmd_ring_removeserver(CommandContext& ctx) {
   std::string id(ctx.arg(2));
   cluster::Cluster* c = ctx.server.cluster();
-  admin_async(ctx, [c, id](int) {
-    Status st = c->remove_server(id);
-    return st ? std::string("+OK\r\n") : status_error(st);
-  });
+  change_async(ctx, [c, id] { return c->remove_server(id); });
 }
 
 void cmd_ring_plan(CommandContext& ctx) {
