@@ -25,6 +25,8 @@ ROUNDS="${ROUNDS:-3}"
 NAIVE_KEYS="${NAIVE_KEYS:-$NKEYS}"
 IO_THREADS="${IO_THREADS:-1}"
 PY=/usr/bin/python3
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 if [ -n "${RINGKV_SERVER:-}" ] && [ -n "${CLIENT_BENCH:-}" ]; then
   SERVER="$RINGKV_SERVER"
@@ -40,24 +42,7 @@ for f in "$SERVER" "$BENCH"; do
   [ -x "$f" ] || { echo "client_bench.sh: missing $f" >&2; exit 1; }
 done
 
-WORK="$(mktemp -d /tmp/ringkv-client-bench-XXXXXX)"
-PIDS=()
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-free_port() {
-  "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+bench_workdir client-bench
 wait_until() {  # wait_until <seconds> <command...>: polls the command until it succeeds
   local limit=$1
   shift

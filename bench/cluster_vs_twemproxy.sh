@@ -31,6 +31,8 @@ VALUE_SIZE="${VALUE_SIZE:-64}"
 KEYSPACE="${KEYSPACE:-1000000}"
 IO_THREADS="${IO_THREADS:-1}"
 PY=/usr/bin/python3
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 for tool in redis-server redis-cli redis-benchmark nutcracker; do
   command -v "$tool" >/dev/null || {
@@ -38,42 +40,8 @@ for tool in redis-server redis-cli redis-benchmark nutcracker; do
     exit 1
   }
 done
-if [ -n "${RINGKV_SERVER:-}" ]; then
-  SERVER="$RINGKV_SERVER"
-else
-  BUILD_DIR="${BUILD_DIR:-build}"
-  "$ROOT/scripts/build.sh" --type Release --dir "$BUILD_DIR" --target ringkv-server >/dev/null
-  SERVER="$ROOT/$BUILD_DIR/ringkv-server"
-fi
-
-WORK="$(mktemp -d /tmp/ringkv-bench-XXXXXX)"
-PIDS=()
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-free_port() {
-  "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-wait_ping() {
-  local port="$1"
-  for _ in $(seq 200); do
-    [ "$(redis-cli -p "$port" PING 2>/dev/null)" = "PONG" ] && return 0
-    sleep 0.05
-  done
-  echo "cluster_vs_twemproxy.sh: nothing answers PING on port $port" >&2
-  exit 1
-}
+ringkv_server_binary
+bench_workdir cluster-bench
 
 # start_ringkv <name> <flags...>: 3 nodes, joined; sets PORT_<name> to the first node's port.
 start_ringkv() {

@@ -33,6 +33,8 @@ AFTER_SECONDS="${AFTER_SECONDS:-5}"
 CONNS="${CONNS:-25}"
 PIPELINE="${PIPELINE:-1}"
 PY=/usr/bin/python3
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 if [ -n "${RINGKV_SERVER:-}" ] && [ -n "${TOOLS_DIR:-}" ]; then
   SERVER="$RINGKV_SERVER"
@@ -49,24 +51,7 @@ for f in "$SERVER" "$PLAN_TOOL" "$LOAD"; do
   [ -x "$f" ] || { echo "migration.sh: missing $f" >&2; exit 1; }
 done
 
-WORK="$(mktemp -d /tmp/ringkv-migration-XXXXXX)"
-PIDS=()
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-free_port() {
-  "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+bench_workdir migration
 now_ms() { date +%s%3N; }
 info_field() { redis-cli -p "$1" RING INFO | tr -d '\r' | sed -n "s/^$2://p"; }
 
