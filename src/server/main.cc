@@ -72,7 +72,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (cfg.get_bool("daemonize")) {
-    if (daemon(1, cfg.get("logfile").empty() ? 0 : 1) != 0) {
+    // As Redis does: standard input, output and error go to /dev/null (so a shell pipe or
+    // $(...) that started the server is not held open); the log goes to `logfile`.
+    if (daemon(1, 0) != 0) {
       std::fprintf(stderr, "ringkv: daemonize failed: %s\n", std::strerror(errno));
       return 1;
     }
