@@ -706,6 +706,12 @@ TEST_CASE(
         for (int i = 0; i < 3; ++i) {
           INFO("RING INFO of " << c.id(i));
           CHECK(info(c, i, "ring_replicas") == std::to_string(replicas));
+          // INFO's cluster section describes the ring too (cluster_enabled stays 0: not Redis
+          // Cluster's protocol).
+          const std::string section = text(c.client(i).get(), {"INFO", "cluster"});
+          CHECK(section.find("cluster_enabled:0\r\nring_epoch:") != std::string::npos);
+          CHECK(section.find("\r\nring_node_id:" + c.id(i) + "\r\n") != std::string::npos);
+          CHECK(section.find("\r\nring_servers:3\r\n") != std::string::npos);
         }
         std::vector<Context> via;
         for (int i = 0; i < 3; ++i) via.push_back(c.client(i));

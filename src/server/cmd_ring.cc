@@ -168,10 +168,9 @@ void cmd_ring_nodes(CommandContext& ctx) {
   }
 }
 
-void cmd_ring_info(CommandContext& ctx) {
-  const cluster::View& v = view_of(ctx);
+std::string ring_info_text(cluster::Cluster& node, const cluster::View& v, Millis now) {
   const cluster::RingConfig& c = v.config;
-  auto statuses = cl(ctx).last_statuses();
+  auto statuses = node.last_statuses();
   std::string s;
   auto line = [&](std::string_view k, const std::string& val) {
     s.append(k);
@@ -180,7 +179,7 @@ void cmd_ring_info(CommandContext& ctx) {
     s += "\r\n";
   };
   line("ring_epoch", std::to_string(c.epoch));
-  line("ring_node_id", cl(ctx).node_id());
+  line("ring_node_id", node.node_id());
   line("ring_servers", std::to_string(v.ring->server_count()));
   line("ring_servers_up", std::to_string(std::count(v.live.begin(), v.live.end(), 1)));
   line("ring_vnodes", std::to_string(c.vnodes));
@@ -188,7 +187,7 @@ void cmd_ring_info(CommandContext& ctx) {
   line("ring_write_quorum", std::to_string(v.w));
   line("ring_read_quorum", std::to_string(v.r));
   line("ring_replicas_configured", std::to_string(c.replicas));
-  line("ring_discovery", cl(ctx).config_service()->describe());
+  line("ring_discovery", node.config_service()->describe());
   line("ring_fingerprint", token_hex(v.ring->fingerprint()));
   if (c.migration) {
     uint64_t total = 0, done = 0, bytes = 0;
@@ -202,7 +201,7 @@ void cmd_ring_info(CommandContext& ctx) {
       }
       bytes += st.move_bytes_done;
     }
-    double secs = static_cast<double>(ctx.now - c.migration->started_ms) / 1000.0;
+    double secs = static_cast<double>(now - c.migration->started_ms) / 1000.0;
     double rate = secs > 0 ? static_cast<double>(done) / secs : 0;
     line("migration_state", "moving");
     line("migration_kind", c.migration->kind);
@@ -218,12 +217,16 @@ void cmd_ring_info(CommandContext& ctx) {
   } else {
     line("migration_state", "idle");
   }
-  auto p = cl(ctx).progress();
+  auto p = node.progress();
   line("node_receiving", p.moving ? "yes" : "no");
   line("node_keys_received", std::to_string(p.keys_done));
   line("node_bytes_received", std::to_string(p.bytes_done));
   line("node_pending_ranges", std::to_string(v.pending.size()));
-  ctx.w.verbatim(s);
+  return s;
+}
+
+void cmd_ring_info(CommandContext& ctx) {
+  ctx.w.verbatim(ring_info_text(cl(ctx), view_of(ctx), ctx.now));
 }
 
 void cmd_ring_owners(CommandContext& ctx) {

@@ -15,7 +15,7 @@ namespace ringkv::server {
 
 void cmd_info(CommandContext& ctx) {
   std::vector<std::string> sections(ctx.args.begin() + 1, ctx.args.end());
-  ctx.w.verbatim(build_info(ctx.server, sections));
+  ctx.w.verbatim(build_info(ctx.server, sections, ctx.conn.loop().index()));
 }
 
 void cmd_time(CommandContext& ctx) {

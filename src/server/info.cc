@@ -14,7 +14,9 @@
 #include <map>
 #include <set>
 
+#include "cluster/cluster.h"
 #include "common/strings.h"
+#include "server/util.h"
 #include "server/command.h"
 #include "server/latency.h"
 #include "server/server.h"
@@ -128,7 +130,7 @@ MemoryFigures memory_figures(Server& server) {
   return m;
 }
 
-std::string build_info(Server& server, const std::vector<std::string>& requested) {
+std::string build_info(Server& server, const std::vector<std::string>& requested, size_t loop_index) {
   // Section selection as Redis 7.0's genInfoSectionDict: "default", "all" (every section but
   // modules' own), "everything", or names (any case); unknown names select nothing.
   static const std::vector<std::string> kDefault = {
@@ -444,9 +446,13 @@ std::string build_info(Server& server, const std::vector<std::string>& requested
     }
   }
   if (on("cluster")) {
-    // Redis Cluster's protocol is not ringkv's (its ring is described by RING INFO).
+    // Redis Cluster's protocol is not ringkv's, so cluster_enabled stays 0 (clients that see 1
+    // switch to Redis Cluster mode); the ring and this node follow, as RING INFO gives them.
     b.section("Cluster");
     b.field("cluster_enabled", 0);
+    if (cluster::Cluster* c = server.cluster()) {
+      b.out += ring_info_text(*c, c->view(loop_index), now);
+    }
   }
   if (on("keyspace")) {
     b.section("Keyspace");

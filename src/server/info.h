@@ -12,7 +12,8 @@ class Server;
 
 // `sections` as given (any case); empty means "default". Unknown sections are ignored, so
 // INFO of only unknown sections is empty, as in Redis.
-std::string build_info(Server& server, const std::vector<std::string>& sections);
+// `loop_index`: the event loop the caller runs on (the cluster section reads its view of the ring).
+std::string build_info(Server& server, const std::vector<std::string>& sections, size_t loop_index);
 
 // Resident set size of this process in bytes.
 size_t process_rss_bytes();

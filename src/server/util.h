@@ -119,4 +119,7 @@ RINGKV_HANDLER(cmd_ringkv_keys); RINGKV_HANDLER(cmd_ringkv_scan); RINGKV_HANDLER
 RINGKV_HANDLER(cmd_ringkv_exec); RINGKV_HANDLER(cmd_ringkv_cfg); RINGKV_HANDLER(cmd_ringkv_final); RINGKV_HANDLER(cmd_ringkv_epoch);
 #undef RINGKV_HANDLER
 
+// RING INFO's text (fields "name:value\r\n"): this node and the ring as `v` (a loop's view) sees it.
+std::string ring_info_text(cluster::Cluster& node, const cluster::View& v, Millis now);
+
 }  // namespace ringkv::server
