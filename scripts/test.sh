@@ -2,25 +2,29 @@
 # Builds ringkv and runs every test, as CI does (.ci/run calls this script):
 #
 #   1. deps        scripts/install-deps.sh (apt-get, only when something is missing)
-#   2. build       RelWithDebInfo into build/
-#   3. ctest       unit and integration tests (Catch2, hiredis)
+#   2. build       RelWithDebInfo with AddressSanitizer and UndefinedBehaviorSanitizer, into
+#                  build-asan/: every test below runs on this build, so a memory error or
+#                  undefined behaviour anywhere fails the run
+#   3. ctest       unit and integration tests (Catch2, hiredis; clusters of real servers, etcd),
+#                  and the install test (cmake --install, then find_package(ringkv))
 #   4. redis-tests black-box tests with redis-py, redis-cli, redis-benchmark, and the
 #                  differential compatibility run against Debian's redis-server (compat.py)
-#   5. asan build  ASan+UBSan build into build-asan/
-#   6. asan tests  ctest (unit and integration) and the compatibility run on that build
-#   7. tsan build  TSan build into build-tsan/ (the store's tests, the server tests, the server)
-#   8. tsan tests  the store's unit tests and the server's integration tests (io-threads 4
+#   5. tsan build  TSan build into build-tsan/ (the store's tests, the server tests, the server)
+#   6. tsan tests  the store's unit tests and the server's integration tests (io-threads 4
 #                  included) under ThreadSanitizer
-#   9. fuzz        the libFuzzer targets in fuzz/ (clang), each for FUZZ_SECONDS (60)
+#   7. fuzz        the libFuzzer targets in fuzz/ (clang), each for FUZZ_SECONDS (60)
+#
+# One instrumented build instead of a plain one and an ASan one keeps CI within 30 minutes on two
+# cores; `scripts/build.sh` makes a plain build (build/) for use and for benchmarks.
 #
 # Every stage prints a header and its duration. The first failing stage stops the run with a
 # summary and a non-zero exit status; a stage whose prerequisite is missing fails, it is never
 # skipped quietly.
 #
 # Environment: JOBS (parallel compile jobs and unit-test jobs, default 2), FUZZ_SECONDS (default
-# 60), BUILD_PREFIX (default "build": build/, build-asan/, build-tsan/, build-fuzz/), STAGES (the
-# stages to run, by name, default all; stages left out are listed as NOT RUN in the summary),
-# TEST_TIMEOUT (seconds per ctest test, default 600).
+# 60), BUILD_PREFIX (default "build": build-asan/, build-tsan/, build-fuzz/), STAGES (the stages to
+# run, by name, default all; stages left out are listed as NOT RUN in the summary), TEST_TIMEOUT
+# (seconds per ctest test, default 600).
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -31,7 +35,6 @@ TEST_TIMEOUT="${TEST_TIMEOUT:-600}"  # seconds per ctest test: a hang fails, it 
 CTEST_FLAGS=(--output-on-failure --no-tests=error --timeout "$TEST_TIMEOUT")
 FUZZ_SECONDS="${FUZZ_SECONDS:-60}"
 PREFIX="${BUILD_PREFIX:-build}"
-B="$PREFIX"
 B_ASAN="$PREFIX-asan"
 B_TSAN="$PREFIX-tsan"
 B_FUZZ="$PREFIX-fuzz"
@@ -112,40 +115,27 @@ deps() {
 }
 
 build() {
-  "$ROOT/scripts/build.sh" --type RelWithDebInfo --dir "$B"
-}
-
-# Unit tests in parallel; integration tests one at a time, since each starts servers (clusters
-# of several, and etcd) whose start-up deadlines should not depend on the other tests' load.
-ctest_labels() {
-  local dir="$1"
-  ctest --test-dir "$dir" -L unit "${CTEST_FLAGS[@]}" -j "$JOBS" &&
-    ctest --test-dir "$dir" -L integration "${CTEST_FLAGS[@]}"
-}
-
-# The install test (cmake --install, then find_package(ringkv) from another project) runs on the
-# plain build only: a consumer built without sanitizers cannot link the sanitized library.
-unit_integration() {
-  ctest_labels "$B" && ctest --test-dir "$B" -L install "${CTEST_FLAGS[@]}"
-}
-
-redis_tests() {
-  local server="$ROOT/$B/ringkv-server"
-  [ -x "$server" ] || { echo "missing $server"; return 1; }
-  RINGKV_SERVER="$server" "$PY" -m unittest discover -s "$ROOT/redis-tests" -p 'test_*.py' -v &&
-    "$PY" "$ROOT/redis-tests/compat.py" --ringkv-server "$server"
-}
-
-asan_build() {
   "$ROOT/scripts/build.sh" --type RelWithDebInfo --dir "$B_ASAN" -- \
     -DRINGKV_SANITIZE=address,undefined -DRINGKV_BENCH=OFF
 }
 
-asan_tests() {
+# Unit tests in parallel; integration tests one at a time, since each starts servers (clusters
+# of several, and etcd) whose start-up deadlines should not depend on the other tests' load.
+unit_integration() {
   export ASAN_OPTIONS="abort_on_error=1:detect_leaks=1:strict_string_checks=1"
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
-  ctest_labels "$B_ASAN" &&
-    "$PY" "$ROOT/redis-tests/compat.py" --ringkv-server "$ROOT/$B_ASAN/ringkv-server"
+  ctest --test-dir "$B_ASAN" -L unit "${CTEST_FLAGS[@]}" -j "$JOBS" &&
+    ctest --test-dir "$B_ASAN" -L integration "${CTEST_FLAGS[@]}" &&
+    ctest --test-dir "$B_ASAN" -L install "${CTEST_FLAGS[@]}"
+}
+
+redis_tests() {
+  export ASAN_OPTIONS="abort_on_error=1:detect_leaks=1:strict_string_checks=1"
+  export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+  local server="$ROOT/$B_ASAN/ringkv-server"
+  [ -x "$server" ] || { echo "missing $server"; return 1; }
+  RINGKV_SERVER="$server" "$PY" -m unittest discover -s "$ROOT/redis-tests" -p 'test_*.py' -v &&
+    "$PY" "$ROOT/redis-tests/compat.py" --ringkv-server "$server"
 }
 
 tsan_build() {
@@ -204,8 +194,6 @@ stage deps deps
 stage build build
 stage ctest unit_integration
 stage redis-tests redis_tests
-stage asan-build asan_build
-stage asan-tests asan_tests
 stage tsan-build tsan_build
 stage tsan-tests tsan_tests
 stage fuzz fuzz

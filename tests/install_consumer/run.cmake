@@ -1,7 +1,7 @@
 # CTest driver (cmake -P): installs the ringkv build into a fresh temporary prefix, configures and
 # builds the consumer project against it with find_package(ringkv), and runs the result.
 # Inputs: BUILD_DIR (the ringkv build), SOURCE_DIR (this folder), WORK_DIR (scratch), GENERATOR,
-# CXX_COMPILER, LAUNCHER (may be empty).
+# CXX_COMPILER, LAUNCHER and SANITIZE (may be empty).
 foreach(var BUILD_DIR SOURCE_DIR WORK_DIR GENERATOR CXX_COMPILER)
   if(NOT DEFINED ${var})
     message(FATAL_ERROR "install_consumer: ${var} is not set")
@@ -31,9 +31,15 @@ set(launcher_arg "")
 if(LAUNCHER)
   set(launcher_arg -DCMAKE_CXX_COMPILER_LAUNCHER=${LAUNCHER})
 endif()
+# A sanitized ringkv build installs a sanitized library: its consumer links with the same flags.
+set(sanitize_args "")
+if(SANITIZE)
+  set(sanitize_args "-DCMAKE_CXX_FLAGS=-fsanitize=${SANITIZE}"
+                    "-DCMAKE_EXE_LINKER_FLAGS=-fsanitize=${SANITIZE}")
+endif()
 run_step("configuring the consumer" ${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${WORK_DIR}/build
          -G ${GENERATOR} -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=${CXX_COMPILER}
-         -DCMAKE_PREFIX_PATH=${prefix} ${launcher_arg})
+         -DCMAKE_PREFIX_PATH=${prefix} ${launcher_arg} ${sanitize_args})
 run_step("building the consumer" ${CMAKE_COMMAND} --build ${WORK_DIR}/build)
 run_step("running the consumer" ${WORK_DIR}/build/consumer)
 if(NOT step_output MATCHES "^ok")
