@@ -2,6 +2,7 @@
 // and always stops it: the destructor kills the process, even when the test fails.
 #pragma once
 
+#include <catch2/catch.hpp>
 #include <hiredis/hiredis.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -12,6 +13,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -77,7 +79,20 @@ class ServerProcess {
       : binary_(std::move(binary)), flags_(std::move(flags)), fixed_port_(port) {
     start();
   }
-  ~ServerProcess() { stop(); }
+  // A server that does not exit cleanly when the test is done with it (a crash, a sanitizer's
+  // report at exit, a hang at shutdown) fails the test that ran it.
+  ~ServerProcess() {
+    const bool running = pid_ > 0;
+    stop();
+    if (running && std::uncaught_exceptions() == 0) {
+      INFO(binary_ << " on port " << port_ << ": exit status " << exit_status_
+                   << (killed_ ? " (did not stop within 5 s of SIGTERM: killed)" : ""));
+      CHECK(clean_exit());
+    }
+  }
+  bool clean_exit() const {
+    return !killed_ && WIFEXITED(exit_status_) && WEXITSTATUS(exit_status_) == 0;
+  }
   ServerProcess(const ServerProcess&) = delete;
   ServerProcess& operator=(const ServerProcess&) = delete;
 
@@ -123,6 +138,7 @@ class ServerProcess {
       ::kill(pid_, SIGKILL);
       ::waitpid(pid_, nullptr, 0);
       pid_ = -1;
+      killed_ = true;
     }
   }
 
@@ -133,6 +149,7 @@ class ServerProcess {
       int status;
       if (::waitpid(pid_, &status, WNOHANG) == pid_) {
         exit_status_ = status;
+        killed_ = false;
         pid_ = -1;
         return;
       }
@@ -182,6 +199,7 @@ class ServerProcess {
   int port_ = 0;
   pid_t pid_ = -1;
   int exit_status_ = 0;
+  bool killed_ = false;  // the last stop needed SIGKILL
   int fixed_port_ = 0;
 };
 

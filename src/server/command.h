@@ -63,8 +63,11 @@ struct CommandStats {
   std::atomic<uint64_t> usec{0};
   std::atomic<uint64_t> rejected{0};  // refused before running (arity, auth, OOM...)
   std::atomic<uint64_t> failed{0};    // ran and replied an error
-  // INFO latencystats / LATENCY HISTOGRAM; allocated at the first call, never freed.
+  // INFO latencystats / LATENCY HISTOGRAM; allocated at the first call, freed with the table.
   std::atomic<LatencyHistogram*> histogram{nullptr};
+
+  CommandStats() = default;
+  ~CommandStats();  // latency.cc
 };
 
 struct CommandSpec {

@@ -11,6 +11,8 @@ namespace ringkv::server {
 
 // ---------------------------------------------------------------- the histogram (hdr_histogram)
 
+CommandStats::~CommandStats() { delete histogram.load(std::memory_order_acquire); }
+
 namespace {
 constexpr int64_t kSubBucketMask = LatencyHistogram::kSubBucketCount - 1;
 
