@@ -163,8 +163,9 @@ fuzz() {
     -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DRINGKV_FUZZ=ON \
     -DRINGKV_TESTS=OFF -DRINGKV_BENCH=OFF >/dev/null || return 1
   local targets=()
+  # (ninja also lists CMake's phony cmake_object_order_depends_target_<name>: not a target.)
   mapfile -t targets < <(ninja -C "$B_FUZZ" -t targets all |
-    sed -n 's/^\([A-Za-z0-9_]*_fuzz\): .*/\1/p' | sort -u)
+    sed -n 's/^\([A-Za-z0-9_]*_fuzz\): .*/\1/p' | grep -v '^cmake_' | sort -u)
   if [ ${#targets[@]} -eq 0 ]; then
     echo "fuzz/CMakeLists.txt defines no target named *_fuzz"
     return 1
