@@ -1220,7 +1220,22 @@ bool Cluster::pull_ranges(const std::vector<PendingRange>& ranges, uint64_t gain
       if (sources_left[i] == 0 && !failed[i]) complete(i);
     publish_view();
   }
-  constexpr size_t kPipeline = 64;
+  // Pacing: at most migrate_keys_per_sec keys copied in per second, in calls of about 100 ms
+  // worth of keys, so no source's event loop is busy with one huge pipelined batch.
+  const int64_t rate = options_.migrate_keys_per_sec;
+  size_t pipeline = 64;
+  if (rate > 0) {
+    pipeline = static_cast<size_t>(std::clamp<int64_t>(rate / 10 / std::max(1, options_.batch_keys), 1, 64));
+  }
+  const auto pace_start = std::chrono::steady_clock::now();
+  uint64_t paced_keys = 0;
+  auto pace = [&](uint64_t keys) {
+    if (rate <= 0) return;
+    paced_keys += keys;
+    auto due = pace_start + std::chrono::microseconds(paced_keys * 1000000 / static_cast<uint64_t>(rate));
+    std::unique_lock<std::mutex> lock(mu_);
+    transfer_wake_.wait_until(lock, due, [&] { return stop_.load() || gains_for_ != gains_for; });
+  };
   for (auto& [src, jobs] : by_source) {
     std::string address = address_of(src);
     std::deque<Job> queue(jobs.begin(), jobs.end());
@@ -1232,7 +1247,7 @@ bool Cluster::pull_ranges(const std::vector<PendingRange>& ranges, uint64_t gain
       }
       std::vector<Job> batch;
       std::vector<std::vector<std::string>> reqs;
-      while (!queue.empty() && batch.size() < kPipeline) {
+      while (!queue.empty() && batch.size() < pipeline) {
         Job j = queue.front();
         queue.pop_front();
         reqs.push_back({"RINGKV.FETCH", std::to_string(j.cursor), std::to_string(ranges[j.index].range.last),
@@ -1277,12 +1292,15 @@ bool Cluster::pull_ranges(const std::vector<PendingRange>& ranges, uint64_t gain
           queue.push_back(j);
         }
       }
-      std::lock_guard<std::mutex> lock(mu_);
-      progress_.keys_done += keys;
-      progress_.bytes_done += bytes;
-      for (size_t i : finished)
-        if (--sources_left[i] == 0 && !failed[i]) complete(i);
-      publish_view();
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        progress_.keys_done += keys;
+        progress_.bytes_done += bytes;
+        for (size_t i : finished)
+          if (--sources_left[i] == 0 && !failed[i]) complete(i);
+        publish_view();
+      }
+      pace(keys);
     }
   }
   for (char f : failed)

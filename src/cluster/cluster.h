@@ -48,6 +48,7 @@ struct ClusterOptions {
   int down_after_ms = 3000;     // a peer silent this long is marked down
   int peer_timeout_ms = 5000;
   int batch_keys = 1000;        // per range transfer request
+  int64_t migrate_keys_per_sec = 50000;  // pace of range copies into this node; 0: unlimited
   int anti_entropy_s = 60;      // seconds between anti-entropy rounds; 0: only RING REPAIR
 };
 

@@ -58,6 +58,7 @@ const std::vector<Directive>& directives() {
       {"read-quorum", Type::kInt, "1", false, 1, 16, {}, "Copies read, newest wins (R)."},
       {"vnodes", Type::kInt, "1024", false, 1, 65536, {}, "Virtual nodes per server (times its weight)."},
       {"ring-state-file", Type::kString, "", false, 0, 0, {}, "With discovery local: file that keeps the ring configuration across restarts (empty: memory only)."},
+      {"migration-rate", Type::kInt, "50000", false, 0, 100000000, {}, "Keys per second a node copies in when it gains ranges (migration, recovery); 0: as fast as it can."},
       {"anti-entropy-interval", Type::kInt, "60", false, 0, 86400, {}, "Seconds between anti-entropy rounds comparing replicas' digests (0: only RING REPAIR)."},
       {"tombstone-ttl", Type::kInt, "600", false, 1, 2147483647, {}, "Seconds a deletion is remembered so late copies cannot revive the key."},
   };

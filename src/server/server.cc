@@ -226,6 +226,7 @@ Status Server::start_cluster() {
   o.read_quorum = static_cast<uint32_t>(config_.get_int("read-quorum"));
   o.vnodes = static_cast<uint32_t>(config_.get_int("vnodes"));
   o.anti_entropy_s = static_cast<int>(config_.get_int("anti-entropy-interval"));
+  o.migrate_keys_per_sec = config_.get_int("migration-rate");
   cluster_ = std::make_unique<cluster::Cluster>(o, *store_, hlc_, clock_);
   std::vector<net::EventLoop*> loops;
   for (auto& l : loops_) loops.push_back(l.get());
