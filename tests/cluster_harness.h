@@ -33,7 +33,8 @@ bool eventually(F&& cond, std::chrono::milliseconds limit = std::chrono::millise
 
 inline std::string reply_text(const Reply& r) {
   if (!r) return "<no reply>";
-  if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_ERROR)
+  if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS ||
+      r->type == REDIS_REPLY_ERROR)
     return std::string(r->str, r->len);
   if (r->type == REDIS_REPLY_INTEGER) return std::to_string(r->integer);
   if (r->type == REDIS_REPLY_NIL) return "<nil>";
@@ -58,10 +59,23 @@ class EtcdProcess {
     int peer = free_port();
     std::string client = "http://127.0.0.1:" + std::to_string(port_);
     std::string peer_url = "http://127.0.0.1:" + std::to_string(peer);
-    std::vector<std::string> args = {"/usr/bin/etcd", "--data-dir", dir_ + "/data", "--name", "t",
-                                     "--listen-client-urls", client, "--advertise-client-urls", client,
-                                     "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url,
-                                     "--initial-cluster", "t=" + peer_url, "--log-level", "error"};
+    std::vector<std::string> args = {"/usr/bin/etcd",
+                                     "--data-dir",
+                                     dir_ + "/data",
+                                     "--name",
+                                     "t",
+                                     "--listen-client-urls",
+                                     client,
+                                     "--advertise-client-urls",
+                                     client,
+                                     "--listen-peer-urls",
+                                     peer_url,
+                                     "--initial-advertise-peer-urls",
+                                     peer_url,
+                                     "--initial-cluster",
+                                     "t=" + peer_url,
+                                     "--log-level",
+                                     "error"};
     pid_ = ::fork();
     if (pid_ == 0) {
       std::vector<char*> argv;
@@ -107,7 +121,8 @@ class Cluster {
  public:
   // Starts `nodes` servers; node 0 hosts the configuration (or etcd does), and the others are
   // added to the ring one by one with RING ADDSERVER.
-  Cluster(int nodes, bool use_etcd, std::vector<std::string> extra = {}) : extra_(std::move(extra)) {
+  Cluster(int nodes, bool use_etcd, std::vector<std::string> extra = {})
+      : extra_(std::move(extra)) {
     if (use_etcd) etcd_ = std::make_unique<EtcdProcess>();
     for (int i = 0; i < nodes; ++i) start_node();
     // With the embedded service node 0 starts as a one-server ring; with etcd the ring starts
@@ -116,7 +131,9 @@ class Cluster {
   }
 
   std::string discovery() const {
-    if (etcd_) return "etcd://127.0.0.1:" + std::to_string(etcd_->port()) + "/t" + std::to_string(::getpid());
+    if (etcd_)
+      return "etcd://127.0.0.1:" + std::to_string(etcd_->port()) + "/t" +
+             std::to_string(::getpid());
     return "ringkv://127.0.0.1:" + std::to_string(nodes_.at(0)->port());
   }
 
@@ -143,8 +160,10 @@ class Cluster {
   // RING ADDSERVER node i through node 0, then waits until no migration is left.
   void add(int i, int via = 0) {
     auto c = client(via);
-    Reply r = command(c.get(), {"RING", "ADDSERVER", ids_[i], "127.0.0.1:" + std::to_string(port(i))});
-    if (!r || r->type != REDIS_REPLY_STATUS) throw std::runtime_error("ADDSERVER failed: " + reply_text(r));
+    Reply r =
+        command(c.get(), {"RING", "ADDSERVER", ids_[i], "127.0.0.1:" + std::to_string(port(i))});
+    if (!r || r->type != REDIS_REPLY_STATUS)
+      throw std::runtime_error("ADDSERVER failed: " + reply_text(r));
     wait_idle();
   }
 
@@ -269,7 +288,8 @@ inline DigestCheck digest_check(Cluster& c, const std::vector<int>& members, siz
 }
 
 // Writes many keys through a pipeline; returns false on any error reply.
-inline bool pipeline_set(redisContext* c, const std::vector<std::pair<std::string, std::string>>& kv) {
+inline bool pipeline_set(redisContext* c,
+                         const std::vector<std::pair<std::string, std::string>>& kv) {
   for (const auto& [k, v] : kv) {
     const char* argv[] = {"SET", k.data(), v.data()};
     size_t lens[] = {3, k.size(), v.size()};
@@ -287,7 +307,8 @@ inline bool pipeline_set(redisContext* c, const std::vector<std::pair<std::strin
 }
 
 // Reads keys through a pipeline; returns the values ("" + missing flag as nullopt).
-inline std::vector<std::optional<std::string>> pipeline_get(redisContext* c, const std::vector<std::string>& keys) {
+inline std::vector<std::optional<std::string>> pipeline_get(redisContext* c,
+                                                            const std::vector<std::string>& keys) {
   for (const auto& k : keys) {
     const char* argv[] = {"GET", k.data()};
     size_t lens[] = {3, k.size()};

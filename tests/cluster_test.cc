@@ -2,9 +2,8 @@
 // back through every node, live RING ADDSERVER / REMOVESERVER under a continuous checker, exact
 // movement against the ring's diff, and whole-data-set digests per token range across replicas.
 // Every test runs with the embedded configuration service and with etcd.
-#include <catch2/catch.hpp>
-
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <map>
 #include <set>
 #include <thread>
@@ -29,18 +28,21 @@ std::shared_ptr<const ring::Ring> make_ring(const std::vector<std::string>& ids)
 std::vector<std::pair<std::string, std::string>> make_keys(size_t n, const std::string& prefix) {
   std::vector<std::pair<std::string, std::string>> kv;
   kv.reserve(n);
-  for (size_t i = 0; i < n; ++i) kv.emplace_back(prefix + std::to_string(i), "v" + std::to_string(i * 7919));
+  for (size_t i = 0; i < n; ++i)
+    kv.emplace_back(prefix + std::to_string(i), "v" + std::to_string(i * 7919));
   return kv;
 }
 
 // Loads the keys through random nodes, in pipelined batches.
-void load(Cluster& c, const std::vector<std::pair<std::string, std::string>>& kv, std::mt19937& rng) {
+void load(Cluster& c, const std::vector<std::pair<std::string, std::string>>& kv,
+          std::mt19937& rng) {
   std::vector<Context> clients;
   for (int i = 0; i < c.size(); ++i) clients.push_back(c.client(i));
   const size_t batch = 1000;
   for (size_t off = 0; off < kv.size(); off += batch) {
-    std::vector<std::pair<std::string, std::string>> part(kv.begin() + static_cast<long>(off),
-                                                          kv.begin() + static_cast<long>(std::min(kv.size(), off + batch)));
+    std::vector<std::pair<std::string, std::string>> part(
+        kv.begin() + static_cast<long>(off),
+        kv.begin() + static_cast<long>(std::min(kv.size(), off + batch)));
     REQUIRE(pipeline_set(clients[rng() % clients.size()].get(), part));
   }
 }
@@ -55,8 +57,9 @@ void check_all(Cluster& c, const std::map<std::string, std::string>& expected) {
     size_t wrong = 0;
     std::string first_wrong;
     for (size_t off = 0; off < keys.size(); off += 2000) {
-      std::vector<std::string> part(keys.begin() + static_cast<long>(off),
-                                    keys.begin() + static_cast<long>(std::min(keys.size(), off + 2000)));
+      std::vector<std::string> part(
+          keys.begin() + static_cast<long>(off),
+          keys.begin() + static_cast<long>(std::min(keys.size(), off + 2000)));
       auto vals = pipeline_get(cl.get(), part);
       for (size_t j = 0; j < part.size(); ++j) {
         if (!vals[j] || *vals[j] != expected.at(part[j])) {
@@ -92,7 +95,8 @@ uint64_t check_digests(Cluster& c, const std::vector<int>& members, size_t n) {
       REQUIRE(redisGetReply(cl.get(), &r) == REDIS_OK);
       auto* rep = static_cast<redisReply*>(r);
       REQUIRE(rep->type == REDIS_REPLY_ARRAY);
-      digests[i].emplace_back(rep->element[0]->integer, std::string(rep->element[1]->str, rep->element[1]->len));
+      digests[i].emplace_back(rep->element[0]->integer,
+                              std::string(rep->element[1]->str, rep->element[1]->len));
       freeReplyObject(rep);
     }
   }
@@ -105,8 +109,10 @@ uint64_t check_digests(Cluster& c, const std::vector<int>& members, size_t n) {
     std::optional<std::pair<long long, std::string>> ref;
     for (auto& [node, d] : digests) {
       if (holders.count(node)) {
-        if (!ref) ref = d[k];
-        else if (d[k] != *ref) ++mismatches;
+        if (!ref)
+          ref = d[k];
+        else if (d[k] != *ref)
+          ++mismatches;
       } else if (d[k].first != 0) {
         ++strays;
       }
@@ -124,8 +130,8 @@ uint64_t received(Cluster& c, int i) {
 
 // Keys (from kv) whose tokens fall in the ranges `id` gains from `before` to `after`.
 uint64_t predicted_gain(const std::vector<std::pair<std::string, std::string>>& kv,
-                        const std::vector<std::string>& before, const std::vector<std::string>& after,
-                        const std::string& id, size_t n) {
+                        const std::vector<std::string>& before,
+                        const std::vector<std::string>& after, const std::string& id, size_t n) {
   auto plan = ring::diff(*make_ring(before), *make_ring(after), n);
   REQUIRE(plan.is_ok());
   auto gains = plan->gains_of(id);
@@ -135,7 +141,8 @@ uint64_t predicted_gain(const std::vector<std::pair<std::string, std::string>>& 
   uint64_t count = 0;
   for (const auto& [k, v] : kv) {
     Token t = token_of(k);
-    auto it = std::upper_bound(ranges.begin(), ranges.end(), t, [](Token x, const ring::TokenRange& r) { return x < r.first; });
+    auto it = std::upper_bound(ranges.begin(), ranges.end(), t,
+                               [](Token x, const ring::TokenRange& r) { return x < r.first; });
     if (it != ranges.begin() && std::prev(it)->contains(t)) ++count;
   }
   return count;
@@ -143,7 +150,8 @@ uint64_t predicted_gain(const std::vector<std::pair<std::string, std::string>>& 
 
 }  // namespace
 
-TEST_CASE("three nodes: 100,000 keys through random nodes, readable through every node, N copies each") {
+TEST_CASE(
+    "three nodes: 100,000 keys through random nodes, readable through every node, N copies each") {
   for (bool etcd : {false, true}) {
     DYNAMIC_SECTION((etcd ? "etcd" : "embedded") << " configuration service") {
       Cluster c(3, etcd);
@@ -170,7 +178,8 @@ TEST_CASE("adding and removing servers moves exactly what the ring's diff says")
       // Add a 4th server: it receives exactly the keys of the ranges it gains.
       int n4 = c.start_node();
       c.add(n4);
-      CHECK(received(c, n4) == predicted_gain(kv, {"n1", "n2", "n3"}, {"n1", "n2", "n3", "n4"}, "n4", 3));
+      CHECK(received(c, n4) ==
+            predicted_gain(kv, {"n1", "n2", "n3"}, {"n1", "n2", "n3", "n4"}, "n4", 3));
       for (int i = 0; i < 3; ++i) CHECK(received(c, i) == 0);
       check_all(c, expected);
       CHECK(check_digests(c, {0, 1, 2, 3}, 3) == kv.size());
@@ -180,7 +189,8 @@ TEST_CASE("adding and removing servers moves exactly what the ring's diff says")
       REQUIRE(c.wait_idle());
       for (int i : {0, 2, 3}) {
         INFO("gainer " << c.id(i));
-        CHECK(received(c, i) == predicted_gain(kv, {"n1", "n2", "n3", "n4"}, {"n1", "n3", "n4"}, c.id(i), 3));
+        CHECK(received(c, i) ==
+              predicted_gain(kv, {"n1", "n2", "n3", "n4"}, {"n1", "n3", "n4"}, c.id(i), 3));
       }
       check_all(c, expected);
       CHECK(check_digests(c, {0, 2, 3}, 3) == kv.size());
@@ -209,7 +219,8 @@ TEST_CASE("ring changes under load: no failed command, no lost write") {
         std::mt19937 r(5);
         for (uint64_t i = 0; !stop && i < 2'000'000; ++i) {
           redisContext* cl = clients[i % 4].get();
-          std::string key = (i % 3 == 0) ? "base:" + std::to_string(r() % 20000) : "live:" + std::to_string(i);
+          std::string key =
+              (i % 3 == 0) ? "base:" + std::to_string(r() % 20000) : "live:" + std::to_string(i);
           std::string val = "w" + std::to_string(i);
           Reply w = command(cl, {"SET", key, val});
           ++ops;
@@ -228,7 +239,8 @@ TEST_CASE("ring changes under load: no failed command, no lost write") {
           if (!g || g->type != REDIS_REPLY_STRING || std::string(g->str, g->len) != val) {
             ++failures;
             std::lock_guard<std::mutex> lock(mu);
-            if (first_failure.empty()) first_failure = "GET " + key + ": " + reply_text(g) + " (wanted " + val + ")";
+            if (first_failure.empty())
+              first_failure = "GET " + key + ": " + reply_text(g) + " (wanted " + val + ")";
           }
         }
       });
@@ -253,7 +265,8 @@ namespace {
 std::vector<std::string> owners_of(Cluster& c, const std::string& key) {
   Reply r = command(c.client(0).get(), {"RING", "OWNERS", key});
   std::vector<std::string> out;
-  for (size_t i = 0; r && i < r->elements; ++i) out.emplace_back(r->element[i]->str, r->element[i]->len);
+  for (size_t i = 0; r && i < r->elements; ++i)
+    out.emplace_back(r->element[i]->str, r->element[i]->len);
   return out;
 }
 
@@ -268,8 +281,8 @@ void diverge(Cluster& c, int node, const std::string& key, const std::string& va
   Reply e = command(c.client(node).get(), {"RINGKV.GETENTRY", key});
   REQUIRE(e->type == REDIS_REPLY_ARRAY);
   uint64_t version = std::stoull(std::string(e->element[2]->str, e->element[2]->len));
-  Reply r = command(c.client(node).get(),
-                    {"RINGKV.REPL", key, value, "-1", std::to_string(version + (uint64_t{1} << 30)), ""});
+  Reply r = command(c.client(node).get(), {"RINGKV.REPL", key, value, "-1",
+                                           std::to_string(version + (uint64_t{1} << 30)), ""});
   REQUIRE(r->type == REDIS_REPLY_INTEGER);
   REQUIRE(r->integer == 1);
 }
@@ -283,7 +296,8 @@ TEST_CASE("read quorum R=2: a read returns the newest of two copies and repairs 
   REQUIRE(owners.size() == 3);
   // The second copy gets a newer value behind the primary's back.
   diverge(c, index_of_id(c, owners[1]), "rq", "newer");
-  for (int i = 0; i < 3; ++i) CHECK(reply_text(command(c.client(i).get(), {"GET", "rq"})) == "newer");
+  for (int i = 0; i < 3; ++i)
+    CHECK(reply_text(command(c.client(i).get(), {"GET", "rq"})) == "newer");
   // The primary now holds it too.
   Reply p = command(c.client(index_of_id(c, owners[0])).get(), {"RINGKV.GETENTRY", "rq"});
   REQUIRE(p->type == REDIS_REPLY_ARRAY);

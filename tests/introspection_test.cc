@@ -201,7 +201,8 @@ class Client {
     Node n;
     size_t end;
     while ((end = parse_at(buf_, 0, &n)) == std::string::npos) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now());
+      auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now());
       if (left.count() <= 0) return "";
       pollfd p{fd_, POLLIN, 0};
       if (::poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count(), 100))) <= 0) continue;
@@ -230,8 +231,10 @@ class Client {
       if (::poll(&p, 1, 100) <= 0) continue;
       char tmp[4096];
       ssize_t got = ::recv(fd_, tmp, sizeof tmp, 0);
-      if (got <= 0) closed_ = true;
-      else buf_.append(tmp, static_cast<size_t>(got));
+      if (got <= 0)
+        closed_ = true;
+      else
+        buf_.append(tmp, static_cast<size_t>(got));
     }
     return closed_;
   }
@@ -279,9 +282,7 @@ struct Pair {
     r.call(args);
     k.call(args);
   }
-  void resp3() {
-    each({"HELLO", "3"});
-  }
+  void resp3() { each({"HELLO", "3"}); }
 };
 
 // Waits until `cond` holds (polling) or the deadline passes.
@@ -692,7 +693,8 @@ TEST_CASE("CLIENT LIST and CLIENT INFO have Redis 7.0's fields and values", "[cl
     std::set<std::string> ids;
     size_t pos = 0;
     while ((pos = text.find("id=", pos)) != std::string::npos) {
-      if (pos == 0 || text[pos - 1] == '\n') ids.insert(text.substr(pos, text.find(' ', pos) - pos));
+      if (pos == 0 || text[pos - 1] == '\n')
+        ids.insert(text.substr(pos, text.find(' ', pos) - pos));
       ++pos;
     }
     return ids;
@@ -758,7 +760,8 @@ std::vector<std::string> pause_scenario(int port) {
   seen.push_back("set while paused: " + b.read(300ms));  // nothing within 300 ms
   // The held request shows in CLIENT LIST (flags=b) and INFO (blocked_clients).
   std::string list = parse(c.call({"CLIENT", "LIST"})).text;
-  seen.push_back(std::string("flag b: ") + (list.find("flags=b") != std::string::npos ? "yes" : "no"));
+  seen.push_back(std::string("flag b: ") +
+                 (list.find("flags=b") != std::string::npos ? "yes" : "no"));
   seen.push_back("blocked: " + info_of(c, {"clients"}).values["blocked_clients"]);
   // A non-write command from another client runs, and ends the pause.
   seen.push_back("unpause: " + c.call({"CLIENT", "UNPAUSE"}));
@@ -839,8 +842,7 @@ TEST_CASE("CLIENT PAUSE holds clients on every io-thread and resumes them", "[cl
   std::vector<std::unique_ptr<Client>> clients;
   for (int i = 0; i < 16; ++i) clients.push_back(std::make_unique<Client>(server.port()));
   REQUIRE(admin.call({"CLIENT", "PAUSE", "100000", "WRITE"}) == kOk);
-  for (size_t i = 0; i < clients.size(); ++i)
-    clients[i]->send({"INCR", "counter"});
+  for (size_t i = 0; i < clients.size(); ++i) clients[i]->send({"INCR", "counter"});
   for (auto& c : clients) CHECK(c->read(100ms).empty());
   CHECK(admin.call({"GET", "counter"}) == "$-1\r\n");
   CHECK(eventually([&] { return info_of(admin, {"clients"}).values["blocked_clients"] == "16"; }));
@@ -1104,9 +1106,9 @@ TEST_CASE("LatencyHistogram reproduces hdr_histogram's buckets and percentiles",
   // LATENCY HISTOGRAM's cumulative buckets: 1, 2, 4, 8, 16, 33, 66, 132... microseconds.
   LatencyHistogram h;
   for (int i = 0; i < 5; ++i) h.record(1000);   // 1 us
-  h.record(1500);                                // 1.5 us
+  h.record(1500);                               // 1.5 us
   for (int i = 0; i < 4; ++i) h.record(30000);  // 30 us
-  h.record(100000);                              // 100 us
+  h.record(100000);                             // 100 us
   auto cdf = h.cumulative_usec();
   std::vector<std::pair<int64_t, uint64_t>> expected = {{1, 5}, {2, 6}, {33, 10}, {132, 11}};
   CHECK(cdf == expected);
@@ -1191,8 +1193,7 @@ latency histogram nosuch
 
 // ================================================================ INFO
 
-TEST_CASE("INFO has Redis 7.0.15's sections and fields, and selects sections as Redis",
-          "[info]") {
+TEST_CASE("INFO has Redis 7.0.15's sections and fields, and selects sections as Redis", "[info]") {
   Pair p;
   p.script(R"(
 set a 1
@@ -1207,10 +1208,12 @@ incr s
   const InfoText got = info_of(p.k, {"everything"});
   CHECK(got.sections == want.sections);
   // Every Redis field, in Redis's order, in the same section (per-command sections aside).
-  auto redis_fields = [](const InfoText& t, const std::set<std::pair<std::string, std::string>>& keep) {
+  auto redis_fields = [](const InfoText& t,
+                         const std::set<std::pair<std::string, std::string>>& keep) {
     std::vector<std::pair<std::string, std::string>> out;
     for (auto& f : t.fields) {
-      if (f.first == "Commandstats" || f.first == "Errorstats" || f.first == "Latencystats") continue;
+      if (f.first == "Commandstats" || f.first == "Errorstats" || f.first == "Latencystats")
+        continue;
       if (keep.count(f)) out.push_back(f);
     }
     return out;
@@ -1224,18 +1227,38 @@ incr s
   }
   CHECK(redis_fields(got, want_set) == redis_fields(want, want_set));
   // Values that must be Redis's for this history.
-  for (const char* f : {"redis_version", "redis_mode", "arch_bits", "multiplexing_api", "hz",
-                        "connected_clients", "maxclients", "blocked_clients", "loading",
-                        "rdb_bgsave_in_progress", "rdb_last_bgsave_status", "aof_enabled",
-                        "total_commands_processed", "keyspace_hits", "keyspace_misses",
-                        "total_error_replies", "role", "connected_slaves", "cluster_enabled",
-                        "maxmemory", "maxmemory_policy", "rdb_saves", "expired_keys",
-                        "evicted_keys", "pubsub_channels", "master_repl_offset"}) {
+  for (const char* f : {"redis_version",
+                        "redis_mode",
+                        "arch_bits",
+                        "multiplexing_api",
+                        "hz",
+                        "connected_clients",
+                        "maxclients",
+                        "blocked_clients",
+                        "loading",
+                        "rdb_bgsave_in_progress",
+                        "rdb_last_bgsave_status",
+                        "aof_enabled",
+                        "total_commands_processed",
+                        "keyspace_hits",
+                        "keyspace_misses",
+                        "total_error_replies",
+                        "role",
+                        "connected_slaves",
+                        "cluster_enabled",
+                        "maxmemory",
+                        "maxmemory_policy",
+                        "rdb_saves",
+                        "expired_keys",
+                        "evicted_keys",
+                        "pubsub_channels",
+                        "master_repl_offset"}) {
     INFO(f);
     CHECK(got.values.at(f) == want.values.at(f));
   }
   CHECK(got.values.at("cmdstat_incr").rfind("calls=2,", 0) == 0);
-  CHECK(got.values.at("cmdstat_incr").find(",rejected_calls=0,failed_calls=1") != std::string::npos);
+  CHECK(got.values.at("cmdstat_incr").find(",rejected_calls=0,failed_calls=1") !=
+        std::string::npos);
   CHECK(got.values.at("db0").rfind("keys=3,expires=1,avg_ttl=", 0) == 0);
   CHECK(got.values.at("cmdstat_get").find("calls=1,") == 0);
   CHECK(got.values.at("cmdstat_get").find(",rejected_calls=1,failed_calls=0") != std::string::npos);
@@ -1344,7 +1367,8 @@ config get maxmemory
     Node want = parse(p.r.call(cmd));
     std::map<std::string, std::string> g, w;
     for (size_t i = 0; i + 1 < got.kids.size(); i += 2) g[got.kids[i].text] = got.kids[i + 1].text;
-    for (size_t i = 0; i + 1 < want.kids.size(); i += 2) w[want.kids[i].text] = want.kids[i + 1].text;
+    for (size_t i = 0; i + 1 < want.kids.size(); i += 2)
+      w[want.kids[i].text] = want.kids[i + 1].text;
     CHECK(g.size() * 2 == got.kids.size());  // no name twice
     for (auto& [k, v] : g) {
       INFO(k);
@@ -1495,8 +1519,7 @@ TEST_CASE("MULTI, EXEC, DISCARD, WATCH and UNWATCH follow Redis's rules", "[tran
   }
 }
 
-TEST_CASE("WATCH with a concurrent modifier: optimistic locking counts exactly",
-          "[transactions]") {
+TEST_CASE("WATCH with a concurrent modifier: optimistic locking counts exactly", "[transactions]") {
   ServerProcess server({"--io-threads", "4"});
   const int kClients = 8, kEach = 60;
   std::atomic<int> aborted{0}, unexpected{0};

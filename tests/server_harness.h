@@ -2,7 +2,6 @@
 // and always stops it: the destructor kills the process, even when the test fails.
 #pragma once
 
-#include <catch2/catch.hpp>
 #include <hiredis/hiredis.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -10,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -103,8 +103,8 @@ class ServerProcess {
   void start() {
     for (int attempt = 0; attempt < 5; ++attempt) {
       port_ = fixed_port_ > 0 ? fixed_port_ : free_port();
-      std::vector<std::string> args = {binary_, "--port", std::to_string(port_), "--bind",
-                                       "127.0.0.1", "--loglevel", "warning"};
+      std::vector<std::string> args = {
+          binary_, "--port", std::to_string(port_), "--bind", "127.0.0.1", "--loglevel", "warning"};
       if (binary_.find("redis-server") != std::string::npos) {
         args.insert(args.end(), {"--save", "", "--appendonly", "no"});
       }
@@ -186,7 +186,8 @@ class ServerProcess {
         Reply r = command(c.get(), {"PING"});
         if (r && r->type == REDIS_REPLY_STATUS) return true;
         // With requirepass the server answers, but with NOAUTH: it is up all the same.
-        if (r && r->type == REDIS_REPLY_ERROR && std::string(r->str, r->len).rfind("NOAUTH", 0) == 0)
+        if (r && r->type == REDIS_REPLY_ERROR &&
+            std::string(r->str, r->len).rfind("NOAUTH", 0) == 0)
           return true;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(10));

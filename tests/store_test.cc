@@ -1,11 +1,12 @@
 // Tests for src/store: the arena, the token-ordered table, the store's access API, expiry,
 // tombstones, scans, eviction, and concurrent writers.
-#include <catch2/catch.hpp>
+#include "store/store.h"
 
 #include <atomic>
+#include <catch2/catch.hpp>
+#include <cstring>
 #include <map>
 #include <optional>
-#include <cstring>
 #include <random>
 #include <set>
 #include <string>
@@ -14,7 +15,6 @@
 
 #include "common/clock.h"
 #include "store/arena.h"
-#include "store/store.h"
 
 using namespace ringkv;
 using namespace ringkv::store;
@@ -98,7 +98,8 @@ TEST_CASE("many keys: every key readable, deletes leave the rest intact") {
   const int n = 50000;
   for (int i = 0; i < n; ++i) f.set("key:" + std::to_string(i), "value:" + std::to_string(i));
   CHECK(f.store.size() == n);
-  for (int i = 0; i < n; ++i) REQUIRE(f.get("key:" + std::to_string(i)) == "value:" + std::to_string(i));
+  for (int i = 0; i < n; ++i)
+    REQUIRE(f.get("key:" + std::to_string(i)) == "value:" + std::to_string(i));
   for (int i = 0; i < n; i += 2) REQUIRE(f.del("key:" + std::to_string(i)));
   CHECK(f.store.size() == n / 2);
   for (int i = 0; i < n; ++i) {
@@ -145,15 +146,18 @@ TEST_CASE("prepare keeps the old value's prefix (APPEND) across layout changes")
 
 TEST_CASE("versions increase with every write and replicas keep the highest") {
   Fixture f;
-  Version v1 = f.store.access("k", token_of("k"), f.now(), [](Access& a) { return a.set("a", -1); });
-  Version v2 = f.store.access("k", token_of("k"), f.now(), [](Access& a) { return a.set("b", -1); });
+  Version v1 =
+      f.store.access("k", token_of("k"), f.now(), [](Access& a) { return a.set("a", -1); });
+  Version v2 =
+      f.store.access("k", token_of("k"), f.now(), [](Access& a) { return a.set("b", -1); });
   CHECK(v2 > v1);
   Fixture replica;
   CHECK(replica.store.apply("k", token_of("k"), "b", -1, v2, false, replica.now()));
   CHECK_FALSE(replica.store.apply("k", token_of("k"), "a", -1, v1, false, replica.now()));
   CHECK(replica.get("k") == "b");
   // A newer write at the replica's own clock orders after what it observed.
-  Version v3 = replica.store.access("k", token_of("k"), replica.now(), [](Access& a) { return a.set("c", -1); });
+  Version v3 = replica.store.access("k", token_of("k"), replica.now(),
+                                    [](Access& a) { return a.set("c", -1); });
   CHECK(v3 > v2);
 }
 
@@ -162,7 +166,8 @@ TEST_CASE("tombstones stop older copies from reviving a deleted key, then get co
   o.keep_tombstones = true;
   o.tombstone_ttl_ms = 1000;
   Fixture f(o);
-  Version v1 = f.store.access("k", token_of("k"), f.now(), [](Access& a) { return a.set("a", -1); });
+  Version v1 =
+      f.store.access("k", token_of("k"), f.now(), [](Access& a) { return a.set("a", -1); });
   CHECK(f.del("k"));
   CHECK(f.store.size() == 0);
   CHECK(f.store.tombstone_count() == 1);

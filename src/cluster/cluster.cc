@@ -5,9 +5,9 @@
 #include <cstring>
 
 #include "cluster/sync_client.h"
-#include "resp/reply_scanner.h"
 #include "common/log.h"
 #include "common/strings.h"
+#include "resp/reply_scanner.h"
 
 namespace ringkv::cluster {
 
@@ -32,7 +32,6 @@ uint64_t fnv1a(std::string_view s) {
   }
   return h;
 }
-
 
 }  // namespace
 
@@ -252,7 +251,8 @@ void Cluster::publish_view() {
   view_ = std::move(v);
   view_version_.fetch_add(1, std::memory_order_release);
   if (epoch_changed) {
-    for (size_t i = 0; i < loops_.size(); ++i) loops_[i]->post([this, i] { run_waiters(i, false); });
+    for (size_t i = 0; i < loops_.size(); ++i)
+      loops_[i]->post([this, i] { run_waiters(i, false); });
   }
 }
 
@@ -294,13 +294,15 @@ void Cluster::drop_unheld_ranges() {
   if (!all) return;
   size_t dropped = 0;
   for (const auto& rr : *all) {
-    if (idx && std::find(rr.replicas.begin(), rr.replicas.end(), *idx) != rr.replicas.end()) continue;
+    if (idx && std::find(rr.replicas.begin(), rr.replicas.end(), *idx) != rr.replicas.end())
+      continue;
     dropped += store_.drop_range(rr.range.first, rr.range.last);
   }
   if (dropped > 0) LOG_NOTICE("Dropped %zu stray keys of ranges this node does not hold", dropped);
 }
 
-void Cluster::when_epoch(size_t loop_index, uint64_t epoch, Millis max_wait_ms, std::function<void()> fn) {
+void Cluster::when_epoch(size_t loop_index, uint64_t epoch, Millis max_wait_ms,
+                         std::function<void()> fn) {
   LoopState& ls = loop_states_[loop_index];
   if (view(loop_index).config.epoch >= epoch) {
     fn();
@@ -437,7 +439,8 @@ void Cluster::replicate(size_t loop_index, std::vector<ChangeRecord> records,
       size_t ko = v.previous->preference_list(records[i].token, v.n, old_list);
       for (size_t j = 0; j < ko; ++j) {
         const std::string& peer = v.previous->servers()[old_list[j]].id;
-        if (peer == v.self_id || std::find(targets.begin(), targets.end(), peer) != targets.end()) continue;
+        if (peer == v.self_id || std::find(targets.begin(), targets.end(), peer) != targets.end())
+          continue;
         extra.emplace_back(i, peer);
       }
     }
@@ -448,13 +451,14 @@ void Cluster::replicate(size_t loop_index, std::vector<ChangeRecord> records,
     const ChangeRecord& r = records[i];
     std::string expire = std::to_string(r.expire_at);
     std::string version = std::to_string(r.version);
-    link(loop_index, peer, kControl).send({"RINGKV.REPL", r.key, r.value, expire, version, r.tombstone ? "t" : ""},
-                                [st](bool, std::string_view) {
-                                  if (--st->extra_left == 0 && st->satisfied_all && !st->finished) {
-                                    st->finished = true;
-                                    st->done(st->acks, st->needed, std::string());
-                                  }
-                                });
+    link(loop_index, peer, kControl)
+        .send({"RINGKV.REPL", r.key, r.value, expire, version, r.tombstone ? "t" : ""},
+              [st](bool, std::string_view) {
+                if (--st->extra_left == 0 && st->satisfied_all && !st->finished) {
+                  st->finished = true;
+                  st->done(st->acks, st->needed, std::string());
+                }
+              });
   }
   // Records that cannot reach the quorum even if every send succeeds fail now.
   for (size_t i = 0; i < records.size(); ++i) {
@@ -469,21 +473,23 @@ void Cluster::replicate(size_t loop_index, std::vector<ChangeRecord> records,
     const ChangeRecord& r = records[i];
     std::string expire = std::to_string(r.expire_at);
     std::string version = std::to_string(r.version);
-    std::vector<std::string_view> args = {"RINGKV.REPL", r.key, r.value, expire, version,
-                                          r.tombstone ? "t" : ""};
+    std::vector<std::string_view> args = {"RINGKV.REPL", r.key,   r.value,
+                                          expire,        version, r.tombstone ? "t" : ""};
     std::string key = r.key;
-    link(loop_index, peer, kControl).send(args, [this, st, i, peer, key, finish](bool ok, std::string_view reply) {
-      --st->outstanding[i];
-      if (ok && !resp::reply_is_error(reply)) {
-        ++st->got[i];
-        ++st->acks;
-        if (st->needed > 0 && st->got[i] == st->needed && ++st->satisfied == st->records) finish(true);
-      } else {
-        add_hint(peer, key);
-        if (st->error.empty()) st->error = "NOREPLICAS Not enough good replicas to write.";
-        if (st->got[i] + st->outstanding[i] < st->needed) finish(false);
-      }
-    });
+    link(loop_index, peer, kControl)
+        .send(args, [this, st, i, peer, key, finish](bool ok, std::string_view reply) {
+          --st->outstanding[i];
+          if (ok && !resp::reply_is_error(reply)) {
+            ++st->got[i];
+            ++st->acks;
+            if (st->needed > 0 && st->got[i] == st->needed && ++st->satisfied == st->records)
+              finish(true);
+          } else {
+            add_hint(peer, key);
+            if (st->error.empty()) st->error = "NOREPLICAS Not enough good replicas to write.";
+            if (st->got[i] + st->outstanding[i] < st->needed) finish(false);
+          }
+        });
   }
 }
 
@@ -503,15 +509,16 @@ void Cluster::fetch_from(size_t loop_index, const std::string& key,
     return;
   }
   link(loop_index, (*sources)[i], kControl)
-      .send({"RINGKV.GETENTRY", key}, [this, loop_index, key, sources, i, done](bool ok, std::string_view reply) {
-        if (!ok || resp::reply_is_error(reply)) {
-          // Unreachable, or still recovering that range itself: ask the next holder.
-          fetch_from(loop_index, key, sources, i + 1, done);
-          return;
-        }
-        apply_entry_reply(key, reply);
-        done();
-      });
+      .send({"RINGKV.GETENTRY", key},
+            [this, loop_index, key, sources, i, done](bool ok, std::string_view reply) {
+              if (!ok || resp::reply_is_error(reply)) {
+                // Unreachable, or still recovering that range itself: ask the next holder.
+                fetch_from(loop_index, key, sources, i + 1, done);
+                return;
+              }
+              apply_entry_reply(key, reply);
+              done();
+            });
 }
 
 void Cluster::apply_entry_reply(const std::string& key, std::string_view reply) {
@@ -527,18 +534,19 @@ void Cluster::apply_entry_reply(const std::string& key, std::string_view reply) 
   }
 }
 
-void Cluster::read_repair(size_t loop_index, const std::string& key, const std::vector<std::string>& peers,
-                          std::function<void()> done) {
+void Cluster::read_repair(size_t loop_index, const std::string& key,
+                          const std::vector<std::string>& peers, std::function<void()> done) {
   if (peers.empty()) {
     done();
     return;
   }
   auto left = std::make_shared<size_t>(peers.size());
   for (const auto& p : peers) {
-    link(loop_index, p, kControl).send({"RINGKV.GETENTRY", key}, [this, key, left, done](bool ok, std::string_view reply) {
-      if (ok && !resp::reply_is_error(reply)) apply_entry_reply(key, reply);
-      if (--*left == 0) done();
-    });
+    link(loop_index, p, kControl)
+        .send({"RINGKV.GETENTRY", key}, [this, key, left, done](bool ok, std::string_view reply) {
+          if (ok && !resp::reply_is_error(reply)) apply_entry_reply(key, reply);
+          if (--*left == 0) done();
+        });
   }
 }
 
@@ -565,7 +573,8 @@ void Cluster::apply_config(const RingConfig& cfg) {
   // A peer we have not heard from yet counts as up until a heartbeat says otherwise: requests
   // to a dead peer fail fast, while assuming the worst would refuse writes for no reason.
   for (const auto& s : cfg.servers)
-    if (s.id != options_.node_id && !last_seen_ms_.count(s.id)) last_seen_ms_[s.id] = clock_.now_ms();
+    if (s.id != options_.node_id && !last_seen_ms_.count(s.id))
+      last_seen_ms_[s.id] = clock_.now_ms();
   const ServerInfo* me = cfg.find(options_.node_id);
   if (me && me->ordinal > 0 && me->ordinal <= HybridClock::kMaxNode) hlc_.set_node(me->ordinal);
   size_t ring_size = cfg.ring_servers().size();
@@ -573,8 +582,8 @@ void Cluster::apply_config(const RingConfig& cfg) {
 
   auto ring_now = build_ring(cfg.ring_servers(), cfg.vnodes);
   if (!ring_now) {
-    LOG_WARNING("Can't build the ring of epoch %llu: %s", static_cast<unsigned long long>(cfg.epoch),
-                ring_now.status().message().c_str());
+    LOG_WARNING("Can't build the ring of epoch %llu: %s",
+                static_cast<unsigned long long>(cfg.epoch), ring_now.status().message().c_str());
     return;
   }
   uint32_t n = cfg.effective_replicas();
@@ -596,7 +605,8 @@ void Cluster::apply_config(const RingConfig& cfg) {
     size_t dropped = 0, ranges = 0;
     if (all) {
       for (const auto& rr : *all) {
-        if (idx && std::find(rr.replicas.begin(), rr.replicas.end(), *idx) != rr.replicas.end()) continue;
+        if (idx && std::find(rr.replicas.begin(), rr.replicas.end(), *idx) != rr.replicas.end())
+          continue;
         size_t d = store_.drop_range(rr.range.first, rr.range.last);
         dropped += d;
         ranges += d > 0;
@@ -688,8 +698,9 @@ void Cluster::apply_config(const RingConfig& cfg) {
                  cfg.migration->server.c_str(), pending_.size());
     }
   }
-  std::sort(pending_.begin(), pending_.end(),
-            [](const PendingRange& a, const PendingRange& b) { return a.range.first < b.range.first; });
+  std::sort(pending_.begin(), pending_.end(), [](const PendingRange& a, const PendingRange& b) {
+    return a.range.first < b.range.first;
+  });
   if (!cfg.migration) {
     progress_.moving = !pending_.empty();
   }
@@ -722,7 +733,8 @@ constexpr const char* kMovingPrefix = "a ring change is still moving data";
 // (run_change) before they ever return it; RING PLAN returns it at once.
 Status moving_error(const Migration& m) {
   return Status::failed_precondition(std::string(kMovingPrefix) + " (" + m.kind + " " + m.server +
-                                     ", epoch " + std::to_string(m.id) + ") and did not finish within " +
+                                     ", epoch " + std::to_string(m.id) +
+                                     ") and did not finish within " +
                                      std::to_string(Cluster::kChangeWaitMs / 1000) +
                                      " s; retry when RING INFO shows migration_state:idle");
 }
@@ -741,11 +753,15 @@ Result<RingConfig> Cluster::propose_add(const RingConfig& cur, const std::string
   if (cur.migration) {
     return moving_error(*cur.migration);
   }
-  if (cur.find(id)) return Status::already_exists("server '" + id + "' is already in the ring configuration");
+  if (cur.find(id))
+    return Status::already_exists("server '" + id + "' is already in the ring configuration");
   for (const auto& s : cur.servers)
-    if (s.address == address) return Status::already_exists("address " + address + " is already used by server '" + s.id + "'");
+    if (s.address == address)
+      return Status::already_exists("address " + address + " is already used by server '" + s.id +
+                                    "'");
   if (cur.next_ordinal > HybridClock::kMaxNode)
-    return Status::failed_precondition("no server ordinals left (a cluster can have 4095 servers over its life)");
+    return Status::failed_precondition(
+        "no server ordinals left (a cluster can have 4095 servers over its life)");
   RingConfig next = cur;
   if (cur.epoch == 0) {
     // The first server creates the ring (etcd starts empty): it gets this node's settings.
@@ -756,7 +772,8 @@ Result<RingConfig> Cluster::propose_add(const RingConfig& cur, const std::string
   }
   next.epoch = cur.epoch + 1;
   auto from = cur.ring_servers();
-  next.servers.push_back(ServerInfo{id, address, weight, from.empty() ? ServerState::kUp : ServerState::kJoining,
+  next.servers.push_back(ServerInfo{id, address, weight,
+                                    from.empty() ? ServerState::kUp : ServerState::kJoining,
                                     cur.next_ordinal});
   next.next_ordinal = cur.next_ordinal + 1;
   if (!from.empty()) {
@@ -781,7 +798,8 @@ Result<RingConfig> Cluster::propose_remove(const RingConfig& cur, const std::str
     return moving_error(*cur.migration);
   }
   auto from = cur.ring_servers();
-  if (from.size() <= 1) return Status::failed_precondition("can't remove the last server of the ring");
+  if (from.size() <= 1)
+    return Status::failed_precondition("can't remove the last server of the ring");
   RingConfig next = cur;
   next.epoch = cur.epoch + 1;
   for (auto& e : next.servers)
@@ -801,14 +819,19 @@ Status Cluster::add_server(const std::string& id, const std::string& address, ui
   if (!st) return st;
   // The address must answer, and be the server it claims to be.
   auto r = sync_client(options_).call(address, {"RINGKV.PING"}, 1000);
-  if (!r) return Status::unreachable("server '" + id + "' at " + address + " is unreachable: " + r.status().message());
+  if (!r)
+    return Status::unreachable("server '" + id + "' at " + address +
+                               " is unreachable: " + r.status().message());
   const redisReply* rep = r->get();
-  if (rep->type == REDIS_REPLY_ARRAY && rep->elements >= 1 && rep->element[0]->type == REDIS_REPLY_STRING) {
+  if (rep->type == REDIS_REPLY_ARRAY && rep->elements >= 1 &&
+      rep->element[0]->type == REDIS_REPLY_STRING) {
     std::string actual(rep->element[0]->str, rep->element[0]->len);
     if (actual != id)
-      return Status::invalid_argument("the server at " + address + " has node id '" + actual + "', not '" + id + "'");
+      return Status::invalid_argument("the server at " + address + " has node id '" + actual +
+                                      "', not '" + id + "'");
   }
-  return change_config([&](const RingConfig& cur) { return propose_add(cur, id, address, weight); });
+  return change_config(
+      [&](const RingConfig& cur) { return propose_add(cur, id, address, weight); });
 }
 
 Status Cluster::remove_server(const std::string& id) {
@@ -818,7 +841,8 @@ Status Cluster::remove_server(const std::string& id) {
 void Cluster::run_change(std::function<Status()> change, std::function<void(Status)> done) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    pending_changes_.push_back(PendingChange{clock_.now_ms() + kChangeWaitMs, std::move(change), std::move(done)});
+    pending_changes_.push_back(
+        PendingChange{clock_.now_ms() + kChangeWaitMs, std::move(change), std::move(done)});
   }
   wake_.notify_all();
 }
@@ -884,7 +908,9 @@ Result<std::vector<Cluster::PlanLine>> Cluster::plan(const RingConfig& proposed)
     }
     if (s) {
       auto r = sync_client(options_).call(s->address, args, 30000);
-      if (!r) return Status::unreachable("can't count the keys on '" + k.first + "': " + r.status().message());
+      if (!r)
+        return Status::unreachable("can't count the keys on '" + k.first +
+                                   "': " + r.status().message());
       const redisReply* rep = r->get();
       for (size_t i = 0; i + 1 < rep->elements; i += 2) {
         line.keys += static_cast<uint64_t>(rep->element[i]->integer);
@@ -1039,7 +1065,8 @@ void Cluster::maybe_finalize_migration() {
   for (const auto& g : gainers) {
     bool done = false;
     for (const auto& s : statuses)
-      if (s.id == g && s.migration_done >= cur.migration->id && s.applied_epoch >= cur.epoch) done = true;
+      if (s.id == g && s.migration_done >= cur.migration->id && s.applied_epoch >= cur.epoch)
+        done = true;
     if (!done) return;
   }
   uint64_t id = cur.migration->id;
@@ -1058,7 +1085,9 @@ void Cluster::maybe_finalize_migration() {
     next.servers = keep;
     return next;
   });
-  if (st) LOG_NOTICE("Migration %llu complete: every new holder confirmed its ranges", static_cast<unsigned long long>(id));
+  if (st)
+    LOG_NOTICE("Migration %llu complete: every new holder confirmed its ranges",
+               static_cast<unsigned long long>(id));
 }
 
 // ---------------------------------------------------------------- transfer thread
@@ -1091,7 +1120,8 @@ void Cluster::transfer_loop() {
           if (s.id == options_.node_id || !peer_live(s.id)) continue;
           bool ok = false;
           for (const auto& st : statuses)
-            if (st.id == s.id && st.applied_epoch >= gains_for && now - st.updated_ms < 5000) ok = true;
+            if (st.id == s.id && st.applied_epoch >= gains_for && now - st.updated_ms < 5000)
+              ok = true;
           if (!ok) all_applied = false;
         }
         if (!all_applied) continue;
@@ -1151,7 +1181,8 @@ void Cluster::transfer_loop() {
         last_repair_ms_ = now_ms;
         auto [compared, repaired] = repair();
         if (repaired > 0)
-          LOG_NOTICE("Anti-entropy: %zu of %zu ranges differed between replicas and were repaired", repaired, compared);
+          LOG_NOTICE("Anti-entropy: %zu of %zu ranges differed between replicas and were repaired",
+                     repaired, compared);
       }
     }
   }
@@ -1225,14 +1256,16 @@ bool Cluster::pull_ranges(const std::vector<PendingRange>& ranges, uint64_t gain
   const int64_t rate = options_.migrate_keys_per_sec;
   size_t pipeline = 64;
   if (rate > 0) {
-    pipeline = static_cast<size_t>(std::clamp<int64_t>(rate / 10 / std::max(1, options_.batch_keys), 1, 64));
+    pipeline = static_cast<size_t>(
+        std::clamp<int64_t>(rate / 10 / std::max(1, options_.batch_keys), 1, 64));
   }
   const auto pace_start = std::chrono::steady_clock::now();
   uint64_t paced_keys = 0;
   auto pace = [&](uint64_t keys) {
     if (rate <= 0) return;
     paced_keys += keys;
-    auto due = pace_start + std::chrono::microseconds(paced_keys * 1000000 / static_cast<uint64_t>(rate));
+    auto due =
+        pace_start + std::chrono::microseconds(paced_keys * 1000000 / static_cast<uint64_t>(rate));
     std::unique_lock<std::mutex> lock(mu_);
     transfer_wake_.wait_until(lock, due, [&] { return stop_.load() || gains_for_ != gains_for; });
   };
@@ -1250,13 +1283,15 @@ bool Cluster::pull_ranges(const std::vector<PendingRange>& ranges, uint64_t gain
       while (!queue.empty() && batch.size() < pipeline) {
         Job j = queue.front();
         queue.pop_front();
-        reqs.push_back({"RINGKV.FETCH", std::to_string(j.cursor), std::to_string(ranges[j.index].range.last),
+        reqs.push_back({"RINGKV.FETCH", std::to_string(j.cursor),
+                        std::to_string(ranges[j.index].range.last),
                         std::to_string(options_.batch_keys)});
         batch.push_back(j);
       }
       auto replies = sync_client(options_).call_many(address, reqs, 30000);
       if (!replies) {
-        LOG_WARNING("Fetching ranges from %s failed: %s", src.c_str(), replies.status().message().c_str());
+        LOG_WARNING("Fetching ranges from %s failed: %s", src.c_str(),
+                    replies.status().message().c_str());
         for (const auto& j : batch) failed[j.index] = 1;
         for (const auto& j : queue) failed[j.index] = 1;
         break;
@@ -1279,7 +1314,8 @@ bool Cluster::pull_ranges(const std::vector<PendingRange>& ranges, uint64_t gain
           std::string_view v(rep->element[i + 1]->str, rep->element[i + 1]->len);
           int64_t expire = rep->element[i + 2]->integer;
           uint64_t version = 0;
-          parse_uint64(std::string_view(rep->element[i + 3]->str, rep->element[i + 3]->len), &version);
+          parse_uint64(std::string_view(rep->element[i + 3]->str, rep->element[i + 3]->len),
+                       &version);
           bool tomb = rep->element[i + 4]->integer != 0;
           store_.apply(k, token_of(k), v, expire, version, tomb, now);
           ++keys;
@@ -1372,7 +1408,8 @@ std::pair<size_t, size_t> Cluster::repair() {
   std::map<std::string, std::vector<ring::TokenRange>> by_peer;
   for (const auto& rr : *all) {
     if (rr.replicas.empty() || rr.replicas[0] != *idx) continue;
-    for (size_t j = 1; j < rr.replicas.size(); ++j) by_peer[(*r)->servers()[rr.replicas[j]].id].push_back(rr.range);
+    for (size_t j = 1; j < rr.replicas.size(); ++j)
+      by_peer[(*r)->servers()[rr.replicas[j]].id].push_back(rr.range);
   }
   size_t compared = 0;
   Millis now = clock_.now_ms();
@@ -1385,7 +1422,8 @@ std::pair<size_t, size_t> Cluster::repair() {
       size_t end = std::min(ranges.size(), off + 256);
       std::vector<std::vector<std::string>> reqs;
       for (size_t i = off; i < end; ++i)
-        reqs.push_back({"RINGKV.DIGEST", std::to_string(ranges[i].first), std::to_string(ranges[i].last)});
+        reqs.push_back(
+            {"RINGKV.DIGEST", std::to_string(ranges[i].first), std::to_string(ranges[i].last)});
       auto replies = sync_client(options_).call_many(address, reqs, 30000);
       if (!replies) return out;
       for (size_t i = off; i < end; ++i) {
@@ -1394,7 +1432,8 @@ std::pair<size_t, size_t> Cluster::repair() {
         if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) continue;
         auto [n, dig] = digest(ranges[i].first, ranges[i].last, now);
         std::string theirs(rep->element[1]->str, rep->element[1]->len);
-        if (static_cast<uint64_t>(rep->element[0]->integer) != n || theirs != token_hex(dig)) out.push_back(ranges[i]);
+        if (static_cast<uint64_t>(rep->element[0]->integer) != n || theirs != token_hex(dig))
+          out.push_back(ranges[i]);
       }
     }
     return out;
@@ -1408,8 +1447,9 @@ std::pair<size_t, size_t> Cluster::repair() {
       repaired_ranges.emplace(range.first, range.last);
       Token cursor = range.first;
       for (;;) {
-        auto f = sync_client(options_).call(address, {"RINGKV.FETCH", std::to_string(cursor),
-                                                      std::to_string(range.last), "1000"}, 30000);
+        auto f = sync_client(options_).call(
+            address, {"RINGKV.FETCH", std::to_string(cursor), std::to_string(range.last), "1000"},
+            30000);
         if (!f) break;
         const redisReply* fr = f->get();
         if (fr->type != REDIS_REPLY_ARRAY || fr->elements < 2) break;
@@ -1417,8 +1457,10 @@ std::pair<size_t, size_t> Cluster::repair() {
           std::string_view k(fr->element[e]->str, fr->element[e]->len);
           std::string_view v(fr->element[e + 1]->str, fr->element[e + 1]->len);
           uint64_t version = 0;
-          parse_uint64(std::string_view(fr->element[e + 3]->str, fr->element[e + 3]->len), &version);
-          store_.apply(k, token_of(k), v, fr->element[e + 2]->integer, version, fr->element[e + 4]->integer != 0, now);
+          parse_uint64(std::string_view(fr->element[e + 3]->str, fr->element[e + 3]->len),
+                       &version);
+          store_.apply(k, token_of(k), v, fr->element[e + 2]->integer, version,
+                       fr->element[e + 4]->integer != 0, now);
         }
         if (fr->element[0]->integer != 0) break;
         parse_uint64(std::string_view(fr->element[1]->str, fr->element[1]->len), &cursor);
@@ -1434,10 +1476,13 @@ std::pair<size_t, size_t> Cluster::repair() {
       std::vector<std::vector<std::string>> push;
       Token c = range.first;
       for (;;) {
-        Token next = store_.scan_range(c, range.last, 1000, now, true, [&](const store::EntryView& e) {
-          push.push_back({"RINGKV.REPL", std::string(e.key()), e.tombstone() ? std::string() : std::string(e.value()),
-                          std::to_string(e.expire_at()), std::to_string(e.version()), e.tombstone() ? "t" : ""});
-        });
+        Token next =
+            store_.scan_range(c, range.last, 1000, now, true, [&](const store::EntryView& e) {
+              push.push_back({"RINGKV.REPL", std::string(e.key()),
+                              e.tombstone() ? std::string() : std::string(e.value()),
+                              std::to_string(e.expire_at()), std::to_string(e.version()),
+                              e.tombstone() ? "t" : ""});
+            });
         if (!push.empty()) sync_client(options_).call_many(address, push, 30000);
         push.clear();
         if (next == range.last + 1 || next <= c) break;
@@ -1467,17 +1512,18 @@ std::pair<uint64_t, uint64_t> Cluster::digest(Token first, Token last, Millis no
   return {count, acc};
 }
 
-std::vector<std::pair<uint64_t, uint64_t>> Cluster::range_stats(const std::vector<ring::TokenRange>& ranges,
-                                                                Millis now) const {
+std::vector<std::pair<uint64_t, uint64_t>> Cluster::range_stats(
+    const std::vector<ring::TokenRange>& ranges, Millis now) const {
   std::vector<std::pair<uint64_t, uint64_t>> out;
   for (const auto& r : ranges) {
     uint64_t keys = 0, bytes = 0;
     Token cursor = r.first;
     for (;;) {
-      Token next = store_.scan_range(cursor, r.last, 4096, now, true, [&](const store::EntryView& e) {
-        ++keys;
-        bytes += e.key().size() + e.value().size();
-      });
+      Token next =
+          store_.scan_range(cursor, r.last, 4096, now, true, [&](const store::EntryView& e) {
+            ++keys;
+            bytes += e.key().size() + e.value().size();
+          });
       if (next == r.last + 1 || next <= cursor) break;
       cursor = next;
     }

@@ -39,17 +39,17 @@ namespace ringkv::cluster {
 
 struct ClusterOptions {
   std::string node_id;
-  std::string address;    // host:port this node announces
-  std::string discovery;  // local | ringkv://h:p | etcd://h:p/prefix
-  std::string state_file; // where the local backend keeps the document ("" = memory)
-  std::string password;   // requirepass: peers authenticate with it
+  std::string address;     // host:port this node announces
+  std::string discovery;   // local | ringkv://h:p | etcd://h:p/prefix
+  std::string state_file;  // where the local backend keeps the document ("" = memory)
+  std::string password;    // requirepass: peers authenticate with it
   uint32_t replicas = 3, write_quorum = 2, read_quorum = 1, vnodes = 1024;
   int heartbeat_ms = 250;
-  int down_after_ms = 3000;     // a peer silent this long is marked down
+  int down_after_ms = 3000;  // a peer silent this long is marked down
   int peer_timeout_ms = 5000;
-  int batch_keys = 1000;        // per range transfer request
+  int batch_keys = 1000;                 // per range transfer request
   int64_t migrate_keys_per_sec = 50000;  // pace of range copies into this node; 0: unlimited
-  int anti_entropy_s = 60;      // seconds between anti-entropy rounds; 0: only RING REPAIR
+  int anti_entropy_s = 60;               // seconds between anti-entropy rounds; 0: only RING REPAIR
 };
 
 // Ranges this node is still receiving, and whom to read a missing key from meanwhile.
@@ -64,11 +64,11 @@ struct View {
   std::shared_ptr<const ring::Ring> ring;      // current ring (never null)
   std::shared_ptr<const ring::Ring> previous;  // ring before a migration in progress, else null
   std::string self_id;
-  uint32_t self = ring::kNoServer;             // my index on `ring`
+  uint32_t self = ring::kNoServer;  // my index on `ring`
   uint32_t n = 1, w = 1, r = 1;
-  std::vector<std::string> addresses;          // by ring index
-  std::vector<uint8_t> live;                   // by ring index: up and ready
-  std::vector<PendingRange> pending;           // my incomplete gains, sorted by range
+  std::vector<std::string> addresses;  // by ring index
+  std::vector<uint8_t> live;           // by ring index: up and ready
+  std::vector<PendingRange> pending;   // my incomplete gains, sorted by range
   // True when more than one server is involved: routing and replication are on.
   bool distributed = false;
 
@@ -194,8 +194,8 @@ class Cluster {
   // Count and 64-bit digest of the live entries with tokens in [first, last].
   std::pair<uint64_t, uint64_t> digest(Token first, Token last, Millis now) const;
   // Keys and bytes stored in each range (sorted, non-overlapping).
-  std::vector<std::pair<uint64_t, uint64_t>> range_stats(const std::vector<ring::TokenRange>& ranges,
-                                                         Millis now) const;
+  std::vector<std::pair<uint64_t, uint64_t>> range_stats(
+      const std::vector<ring::TokenRange>& ranges, Millis now) const;
   // Forgets hints and progress (FLUSHALL).
   void clear_hints();
   // Anti-entropy: for every range this node is primary of, compares digests with the other
@@ -210,7 +210,8 @@ class Cluster {
   void publish_view();
   void run_waiters(size_t loop_index, bool expire_only);
   void fetch_from(size_t loop_index, const std::string& key,
-                  std::shared_ptr<std::vector<std::string>> sources, size_t i, std::function<void()> done);
+                  std::shared_ptr<std::vector<std::string>> sources, size_t i,
+                  std::function<void()> done);
   void apply_entry_reply(const std::string& key, std::string_view reply);
   // Waits until every loop has finished what it was doing (a task posted now has run).
   void quiesce_loops();
@@ -256,8 +257,8 @@ class Cluster {
     std::function<void(Status)> done;
   };
   std::deque<PendingChange> pending_changes_;  // guarded by mu_; see run_change
-  Millis last_sweep_ms_ = 0;  // transfer thread only
-  Millis last_repair_ms_ = 0;  // transfer thread only
+  Millis last_sweep_ms_ = 0;                   // transfer thread only
+  Millis last_repair_ms_ = 0;                  // transfer thread only
 
   std::atomic<uint64_t> applied_epoch_{0};
   std::atomic<bool> stop_{false};

@@ -18,7 +18,10 @@ struct PeerLink::Handle {
 };
 
 PeerLink::PeerLink(net::EventLoop& loop, std::string peer_id, std::string address, Options options)
-    : loop_(loop), peer_id_(std::move(peer_id)), address_(std::move(address)), options_(std::move(options)) {
+    : loop_(loop),
+      peer_id_(std::move(peer_id)),
+      address_(std::move(address)),
+      options_(std::move(options)) {
   timer_ = std::make_unique<net::Timer>(loop_);
   timer_->start(500, 500, [this] { check_timeouts(); });
 }
@@ -159,7 +162,8 @@ void PeerLink::on_connected(int status) {
 
 void PeerLink::on_read(ssize_t nread, const uv_buf_t* buf) {
   if (nread < 0) {
-    close_connection(nread == UV_EOF ? "connection closed by peer" : uv_strerror(static_cast<int>(nread)));
+    close_connection(nread == UV_EOF ? "connection closed by peer"
+                                     : uv_strerror(static_cast<int>(nread)));
     return;
   }
   if (nread == 0) return;

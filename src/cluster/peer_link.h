@@ -29,10 +29,10 @@ class PeerLink {
 
   struct Options {
     std::string my_id;
-    std::string password;     // sent with AUTH when not empty
-    int protocol = 2;         // 3: the link says HELLO 3 first (for RESP3 clients' forwarded commands)
-    int timeout_ms = 5000;    // a request unanswered this long fails the connection
-    int backoff_ms = 200;     // after a failed connect, fail fast this long
+    std::string password;  // sent with AUTH when not empty
+    int protocol = 2;      // 3: the link says HELLO 3 first (for RESP3 clients' forwarded commands)
+    int timeout_ms = 5000;  // a request unanswered this long fails the connection
+    int backoff_ms = 200;   // after a failed connect, fail fast this long
     // Called (on the link's loop) when a connection fails or cannot be made: a hint that the
     // peer may be down, so liveness is checked now rather than at the next heartbeat.
     std::function<void()> on_broken;
@@ -85,11 +85,11 @@ class PeerLink {
   Options options_;
   State state_ = State::kIdle;
   Handle* handle_ = nullptr;
-  std::string out_;     // queued request bytes
-  std::string wbuf_;    // bytes in flight in uv_write
+  std::string out_;   // queued request bytes
+  std::string wbuf_;  // bytes in flight in uv_write
   bool writing_ = false;
   bool flush_scheduled_ = false;
-  std::string in_;      // unparsed reply bytes
+  std::string in_;  // unparsed reply bytes
   std::deque<Pending> pending_;
   Micros failed_at_us_ = 0;
   uint64_t announced_epoch_ = 0;

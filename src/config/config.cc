@@ -14,53 +14,239 @@ namespace ringkv::config {
 const std::vector<Directive>& directives() {
   static const std::vector<Directive> kDirectives = {
       // network
-      {"bind", Type::kString, "127.0.0.1", false, 0, 0, {}, "Addresses to listen on, separated by spaces."},
+      {"bind",
+       Type::kString,
+       "127.0.0.1",
+       false,
+       0,
+       0,
+       {},
+       "Addresses to listen on, separated by spaces."},
       {"port", Type::kInt, "6379", false, 0, 65535, {}, "TCP port for clients (0: none)."},
       {"tcp-backlog", Type::kInt, "511", false, 1, 65535, {}, "listen() backlog."},
-      {"timeout", Type::kInt, "0", true, 0, 2147483647, {}, "Close a client idle this many seconds (0: never)."},
-      {"tcp-keepalive", Type::kInt, "300", true, 0, 2147483647, {}, "TCP keepalive interval in seconds (0: off)."},
+      {"timeout",
+       Type::kInt,
+       "0",
+       true,
+       0,
+       2147483647,
+       {},
+       "Close a client idle this many seconds (0: never)."},
+      {"tcp-keepalive",
+       Type::kInt,
+       "300",
+       true,
+       0,
+       2147483647,
+       {},
+       "TCP keepalive interval in seconds (0: off)."},
       {"maxclients", Type::kInt, "10000", true, 1, 1000000, {}, "Maximum simultaneous clients."},
       {"io-threads", Type::kInt, "1", false, 1, 128, {}, "Event-loop threads serving clients."},
       // general
       {"daemonize", Type::kBool, "no", false, 0, 0, {}, "Run in the background."},
       {"pidfile", Type::kString, "", false, 0, 0, {}, "Write the process id here."},
-      {"loglevel", Type::kEnum, "notice", true, 0, 0, {"debug", "verbose", "notice", "warning", "nothing"}, "Log verbosity."},
+      {"loglevel",
+       Type::kEnum,
+       "notice",
+       true,
+       0,
+       0,
+       {"debug", "verbose", "notice", "warning", "nothing"},
+       "Log verbosity."},
       {"logfile", Type::kString, "", false, 0, 0, {}, "Log file (empty: standard error)."},
       {"databases", Type::kInt, "1", false, 1, 1, {}, "Number of databases: only db 0 exists."},
-      {"hz", Type::kInt, "10", true, 1, 500, {}, "Background task frequency (expiry, timeouts) per second."},
-      {"requirepass", Type::kString, "", true, 0, 0, {}, "Password clients must AUTH with (empty: none).", true},
+      {"hz",
+       Type::kInt,
+       "10",
+       true,
+       1,
+       500,
+       {},
+       "Background task frequency (expiry, timeouts) per second."},
+      {"requirepass",
+       Type::kString,
+       "",
+       true,
+       0,
+       0,
+       {},
+       "Password clients must AUTH with (empty: none).",
+       true},
       // limits
-      {"proto-max-bulk-len", Type::kMemory, "536870912", true, 1048576, INT64_MAX, {}, "Largest bulk string a client may send."},
-      {"client-query-buffer-limit", Type::kMemory, "1073741824", true, 1048576, INT64_MAX, {}, "Largest unparsed input kept for one client."},
-      {"client-output-buffer-limit", Type::kString, "normal 0 0 0 replica 268435456 67108864 60 pubsub 33554432 8388608 60", true, 0, 0, {}, "<class> <hard> <soft> <soft seconds> ..."},
+      {"proto-max-bulk-len",
+       Type::kMemory,
+       "536870912",
+       true,
+       1048576,
+       INT64_MAX,
+       {},
+       "Largest bulk string a client may send."},
+      {"client-query-buffer-limit",
+       Type::kMemory,
+       "1073741824",
+       true,
+       1048576,
+       INT64_MAX,
+       {},
+       "Largest unparsed input kept for one client."},
+      {"client-output-buffer-limit",
+       Type::kString,
+       "normal 0 0 0 replica 268435456 67108864 60 pubsub 33554432 8388608 60",
+       true,
+       0,
+       0,
+       {},
+       "<class> <hard> <soft> <soft seconds> ..."},
       // memory
       {"maxmemory", Type::kMemory, "0", true, 0, INT64_MAX, {}, "Memory limit for data (0: none)."},
-      {"maxmemory-policy", Type::kEnum, "noeviction", true, 0, 0, {"volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl", "allkeys-lru", "allkeys-lfu", "allkeys-random", "noeviction"}, "What to evict at maxmemory."},
+      {"maxmemory-policy",
+       Type::kEnum,
+       "noeviction",
+       true,
+       0,
+       0,
+       {"volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl", "allkeys-lru",
+        "allkeys-lfu", "allkeys-random", "noeviction"},
+       "What to evict at maxmemory."},
       {"maxmemory-samples", Type::kInt, "5", true, 1, 64, {}, "Keys sampled per eviction."},
-      {"lfu-log-factor", Type::kInt, "10", true, 0, 2147483647, {}, "LFU counter logarithm factor."},
-      {"lfu-decay-time", Type::kInt, "1", true, 0, 2147483647, {}, "LFU counter decay period in minutes."},
-      {"active-expire-effort", Type::kInt, "1", true, 1, 10, {}, "Work spent on active expiry (1-10)."},
+      {"lfu-log-factor",
+       Type::kInt,
+       "10",
+       true,
+       0,
+       2147483647,
+       {},
+       "LFU counter logarithm factor."},
+      {"lfu-decay-time",
+       Type::kInt,
+       "1",
+       true,
+       0,
+       2147483647,
+       {},
+       "LFU counter decay period in minutes."},
+      {"active-expire-effort",
+       Type::kInt,
+       "1",
+       true,
+       1,
+       10,
+       {},
+       "Work spent on active expiry (1-10)."},
       // persistence: none; present so tools that read them get a truthful answer
       {"save", Type::kString, "", true, 0, 0, {}, "Snapshots: not supported; must be empty."},
-      {"appendonly", Type::kBool, "no", true, 0, 0, {}, "Append-only file: not supported; must be no."},
+      {"appendonly",
+       Type::kBool,
+       "no",
+       true,
+       0,
+       0,
+       {},
+       "Append-only file: not supported; must be no."},
       // diagnostics
-      {"slowlog-log-slower-than", Type::kInt, "10000", true, -1, INT64_MAX, {}, "Log commands slower than this many microseconds (-1: off)."},
+      {"slowlog-log-slower-than",
+       Type::kInt,
+       "10000",
+       true,
+       -1,
+       INT64_MAX,
+       {},
+       "Log commands slower than this many microseconds (-1: off)."},
       {"slowlog-max-len", Type::kInt, "128", true, 0, 2147483647, {}, "Slow log entries kept."},
-      {"latency-monitor-threshold", Type::kInt, "0", true, 0, INT64_MAX, {}, "Latency events above this many ms are recorded (0: off)."},
+      {"latency-monitor-threshold",
+       Type::kInt,
+       "0",
+       true,
+       0,
+       INT64_MAX,
+       {},
+       "Latency events above this many ms are recorded (0: off)."},
       // store
-      {"store-stripes", Type::kInt, "256", false, 2, 65536, {}, "Lock stripes of the store (a power of two)."},
+      {"store-stripes",
+       Type::kInt,
+       "256",
+       false,
+       2,
+       65536,
+       {},
+       "Lock stripes of the store (a power of two)."},
       // cluster
-      {"node-id", Type::kString, "", false, 0, 0, {}, "This node's id on the ring (empty: derived from the address)."},
-      {"announce-address", Type::kString, "", false, 0, 0, {}, "host:port other nodes and clients use to reach this node (empty: bind:port)."},
-      {"discovery", Type::kString, "local", false, 0, 0, {}, "Configuration service: local, ringkv://host:port or etcd://host:port/prefix."},
+      {"node-id",
+       Type::kString,
+       "",
+       false,
+       0,
+       0,
+       {},
+       "This node's id on the ring (empty: derived from the address)."},
+      {"announce-address",
+       Type::kString,
+       "",
+       false,
+       0,
+       0,
+       {},
+       "host:port other nodes and clients use to reach this node (empty: bind:port)."},
+      {"discovery",
+       Type::kString,
+       "local",
+       false,
+       0,
+       0,
+       {},
+       "Configuration service: local, ringkv://host:port or etcd://host:port/prefix."},
       {"replicas", Type::kInt, "3", false, 1, 16, {}, "Copies of each key (N)."},
-      {"write-quorum", Type::kInt, "2", false, 1, 16, {}, "Copies that must hold a write before it is acknowledged (W)."},
+      {"write-quorum",
+       Type::kInt,
+       "2",
+       false,
+       1,
+       16,
+       {},
+       "Copies that must hold a write before it is acknowledged (W)."},
       {"read-quorum", Type::kInt, "1", false, 1, 16, {}, "Copies read, newest wins (R)."},
-      {"vnodes", Type::kInt, "1024", false, 1, 65536, {}, "Virtual nodes per server (times its weight)."},
-      {"ring-state-file", Type::kString, "", false, 0, 0, {}, "With discovery local: file that keeps the ring configuration across restarts (empty: memory only)."},
-      {"migration-rate", Type::kInt, "50000", false, 0, 100000000, {}, "Keys per second a node copies in when it gains ranges (migration, recovery); 0: as fast as it can."},
-      {"anti-entropy-interval", Type::kInt, "60", false, 0, 86400, {}, "Seconds between anti-entropy rounds comparing replicas' digests (0: only RING REPAIR)."},
-      {"tombstone-ttl", Type::kInt, "600", false, 1, 2147483647, {}, "Seconds a deletion is remembered so late copies cannot revive the key."},
+      {"vnodes",
+       Type::kInt,
+       "1024",
+       false,
+       1,
+       65536,
+       {},
+       "Virtual nodes per server (times its weight)."},
+      {"ring-state-file",
+       Type::kString,
+       "",
+       false,
+       0,
+       0,
+       {},
+       "With discovery local: file that keeps the ring configuration across restarts (empty: "
+       "memory only)."},
+      {"migration-rate",
+       Type::kInt,
+       "50000",
+       false,
+       0,
+       100000000,
+       {},
+       "Keys per second a node copies in when it gains ranges (migration, recovery); 0: as fast as "
+       "it can."},
+      {"anti-entropy-interval",
+       Type::kInt,
+       "60",
+       false,
+       0,
+       86400,
+       {},
+       "Seconds between anti-entropy rounds comparing replicas' digests (0: only RING REPAIR)."},
+      {"tombstone-ttl",
+       Type::kInt,
+       "600",
+       false,
+       1,
+       2147483647,
+       {},
+       "Seconds a deletion is remembered so late copies cannot revive the key."},
   };
   return kDirectives;
 }
@@ -77,7 +263,8 @@ std::string format_memory(uint64_t bytes) { return std::to_string(bytes); }
 // ---------------------------------------------------------------- Config
 
 Config::Config() {
-  for (const Directive& d : directives()) values_.emplace(std::string(d.name), std::string(d.default_value));
+  for (const Directive& d : directives())
+    values_.emplace(std::string(d.name), std::string(d.default_value));
 }
 
 namespace {
@@ -167,16 +354,19 @@ Status Config::validate(const Directive& d, const std::vector<std::string>& give
   switch (d.type) {
     case Type::kBool: {
       std::string l = to_lower(v);
-      if (l != "yes" && l != "no") return Status::invalid_argument("argument must be 'yes' or 'no'");
+      if (l != "yes" && l != "no")
+        return Status::invalid_argument("argument must be 'yes' or 'no'");
       if (name == "appendonly" && l == "yes")
-        return Status::invalid_argument("ringkv has no append-only file; the only valid value is no");
+        return Status::invalid_argument(
+            "ringkv has no append-only file; the only valid value is no");
       *normalized = l;
       return Status::ok();
     }
     case Type::kInt:
     case Type::kPercent: {
       int64_t n;
-      if (!parse_int64(v, &n)) return Status::invalid_argument("argument couldn't be parsed into an integer");
+      if (!parse_int64(v, &n))
+        return Status::invalid_argument("argument couldn't be parsed into an integer");
       if (n < d.min || n > d.max) {
         return Status::invalid_argument("argument must be between " + std::to_string(d.min) +
                                         " and " + std::to_string(d.max) + " inclusive");
@@ -212,8 +402,8 @@ Status Config::validate(const Directive& d, const std::vector<std::string>& give
       return Status::invalid_argument("argument(s) must be one of the following: " + list);
     }
     case Type::kString:
-      if (name == "discovery" && !(v == "local" || v.rfind("ringkv://", 0) == 0 ||
-                                   v.rfind("etcd://", 0) == 0)) {
+      if (name == "discovery" &&
+          !(v == "local" || v.rfind("ringkv://", 0) == 0 || v.rfind("etcd://", 0) == 0)) {
         return Status::invalid_argument(
             "must be local, ringkv://host:port or etcd://host:port/prefix");
       }
@@ -223,10 +413,10 @@ Status Config::validate(const Directive& d, const std::vector<std::string>& give
   return Status::internal("unhandled directive type");
 }
 
-Status Config::set(std::string_view name, const std::vector<std::string>& values,
-                   bool at_runtime) {
+Status Config::set(std::string_view name, const std::vector<std::string>& values, bool at_runtime) {
   const Directive* d = find_directive(name);
-  if (d == nullptr) return Status::invalid_argument("unknown directive '" + std::string(name) + "'");
+  if (d == nullptr)
+    return Status::invalid_argument("unknown directive '" + std::string(name) + "'");
   if (at_runtime && !d->runtime) {
     return Status::failed_precondition("can't set immutable config '" + std::string(d->name) + "'");
   }
@@ -294,11 +484,21 @@ std::string quote_value(const std::string& v) {
   std::string out = "\"";
   for (unsigned char c : v) {
     switch (c) {
-      case '\\': out += "\\\\"; break;
-      case '"': out += "\\\""; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < ' ' || c >= 0x7f) {
           char buf[8];
@@ -357,7 +557,8 @@ Status Config::load_args(const std::vector<std::string>& args) {
   while (i < args.size()) {
     const std::string& a = args[i];
     if (a.size() < 3 || a.compare(0, 2, "--") != 0) {
-      return Status::invalid_argument("unexpected argument '" + a + "': flags look like --port 7000");
+      return Status::invalid_argument("unexpected argument '" + a +
+                                      "': flags look like --port 7000");
     }
     std::string name = to_lower(a.substr(2));
     std::vector<std::string> values;

@@ -76,9 +76,11 @@ void Connection::start(std::shared_ptr<Connection> self) {
   net_.connections.insert(this);
   sockaddr_storage ss;
   int len = sizeof ss;
-  if (uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&ss), &len) == 0) peer_ = format_address(ss);
+  if (uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&ss), &len) == 0)
+    peer_ = format_address(ss);
   len = sizeof ss;
-  if (uv_tcp_getsockname(&tcp_, reinterpret_cast<sockaddr*>(&ss), &len) == 0) local_ = format_address(ss);
+  if (uv_tcp_getsockname(&tcp_, reinterpret_cast<sockaddr*>(&ss), &len) == 0)
+    local_ = format_address(ss);
   uv_tcp_nodelay(&tcp_, 1);
   int64_t ka = net_.limits.tcp_keepalive.load(std::memory_order_relaxed);
   if (ka > 0) uv_tcp_keepalive(&tcp_, 1, static_cast<unsigned>(ka));
@@ -163,7 +165,8 @@ void Connection::update_reading() {
   }
   bool want = paused_ == 0 && !close_after_reply_;
   if (want && !reading_) {
-    uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), &Connection::on_alloc, &Connection::on_read);
+    uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), &Connection::on_alloc,
+                  &Connection::on_read);
     reading_ = true;
   } else if (!want && reading_) {
     uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
@@ -408,7 +411,8 @@ void Connection::check_output_limits() {
   }
   if (over) {
     LOG_WARNING(
-        "Client id=%llu addr=%s closed for overcoming of output buffer limits (%lld bytes pending).",
+        "Client id=%llu addr=%s closed for overcoming of output buffer limits (%lld bytes "
+        "pending).",
         static_cast<unsigned long long>(id_), peer_.c_str(), static_cast<long long>(pending));
     close();
   }

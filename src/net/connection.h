@@ -38,7 +38,8 @@ struct ConnectionLimits {
 
 // Per-loop state shared by the connections of one loop.
 struct LoopNet {
-  LoopNet(EventLoop& l, Service& s, const ConnectionLimits& lim) : loop(l), service(s), limits(lim) {}
+  LoopNet(EventLoop& l, Service& s, const ConnectionLimits& lim)
+      : loop(l), service(s), limits(lim) {}
   EventLoop& loop;
   Service& service;
   const ConnectionLimits& limits;
@@ -162,8 +163,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   ByteBuffer qbuf_;  // a partial request carried over between reads
   resp::RequestParser parser_;
 
-  std::string out_;     // replies ready to be written
-  std::string wbuf_;    // bytes handed to uv_write, alive until its callback
+  std::string out_;   // replies ready to be written
+  std::string wbuf_;  // bytes handed to uv_write, alive until its callback
   size_t wbuf_off_ = 0;
   uv_write_t wreq_;
   bool writing_ = false;

@@ -5,14 +5,14 @@
 #include <cstdlib>
 #include <map>
 #include <mutex>
-#include <shared_mutex>
 #include <set>
+#include <shared_mutex>
 
 #include "cluster/peer_link.h"
+#include "common/log.h"
 #include "resp/reply_scanner.h"
 #include "server/server.h"
 #include "server/util.h"
-#include "common/log.h"
 
 namespace ringkv::server {
 
@@ -84,7 +84,8 @@ std::vector<cluster::ChangeRecord> Server::execute_captured(net::Connection& con
   return changes;
 }
 
-void Server::deliver(net::Connection& conn, std::string reply, std::vector<cluster::ChangeRecord> changes) {
+void Server::deliver(net::Connection& conn, std::string reply,
+                     std::vector<cluster::ChangeRecord> changes) {
   size_t li = conn.loop().index();
   if (changes.empty()) {
     conn.out().raw(reply);
@@ -97,13 +98,15 @@ void Server::deliver(net::Connection& conn, std::string reply, std::vector<clust
     return;
   }
   auto d = std::make_shared<net::Deferred>(conn.defer());
-  cluster_->replicate(li, std::move(changes), [d, reply = std::move(reply)](int, int, std::string err) {
-    d->complete(err.empty() ? reply : error_reply(err));
-  });
+  cluster_->replicate(li, std::move(changes),
+                      [d, reply = std::move(reply)](int, int, std::string err) {
+                        d->complete(err.empty() ? reply : error_reply(err));
+                      });
 }
 
-void Server::run_local_async(net::Connection& conn, ClientSession& s, std::vector<std::string> owned,
-                             Millis now, std::function<void(std::string)> done, bool read_through) {
+void Server::run_local_async(net::Connection& conn, ClientSession& s,
+                             std::vector<std::string> owned, Millis now,
+                             std::function<void(std::string)> done, bool read_through) {
   const CommandTable& table = CommandTable::instance();
   const CommandSpec* spec = table.find(owned[0]);
   const CommandSpec* parent = nullptr;
@@ -161,10 +164,11 @@ void Server::run_local_async(net::Connection& conn, ClientSession& s, std::vecto
     done(std::move(reply));
     return;
   }
-  cluster_->replicate(li, std::move(changes),
-                      [done = std::move(done), reply = std::move(reply)](int, int, std::string err) {
-                        done(err.empty() ? reply : error_reply(err));
-                      });
+  cluster_->replicate(
+      li, std::move(changes),
+      [done = std::move(done), reply = std::move(reply)](int, int, std::string err) {
+        done(err.empty() ? reply : error_reply(err));
+      });
 }
 
 void Server::run_here(net::Connection& conn, ClientSession& s, std::vector<std::string_view>& args,
@@ -182,7 +186,8 @@ void Server::run_here(net::Connection& conn, ClientSession& s, std::vector<std::
       const cluster::PendingRange* pr = nullptr;
       if (!v.in_pending(tokens[i], &pr)) continue;
       std::string_view key = args[static_cast<size_t>(pos[i])];
-      bool have = store_->access(key, tokens[i], now, [](store::Access& a) { return a.version() != 0; });
+      bool have =
+          store_->access(key, tokens[i], now, [](store::Access& a) { return a.version() != 0; });
       if (!have) fetch.emplace_back(std::string(key), *pr);
     }
   }
@@ -217,8 +222,9 @@ void Server::run_here(net::Connection& conn, ClientSession& s, std::vector<std::
             d->complete("");
             return;
           }
-          run_local_async(*keep, *static_cast<ClientSession*>(keep->session()), *owned, clock_.now_ms(),
-                          [d](std::string r) { d->complete(std::move(r)); }, false);
+          run_local_async(
+              *keep, *static_cast<ClientSession*>(keep->session()), *owned, clock_.now_ms(),
+              [d](std::string r) { d->complete(std::move(r)); }, false);
         });
       }
       return;
@@ -250,8 +256,9 @@ void Server::run_here(net::Connection& conn, ClientSession& s, std::vector<std::
         d->complete("");
         return;
       }
-      run_local_async(*keep, *static_cast<ClientSession*>(keep->session()), *owned, clock_.now_ms(),
-                      [d](std::string reply) { d->complete(std::move(reply)); }, false);
+      run_local_async(
+          *keep, *static_cast<ClientSession*>(keep->session()), *owned, clock_.now_ms(),
+          [d](std::string reply) { d->complete(std::move(reply)); }, false);
       (void)s;
     });
   }
@@ -259,57 +266,64 @@ void Server::run_here(net::Connection& conn, ClientSession& s, std::vector<std::
 
 // ---------------------------------------------------------------- forwarding
 
-void Server::forward(net::Connection& conn, const std::string& peer, std::vector<std::string_view>& args,
-                     bool retry_on_failure, Token token) {
+void Server::forward(net::Connection& conn, const std::string& peer,
+                     std::vector<std::string_view>& args, bool retry_on_failure, Token token) {
   size_t li = conn.loop().index();
   auto d = std::make_shared<net::Deferred>(conn.defer());
   std::string req = encode(args);
   int proto = conn.protocol();
   auto keep = conn.shared_from_this();
-  cluster_->link(li, peer, proto).send_encoded(req, [this, d, li, proto, peer, req, retry_on_failure, token, keep](bool ok, std::string_view reply) {
-    if (ok) {
-      d->complete(std::string(reply));
-      return;
-    }
-    if (retry_on_failure && !keep->closing()) {
-      LOG_WARNING("Forwarding a read to %s failed (%.*s); trying another copy", peer.c_str(),
-                  static_cast<int>(reply.size()), reply.data());
-      // A read may go to the next live copy instead.
-      const View& v = cluster_->view(li);
-      uint32_t list[ring::kMaxReplicasLimit];
-      size_t k = v.replicas_of(token, list);
-      for (size_t i = 0; i < k; ++i) {
-        const std::string& id = v.ring->servers()[list[i]].id;
-        if (id == peer || !v.live[list[i]]) continue;
-        if (list[i] == v.self) {
-          std::vector<std::string> owned;
-          // Decode our own request back into arguments (it is a multibulk we encoded).
-          resp::RequestParser parser;
-          size_t used;
-          if (parser.parse(req.data(), req.size(), true, &used) == resp::ParseStatus::kCommand) {
-            for (auto a : parser.args()) owned.emplace_back(a);
-            run_local_async(*keep, *static_cast<ClientSession*>(keep->session()), owned,
-                            clock_.now_ms(), [d](std::string r) { d->complete(std::move(r)); });
+  cluster_->link(li, peer, proto)
+      .send_encoded(req, [this, d, li, proto, peer, req, retry_on_failure, token, keep](
+                             bool ok, std::string_view reply) {
+        if (ok) {
+          d->complete(std::string(reply));
+          return;
+        }
+        if (retry_on_failure && !keep->closing()) {
+          LOG_WARNING("Forwarding a read to %s failed (%.*s); trying another copy", peer.c_str(),
+                      static_cast<int>(reply.size()), reply.data());
+          // A read may go to the next live copy instead.
+          const View& v = cluster_->view(li);
+          uint32_t list[ring::kMaxReplicasLimit];
+          size_t k = v.replicas_of(token, list);
+          for (size_t i = 0; i < k; ++i) {
+            const std::string& id = v.ring->servers()[list[i]].id;
+            if (id == peer || !v.live[list[i]]) continue;
+            if (list[i] == v.self) {
+              std::vector<std::string> owned;
+              // Decode our own request back into arguments (it is a multibulk we encoded).
+              resp::RequestParser parser;
+              size_t used;
+              if (parser.parse(req.data(), req.size(), true, &used) ==
+                  resp::ParseStatus::kCommand) {
+                for (auto a : parser.args()) owned.emplace_back(a);
+                run_local_async(*keep, *static_cast<ClientSession*>(keep->session()), owned,
+                                clock_.now_ms(), [d](std::string r) { d->complete(std::move(r)); });
+                return;
+              }
+              break;
+            }
+            cluster_->link(li, id, proto).send_encoded(req, [d](bool ok2, std::string_view r2) {
+              d->complete(ok2 ? std::string(r2)
+                              : error_reply("TRYAGAIN ringkv: no copy of the key answered: " +
+                                            std::string(r2)));
+            });
             return;
           }
-          break;
         }
-        cluster_->link(li, id, proto).send_encoded(req, [d](bool ok2, std::string_view r2) {
-          d->complete(ok2 ? std::string(r2)
-                          : error_reply("TRYAGAIN ringkv: no copy of the key answered: " + std::string(r2)));
-        });
-        return;
-      }
-    }
-    LOG_WARNING("Forwarding to %s failed: %.*s", peer.c_str(), static_cast<int>(reply.size()), reply.data());
-    d->complete(error_reply("TRYAGAIN ringkv: the owner of the key did not answer: " + std::string(reply)));
-  });
+        LOG_WARNING("Forwarding to %s failed: %.*s", peer.c_str(), static_cast<int>(reply.size()),
+                    reply.data());
+        d->complete(error_reply("TRYAGAIN ringkv: the owner of the key did not answer: " +
+                                std::string(reply)));
+      });
 }
 
 // ---------------------------------------------------------------- the router
 
-bool Server::route_command(net::Connection& conn, ClientSession& s, std::vector<std::string_view>& args,
-                           const CommandSpec* spec, const CommandSpec* parent, Millis now) {
+bool Server::route_command(net::Connection& conn, ClientSession& s,
+                           std::vector<std::string_view>& args, const CommandSpec* spec,
+                           const CommandSpec* parent, Millis now) {
   const size_t li = conn.loop().index();
   const View& v = cluster_->view(li);
   if (!v.distributed) return false;
@@ -364,7 +378,8 @@ bool Server::route_command(net::Connection& conn, ClientSession& s, std::vector<
         const View& nv = cluster_->view(li);
         const CommandTable& table = CommandTable::instance();
         const CommandSpec* sp = table.find((*owned)[0]);
-        if (sp && !sp->subcommands.empty() && owned->size() > 1) sp = table.find_sub(*sp, (*owned)[1]);
+        if (sp && !sp->subcommands.empty() && owned->size() > 1)
+          sp = table.find_sub(*sp, (*owned)[1]);
         std::vector<int> ps;
         if (sp) sp->key_positions(owned->size(), &ps);
         std::set<uint32_t> os;
@@ -373,13 +388,15 @@ bool Server::route_command(net::Connection& conn, ClientSession& s, std::vector<
           std::vector<std::string_view> a(owned->begin(), owned->end());
           cluster_->link(li, nv.ring->servers()[*os.begin()].id, keep->protocol())
               .send(a, [d](bool ok, std::string_view r) {
-                d->complete(ok ? std::string(r)
-                               : error_reply("TRYAGAIN ringkv: the owner of the key did not answer: " + std::string(r)));
+                d->complete(
+                    ok ? std::string(r)
+                       : error_reply("TRYAGAIN ringkv: the owner of the key did not answer: " +
+                                     std::string(r)));
               });
           return;
         }
-        run_local_async(*keep, *static_cast<ClientSession*>(keep->session()), *owned, clock_.now_ms(),
-                        [d](std::string r) { d->complete(std::move(r)); });
+        run_local_async(*keep, *static_cast<ClientSession*>(keep->session()), *owned,
+                        clock_.now_ms(), [d](std::string r) { d->complete(std::move(r)); });
       });
       return true;
     }
@@ -392,12 +409,13 @@ bool Server::route_command(net::Connection& conn, ClientSession& s, std::vector<
       owners.insert(v.primary(tokens.back()));
     }
     if (trace_enabled() && !pos.empty()) {
-      LOG_WARNING("trace internal %.*s %.*s epoch=%llu peer_epoch=%llu owner=%s self=%s pending=%d",
-                  static_cast<int>(args[0].size()), args[0].data(),
-                  static_cast<int>(args[pos[0]].size()), args[pos[0]].data(),
-                  static_cast<unsigned long long>(v.config.epoch), static_cast<unsigned long long>(s.peer_epoch),
-                  *owners.begin() == ring::kNoServer ? "-" : v.ring->servers()[*owners.begin()].id.c_str(),
-                  v.self_id.c_str(), v.in_pending(tokens.front()) ? 1 : 0);
+      LOG_WARNING(
+          "trace internal %.*s %.*s epoch=%llu peer_epoch=%llu owner=%s self=%s pending=%d",
+          static_cast<int>(args[0].size()), args[0].data(), static_cast<int>(args[pos[0]].size()),
+          args[pos[0]].data(), static_cast<unsigned long long>(v.config.epoch),
+          static_cast<unsigned long long>(s.peer_epoch),
+          *owners.begin() == ring::kNoServer ? "-" : v.ring->servers()[*owners.begin()].id.c_str(),
+          v.self_id.c_str(), v.in_pending(tokens.front()) ? 1 : 0);
     }
     if (s.peer_epoch < v.config.epoch && owners.size() == 1 && *owners.begin() != v.self &&
         *owners.begin() != ring::kNoServer) {
@@ -433,11 +451,12 @@ bool Server::route_command(net::Connection& conn, ClientSession& s, std::vector<
     owners.push_back(o);
   }
   if (trace_enabled()) {
-    LOG_WARNING("trace route %.*s %.*s epoch=%llu owner=%s self=%s internal=%d",
-                static_cast<int>(args[0].size()), args[0].data(), static_cast<int>(args[pos[0]].size()),
-                args[pos[0]].data(), static_cast<unsigned long long>(v.config.epoch),
-                owners.front() == ring::kNoServer ? "-" : v.ring->servers()[owners.front()].id.c_str(),
-                v.self_id.c_str(), s.internal ? 1 : 0);
+    LOG_WARNING(
+        "trace route %.*s %.*s epoch=%llu owner=%s self=%s internal=%d",
+        static_cast<int>(args[0].size()), args[0].data(), static_cast<int>(args[pos[0]].size()),
+        args[pos[0]].data(), static_cast<unsigned long long>(v.config.epoch),
+        owners.front() == ring::kNoServer ? "-" : v.ring->servers()[owners.front()].id.c_str(),
+        v.self_id.c_str(), s.internal ? 1 : 0);
   }
   if (same) {
     uint32_t owner = owners.front();
@@ -451,9 +470,11 @@ bool Server::route_command(net::Connection& conn, ClientSession& s, std::vector<
   if (!spec->is(kSplitArray) && !spec->is(kSplitSum) && !spec->is(kSplitOk)) {
     std::set<uint32_t> distinct(owners.begin(), owners.end());
     std::string name = to_upper(spec->full_name(parent));
-    std::string why = spec->name == "msetnx"
-                          ? "so it could not be all-or-nothing; MSETNX is refused when its keys span nodes"
-                          : "ringkv runs a multi-key command across nodes only for MGET, MSET, DEL, UNLINK, EXISTS and TOUCH";
+    std::string why =
+        spec->name == "msetnx"
+            ? "so it could not be all-or-nothing; MSETNX is refused when its keys span nodes"
+            : "ringkv runs a multi-key command across nodes only for MGET, MSET, DEL, UNLINK, "
+              "EXISTS and TOUCH";
     conn.out().error("CROSSSLOT " + name + ": its keys live on different nodes of the ring (" +
                      server_list(v, distinct) + "), " + why);
     count_error("CROSSSLOT");
@@ -463,9 +484,9 @@ bool Server::route_command(net::Connection& conn, ClientSession& s, std::vector<
   return true;
 }
 
-void Server::split_command(net::Connection& conn, ClientSession& s, std::vector<std::string_view>& args,
-                           const CommandSpec* spec, const std::vector<int>& positions,
-                           const std::vector<uint32_t>& owners) {
+void Server::split_command(net::Connection& conn, ClientSession& s,
+                           std::vector<std::string_view>& args, const CommandSpec* spec,
+                           const std::vector<int>& positions, const std::vector<uint32_t>& owners) {
   size_t li = conn.loop().index();
   const View& v = cluster_->view(li);
   struct Group {
@@ -532,13 +553,15 @@ void Server::split_command(net::Connection& conn, ClientSession& s, std::vector<
     uint32_t owner = m->groups[gi].first;
     std::vector<std::string>& gargs = m->groups[gi].second.args;
     if (owner == v.self) {
-      run_local_async(conn, s, gargs, clock_.now_ms(), [finish_one, gi](std::string r) { finish_one(gi, std::move(r)); });
+      run_local_async(conn, s, gargs, clock_.now_ms(),
+                      [finish_one, gi](std::string r) { finish_one(gi, std::move(r)); });
     } else {
       std::vector<std::string_view> views(gargs.begin(), gargs.end());
       cluster_->link(li, v.ring->servers()[owner].id, conn.protocol())
           .send(views, [finish_one, gi](bool ok, std::string_view r) {
-            finish_one(gi, ok ? std::string(r)
-                              : error_reply("TRYAGAIN ringkv: a node did not answer: " + std::string(r)));
+            finish_one(
+                gi, ok ? std::string(r)
+                       : error_reply("TRYAGAIN ringkv: a node did not answer: " + std::string(r)));
           });
     }
   }
@@ -546,8 +569,8 @@ void Server::split_command(net::Connection& conn, ClientSession& s, std::vector<
 
 // ---------------------------------------------------------------- fan-out
 
-void Server::fanout(net::Connection& conn, ClientSession& s, const std::vector<std::string>& targets,
-                    std::vector<std::string> args,
+void Server::fanout(net::Connection& conn, ClientSession& s,
+                    const std::vector<std::string>& targets, std::vector<std::string> args,
                     std::function<void(std::vector<std::pair<bool, std::string>>)> done) {
   size_t li = conn.loop().index();
   struct State {
@@ -582,8 +605,9 @@ void Server::fanout(net::Connection& conn, ClientSession& s, const std::vector<s
   }
 }
 
-void Server::keyspace_command(net::Connection& conn, ClientSession& s, std::vector<std::string_view>& args,
-                              const CommandSpec* spec, Millis now) {
+void Server::keyspace_command(net::Connection& conn, ClientSession& s,
+                              std::vector<std::string_view>& args, const CommandSpec* spec,
+                              Millis now) {
   size_t li = conn.loop().index();
   const View& v = cluster_->view(li);
   std::string_view name = spec->name;
@@ -607,27 +631,31 @@ void Server::keyspace_command(net::Connection& conn, ClientSession& s, std::vect
     }
     auto d = std::make_shared<net::Deferred>(conn.defer());
     int proto = conn.protocol();
-    fanout(conn, s, peers, {"RINGKV.RANDOMKEY"}, [d, proto](std::vector<std::pair<bool, std::string>> replies) {
-      for (auto& [ok, r] : replies) {
-        if (ok && r.size() > 1 && r[0] == '$' && r[1] != '-') {  // a key, not a null
-          d->complete(std::move(r));
-          return;
-        }
-      }
-      for (auto& [ok, r] : replies) {
-        if (!ok) {
-          d->complete(resp::reply_is_error(r) ? r : error_reply("TRYAGAIN ringkv: a node did not answer: " + r));
-          return;
-        }
-      }
-      std::string out;
-      resp::Writer(&out, proto).null();
-      d->complete(std::move(out));
-    });
+    fanout(conn, s, peers, {"RINGKV.RANDOMKEY"},
+           [d, proto](std::vector<std::pair<bool, std::string>> replies) {
+             for (auto& [ok, r] : replies) {
+               if (ok && r.size() > 1 && r[0] == '$' && r[1] != '-') {  // a key, not a null
+                 d->complete(std::move(r));
+                 return;
+               }
+             }
+             for (auto& [ok, r] : replies) {
+               if (!ok) {
+                 d->complete(resp::reply_is_error(r)
+                                 ? r
+                                 : error_reply("TRYAGAIN ringkv: a node did not answer: " + r));
+                 return;
+               }
+             }
+             std::string out;
+             resp::Writer(&out, proto).null();
+             d->complete(std::move(out));
+           });
     return;
   }
   if ((name == "flushall" || name == "flushdb") &&
-      (args.size() > 2 || (args.size() == 2 && !equals_nocase(args[1], "sync") && !equals_nocase(args[1], "async")))) {
+      (args.size() > 2 ||
+       (args.size() == 2 && !equals_nocase(args[1], "sync") && !equals_nocase(args[1], "async")))) {
     conn.out().error(err::kSyntax);
     count_error(err::kSyntax);
     return;
@@ -638,58 +666,65 @@ void Server::keyspace_command(net::Connection& conn, ClientSession& s, std::vect
     for (const auto& srv : v.config.servers) targets.push_back(srv.id);
     if (v.config.migration)
       for (const auto& srv : v.config.migration->from)
-        if (std::find(targets.begin(), targets.end(), srv.id) == targets.end()) targets.push_back(srv.id);
+        if (std::find(targets.begin(), targets.end(), srv.id) == targets.end())
+          targets.push_back(srv.id);
     fargs = {"RINGKV.FLUSH"};
   } else {
     for (size_t i = 0; i < v.ring->server_count(); ++i)
       if (v.live[i]) targets.push_back(v.ring->servers()[i].id);
-    if (name == "dbsize") fargs = {"RINGKV.COUNT"};
-    else fargs = {"RINGKV.KEYS", std::string(args[1])};
+    if (name == "dbsize")
+      fargs = {"RINGKV.COUNT"};
+    else
+      fargs = {"RINGKV.KEYS", std::string(args[1])};
   }
   auto d = std::make_shared<net::Deferred>(conn.defer());
   int proto = conn.protocol();
   std::string cmd(name);
-  fanout(conn, s, targets, fargs, [d, cmd, proto](std::vector<std::pair<bool, std::string>> replies) {
-    for (auto& [ok, r] : replies) {
-      if (!ok) {
-        d->complete(resp::reply_is_error(r) ? r : error_reply("TRYAGAIN ringkv: a node did not answer: " + r));
-        return;
-      }
-    }
-    std::string out;
-    resp::Writer w(&out, proto);
-    if (cmd == "dbsize") {
-      int64_t total = 0;
-      for (auto& [ok, r] : replies) {
-        int64_t n = 0;
-        resp::reply_integer(r, &n);
-        total += n;
-      }
-      w.integer(total);
-    } else if (cmd == "keys") {
-      std::vector<std::string_view> all;
-      for (auto& [ok, r] : replies) {
-        std::vector<std::string_view> e;
-        resp::split_aggregate(r, &e);
-        all.insert(all.end(), e.begin(), e.end());
-      }
-      w.array(all.size());
-      for (auto e : all) w.raw(e);
-    } else {
-      w.ok();
-    }
-    d->complete(std::move(out));
-  });
+  fanout(conn, s, targets, fargs,
+         [d, cmd, proto](std::vector<std::pair<bool, std::string>> replies) {
+           for (auto& [ok, r] : replies) {
+             if (!ok) {
+               d->complete(resp::reply_is_error(r)
+                               ? r
+                               : error_reply("TRYAGAIN ringkv: a node did not answer: " + r));
+               return;
+             }
+           }
+           std::string out;
+           resp::Writer w(&out, proto);
+           if (cmd == "dbsize") {
+             int64_t total = 0;
+             for (auto& [ok, r] : replies) {
+               int64_t n = 0;
+               resp::reply_integer(r, &n);
+               total += n;
+             }
+             w.integer(total);
+           } else if (cmd == "keys") {
+             std::vector<std::string_view> all;
+             for (auto& [ok, r] : replies) {
+               std::vector<std::string_view> e;
+               resp::split_aggregate(r, &e);
+               all.insert(all.end(), e.begin(), e.end());
+             }
+             w.array(all.size());
+             for (auto e : all) w.raw(e);
+           } else {
+             w.ok();
+           }
+           d->complete(std::move(out));
+         });
 }
 
-void Server::cluster_scan(net::Connection& conn, ClientSession& s, std::vector<std::string_view>& args,
-                          Millis now) {
+void Server::cluster_scan(net::Connection& conn, ClientSession& s,
+                          std::vector<std::string_view>& args, Millis now) {
   // Validate exactly like the local SCAN (same errors), then ask the owner of the cursor's range.
   std::string c(args[1]);
   char* end = nullptr;
   errno = 0;
   unsigned long long cursor = std::strtoull(c.c_str(), &end, 10);
-  if (c.empty() || std::isspace(static_cast<unsigned char>(c[0])) || *end != '\0' || errno == ERANGE) {
+  if (c.empty() || std::isspace(static_cast<unsigned char>(c[0])) || *end != '\0' ||
+      errno == ERANGE) {
     conn.out().error(err::kInvalidCursor);
     count_error(err::kInvalidCursor);
     return;
@@ -741,52 +776,56 @@ void Server::cluster_scan(net::Connection& conn, ClientSession& s, std::vector<s
       break;
     }
   }
-  std::vector<std::string> fargs = {"RINGKV.SCAN", std::to_string(t), std::to_string(last), std::to_string(count),
-                                    pattern, type};
+  std::vector<std::string> fargs = {"RINGKV.SCAN",         std::to_string(t), std::to_string(last),
+                                    std::to_string(count), pattern,           type};
   auto d = std::make_shared<net::Deferred>(conn.defer());
   int proto = conn.protocol();
-  fanout(conn, s, targets, fargs, [d, proto, last](std::vector<std::pair<bool, std::string>> replies) {
-    std::set<std::string> keys;
-    bool all_done = true;
-    Token next = 0;
-    bool have_next = false;
-    for (auto& [ok, r] : replies) {
-      std::vector<std::string_view> e;
-      if (!ok || !resp::split_aggregate(r, &e) || e.size() < 2) {
-        d->complete(resp::reply_is_error(r) ? r : error_reply("TRYAGAIN ringkv: a node did not answer"));
-        return;
-      }
-      int64_t done = 0;
-      resp::reply_integer(e[0], &done);
-      std::string_view nx;
-      resp::reply_string(e[1], &nx);
-      uint64_t n = 0;
-      parse_uint64(nx, &n);
-      if (!done) {
-        all_done = false;
-        if (!have_next || n < next) next = n;
-        have_next = true;
-      }
-      for (size_t i = 2; i < e.size(); ++i) {
-        std::string_view k;
-        if (resp::reply_string(e[i], &k)) keys.emplace(k);
-      }
-    }
-    Token cursor_out = all_done ? last + 1 : next;  // last + 1 wraps to 0 at the end of the ring
-    std::string out;
-    resp::Writer w(&out, proto);
-    w.array(2);
-    w.bulk(std::to_string(cursor_out));
-    w.array(keys.size());
-    for (const auto& k : keys) w.bulk(k);
-    d->complete(std::move(out));
-  });
+  fanout(conn, s, targets, fargs,
+         [d, proto, last](std::vector<std::pair<bool, std::string>> replies) {
+           std::set<std::string> keys;
+           bool all_done = true;
+           Token next = 0;
+           bool have_next = false;
+           for (auto& [ok, r] : replies) {
+             std::vector<std::string_view> e;
+             if (!ok || !resp::split_aggregate(r, &e) || e.size() < 2) {
+               d->complete(resp::reply_is_error(r)
+                               ? r
+                               : error_reply("TRYAGAIN ringkv: a node did not answer"));
+               return;
+             }
+             int64_t done = 0;
+             resp::reply_integer(e[0], &done);
+             std::string_view nx;
+             resp::reply_string(e[1], &nx);
+             uint64_t n = 0;
+             parse_uint64(nx, &n);
+             if (!done) {
+               all_done = false;
+               if (!have_next || n < next) next = n;
+               have_next = true;
+             }
+             for (size_t i = 2; i < e.size(); ++i) {
+               std::string_view k;
+               if (resp::reply_string(e[i], &k)) keys.emplace(k);
+             }
+           }
+           Token cursor_out =
+               all_done ? last + 1 : next;  // last + 1 wraps to 0 at the end of the ring
+           std::string out;
+           resp::Writer w(&out, proto);
+           w.array(2);
+           w.bulk(std::to_string(cursor_out));
+           w.array(keys.size());
+           for (const auto& k : keys) w.bulk(k);
+           d->complete(std::move(out));
+         });
 }
 
 // ---------------------------------------------------------------- transactions
 
-void Server::cluster_watch(net::Connection& conn, ClientSession& s, std::vector<std::string_view>& args,
-                           Millis now) {
+void Server::cluster_watch(net::Connection& conn, ClientSession& s,
+                           std::vector<std::string_view>& args, Millis now) {
   if (s.in_multi) {
     conn.out().error(err::kWatchInMulti);
     count_error(err::kWatchInMulti);
@@ -817,11 +856,12 @@ void Server::cluster_watch(net::Connection& conn, ClientSession& s, std::vector<
       uint64_t ver = store_->access(key, t, now, [](store::Access& a) { return a.version(); });
       record(ver);
     } else {
-      cluster_->link(li, v.ring->servers()[owner].id, cluster::Cluster::kControl).send({"RINGKV.VERSION", key}, [record](bool ok, std::string_view r) {
-        int64_t ver = -1;  // unknown: EXEC will fail the check, as if the key changed
-        if (ok) resp::reply_integer(r, &ver);
-        record(static_cast<uint64_t>(ver));
-      });
+      cluster_->link(li, v.ring->servers()[owner].id, cluster::Cluster::kControl)
+          .send({"RINGKV.VERSION", key}, [record](bool ok, std::string_view r) {
+            int64_t ver = -1;  // unknown: EXEC will fail the check, as if the key changed
+            if (ok) resp::reply_integer(r, &ver);
+            record(static_cast<uint64_t>(ver));
+          });
     }
   }
 }
@@ -847,8 +887,9 @@ bool Server::cluster_exec(net::Connection& conn, ClientSession& s, Millis now) {
     s.queued.clear();
     s.watched_versions.clear();
     unwatch_all(s);
-    conn.out().error("CROSSSLOT EXEC: this transaction's keys live on different nodes of the ring (" +
-                     server_list(v, owners) + "); a transaction runs atomically on one node only");
+    conn.out().error(
+        "CROSSSLOT EXEC: this transaction's keys live on different nodes of the ring (" +
+        server_list(v, owners) + "); a transaction runs atomically on one node only");
     count_error("CROSSSLOT");
     return true;
   }
@@ -870,7 +911,8 @@ bool Server::cluster_exec(net::Connection& conn, ClientSession& s, Millis now) {
   unwatch_all(s);
   if (owner == v.self || owner == ring::kNoServer) {
     auto d = std::make_shared<net::Deferred>(conn.defer());
-    run_local_async(conn, s, std::move(req), now, [d](std::string r) { d->complete(std::move(r)); });
+    run_local_async(conn, s, std::move(req), now,
+                    [d](std::string r) { d->complete(std::move(r)); });
   } else {
     std::vector<std::string_view> views(req.begin(), req.end());
     forward(conn, v.ring->servers()[owner].id, views, false, 0);

@@ -18,11 +18,21 @@ namespace {
 // In Redis 7.0's addReplyCommandFlags order; may_replicate is hidden there too.
 std::vector<std::string_view> flag_names(const CommandSpec& c) {
   static const std::pair<uint32_t, std::string_view> kNames[] = {
-      {kWrite, "write"},         {kReadOnly, "readonly"},         {kDenyOom, "denyoom"},
-      {kAdmin, "admin"},         {kPubSub, "pubsub"},             {kNoScript, "noscript"},
-      {kBlocking, "blocking"},   {kLoading, "loading"},           {kStale, "stale"},
-      {kSkipMonitor, "skip_monitor"}, {kSkipSlowlog, "skip_slowlog"}, {kFast, "fast"},
-      {kNoAuth, "no_auth"},      {kNoMulti, "no_multi"},          {kMovableKeys, "movablekeys"},
+      {kWrite, "write"},
+      {kReadOnly, "readonly"},
+      {kDenyOom, "denyoom"},
+      {kAdmin, "admin"},
+      {kPubSub, "pubsub"},
+      {kNoScript, "noscript"},
+      {kBlocking, "blocking"},
+      {kLoading, "loading"},
+      {kStale, "stale"},
+      {kSkipMonitor, "skip_monitor"},
+      {kSkipSlowlog, "skip_slowlog"},
+      {kFast, "fast"},
+      {kNoAuth, "no_auth"},
+      {kNoMulti, "no_multi"},
+      {kMovableKeys, "movablekeys"},
       {kAllowBusy, "allow_busy"},
   };
   std::vector<std::string_view> out;
@@ -168,7 +178,8 @@ const std::vector<OwnDocs>& own_docs() {
         {"weight", "integer", "WEIGHT", "optional"}}},
       {"ring|removeserver", {{"id", "string", {}, {}}}},
       {"ring|plan",
-       {{"change", "string", {}, {}}, {"id", "string", {}, {}},
+       {{"change", "string", {}, {}},
+        {"id", "string", {}, {}},
         {"args", "string", {}, "optional multiple"}}},
       {"ring|owners", {{"key", "string", {}, {}}}},
       {"ring|token", {{"key", "string", {}, {}}}},

@@ -93,7 +93,8 @@ void cmd_ring_plan(CommandContext& ctx) {
     address = std::string(ctx.arg(4));
     if (ctx.argc() == 7) {
       int64_t w;
-      if (!equals_nocase(ctx.arg(5), "weight") || !parse_int64(ctx.arg(6), &w) || w < 1 || w > 1000) {
+      if (!equals_nocase(ctx.arg(5), "weight") || !parse_int64(ctx.arg(6), &w) || w < 1 ||
+          w > 1000) {
         ctx.error("ERR WEIGHT must be an integer between 1 and 1000");
         return;
       }
@@ -111,8 +112,8 @@ void cmd_ring_plan(CommandContext& ctx) {
   cluster::Cluster* c = ctx.server.cluster();
   admin_async(ctx, [c, kind, id, address, weight](int proto) {
     auto cur = c->current_view()->config;
-    Result<cluster::RingConfig> next = kind == "addserver" ? c->propose_add(cur, id, address, weight)
-                                                           : c->propose_remove(cur, id);
+    Result<cluster::RingConfig> next =
+        kind == "addserver" ? c->propose_add(cur, id, address, weight) : c->propose_remove(cur, id);
     if (!next) return status_error(next.status());
     auto lines = c->plan(*next);
     if (!lines) return status_error(lines.status());
@@ -211,8 +212,9 @@ std::string ring_info_text(cluster::Cluster& node, const cluster::View& v, Milli
     line("migration_keys_moved", std::to_string(done));
     line("migration_bytes_moved", std::to_string(bytes));
     line("migration_rate_keys_per_sec", std::to_string(static_cast<uint64_t>(rate)));
-    line("migration_eta_seconds",
-         rate > 0 && total > done ? std::to_string(static_cast<uint64_t>((total - done) / rate)) : "0");
+    line("migration_eta_seconds", rate > 0 && total > done
+                                      ? std::to_string(static_cast<uint64_t>((total - done) / rate))
+                                      : "0");
     line("migration_elapsed_seconds", std::to_string(static_cast<uint64_t>(secs)));
   } else {
     line("migration_state", "idle");
@@ -394,15 +396,15 @@ void cmd_ringkv_fetch(CommandContext& ctx) {
   std::string body;
   resp::Writer w(&body, 2);
   size_t n = 0;
-  Token next = ctx.server.store().scan_range(first, last, static_cast<size_t>(count), ctx.now, true,
-                                             [&](const store::EntryView& e) {
-                                               w.bulk(e.key());
-                                               w.bulk(e.tombstone() ? std::string_view() : e.value());
-                                               w.integer(e.expire_at());
-                                               w.bulk(std::to_string(e.version()));
-                                               w.integer(e.tombstone() ? 1 : 0);
-                                               ++n;
-                                             });
+  Token next = ctx.server.store().scan_range(
+      first, last, static_cast<size_t>(count), ctx.now, true, [&](const store::EntryView& e) {
+        w.bulk(e.key());
+        w.bulk(e.tombstone() ? std::string_view() : e.value());
+        w.integer(e.expire_at());
+        w.bulk(std::to_string(e.version()));
+        w.integer(e.tombstone() ? 1 : 0);
+        ++n;
+      });
   bool done = next == last + 1;
   ctx.w.array(2 + 5 * n);
   ctx.w.integer(done ? 1 : 0);
@@ -494,12 +496,12 @@ void cmd_ringkv_scan(CommandContext& ctx) {
   std::string_view pattern = ctx.arg(4), type = ctx.arg(5);
   bool type_ok = type.empty() || equals_nocase(type, "string");
   std::vector<std::string> keys;
-  Token next = ctx.server.store().scan_range(cursor, last, static_cast<size_t>(count), ctx.now, false,
-                                             [&](const store::EntryView& e) {
-                                               if (!type_ok) return;
-                                               if (!pattern.empty() && pattern != "*" && !glob_match(pattern, e.key())) return;
-                                               keys.emplace_back(e.key());
-                                             });
+  Token next = ctx.server.store().scan_range(
+      cursor, last, static_cast<size_t>(count), ctx.now, false, [&](const store::EntryView& e) {
+        if (!type_ok) return;
+        if (!pattern.empty() && pattern != "*" && !glob_match(pattern, e.key())) return;
+        keys.emplace_back(e.key());
+      });
   ctx.w.array(2 + keys.size());
   ctx.w.integer(next == last + 1 ? 1 : 0);
   ctx.w.bulk(std::to_string(next));
@@ -524,8 +526,10 @@ void cmd_ringkv_exec(CommandContext& ctx) {
     if (i + 1 >= ctx.argc()) return bad();
     uint64_t ver = 0;
     int64_t sver;
-    if (parse_int64(ctx.arg(i + 1), &sver)) ver = static_cast<uint64_t>(sver);
-    else if (!parse_uint64(ctx.arg(i + 1), &ver)) return bad();
+    if (parse_int64(ctx.arg(i + 1), &sver))
+      ver = static_cast<uint64_t>(sver);
+    else if (!parse_uint64(ctx.arg(i + 1), &ver))
+      return bad();
     watched.emplace_back(ctx.arg(i), ver);
     i += 2;
   }
@@ -536,11 +540,13 @@ void cmd_ringkv_exec(CommandContext& ctx) {
     if (i >= ctx.argc() || !parse_int64(ctx.arg(i++), &argc) || argc < 1 ||
         i + static_cast<size_t>(argc) > ctx.argc())
       return bad();
-    cmds.emplace_back(ctx.args.begin() + static_cast<long>(i), ctx.args.begin() + static_cast<long>(i + argc));
+    cmds.emplace_back(ctx.args.begin() + static_cast<long>(i),
+                      ctx.args.begin() + static_cast<long>(i + argc));
     i += static_cast<size_t>(argc);
   }
   std::unique_lock<std::shared_mutex> exclusive;
-  if (ctx.server.exec_lock_needed()) exclusive = std::unique_lock<std::shared_mutex>(ctx.server.exec_mutex());
+  if (ctx.server.exec_lock_needed())
+    exclusive = std::unique_lock<std::shared_mutex>(ctx.server.exec_mutex());
   for (auto& [key, ver] : watched) {
     uint64_t cur = with_key(ctx, key, [](store::Access& a) { return a.version(); });
     if (cur != ver) {

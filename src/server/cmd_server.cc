@@ -95,7 +95,8 @@ void cmd_config_set(CommandContext& ctx) {
     std::string name = to_lower(ctx.arg(i));
     const config::Directive* d = config::find_directive(name);
     if (d == nullptr) {
-      ctx.error("ERR Unknown option or number of arguments for CONFIG SET - '" + std::string(ctx.arg(i)) + "'");
+      ctx.error("ERR Unknown option or number of arguments for CONFIG SET - '" +
+                std::string(ctx.arg(i)) + "'");
       return;
     }
     if (!seen.insert(std::string(d->name)).second) {

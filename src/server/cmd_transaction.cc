@@ -66,7 +66,8 @@ void cmd_exec(CommandContext& ctx) {
     return;
   }
   std::unique_lock<std::shared_mutex> exclusive;
-  if (ctx.server.exec_lock_needed()) exclusive = std::unique_lock<std::shared_mutex>(ctx.server.exec_mutex());
+  if (ctx.server.exec_lock_needed())
+    exclusive = std::unique_lock<std::shared_mutex>(ctx.server.exec_mutex());
   // A watched key that expired since WATCH counts as changed: looking it up expires it.
   for (const auto& k : s.watched) with_key(ctx, k, [](store::Access&) {});
   if (s.watch_dirty.load()) {

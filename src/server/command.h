@@ -74,8 +74,8 @@ struct CommandSpec {
   std::string_view name;  // lowercase; "config|get" for subcommands
   int arity;              // Redis convention: N exact, -N at least N (name included)
   uint32_t flags;
-  int first_key;          // 0: no keys
-  int last_key;           // -1: the last argument, -2: the one before...
+  int first_key;  // 0: no keys
+  int last_key;   // -1: the last argument, -2: the one before...
   int key_step;
   Handler handler;
   std::string_view group;  // "string", "generic", "server", "connection", "transactions"...
@@ -88,12 +88,28 @@ struct CommandSpec {
 
   CommandSpec(std::string_view n, int a, uint32_t f, int fk, int lk, int ks, Handler h,
               std::string_view g, std::vector<CommandSpec> subs = {})
-      : name(n), arity(a), flags(f), first_key(fk), last_key(lk), key_step(ks), handler(h),
-        group(g), subcommands(std::move(subs)) {}
+      : name(n),
+        arity(a),
+        flags(f),
+        first_key(fk),
+        last_key(lk),
+        key_step(ks),
+        handler(h),
+        group(g),
+        subcommands(std::move(subs)) {}
   CommandSpec(const CommandSpec& o)
-      : name(o.name), arity(o.arity), flags(o.flags), first_key(o.first_key),
-        last_key(o.last_key), key_step(o.key_step), handler(o.handler), group(o.group),
-        subcommands(o.subcommands), summary(o.summary), since(o.since), complexity(o.complexity) {}
+      : name(o.name),
+        arity(o.arity),
+        flags(o.flags),
+        first_key(o.first_key),
+        last_key(o.last_key),
+        key_step(o.key_step),
+        handler(o.handler),
+        group(o.group),
+        subcommands(o.subcommands),
+        summary(o.summary),
+        since(o.since),
+        complexity(o.complexity) {}
   CommandSpec& doc(std::string_view s, std::string_view v, std::string_view cx = {}) {
     summary = s;
     since = v;

@@ -16,10 +16,10 @@
 
 #include "cluster/cluster.h"
 #include "common/strings.h"
-#include "server/util.h"
 #include "server/command.h"
 #include "server/latency.h"
 #include "server/server.h"
+#include "server/util.h"
 #include "server/version.h"
 #include "store/arena.h"
 
@@ -130,12 +130,13 @@ MemoryFigures memory_figures(Server& server) {
   return m;
 }
 
-std::string build_info(Server& server, const std::vector<std::string>& requested, size_t loop_index) {
+std::string build_info(Server& server, const std::vector<std::string>& requested,
+                       size_t loop_index) {
   // Section selection as Redis 7.0's genInfoSectionDict: "default", "all" (every section but
   // modules' own), "everything", or names (any case); unknown names select nothing.
   static const std::vector<std::string> kDefault = {
-      "server", "clients", "memory", "persistence", "stats", "replication",
-      "cpu", "module_list", "errorstats", "cluster", "keyspace"};
+      "server", "clients",     "memory",     "persistence", "stats",   "replication",
+      "cpu",    "module_list", "errorstats", "cluster",     "keyspace"};
   std::set<std::string> want;
   bool all = false;
   if (requested.empty()) want.insert(kDefault.begin(), kDefault.end());
@@ -320,7 +321,8 @@ std::string build_info(Server& server, const std::vector<std::string>& requested
     b.field("total_net_output_bytes", net.bytes_out - stats.net_output_bytes.load());
     b.field("total_net_repl_input_bytes", 0);
     b.field("total_net_repl_output_bytes", 0);
-    b.fieldf("instantaneous_input_kbps", static_cast<double>(server.instantaneous_input_bps()) / 1024);
+    b.fieldf("instantaneous_input_kbps",
+             static_cast<double>(server.instantaneous_input_bps()) / 1024);
     b.fieldf("instantaneous_output_kbps",
              static_cast<double>(server.instantaneous_output_bps()) / 1024);
     b.field("instantaneous_input_repl_kbps", "0.00");

@@ -104,8 +104,8 @@ std::vector<std::pair<int64_t, uint64_t>> LatencyHistogram::cumulative_usec() co
   int64_t level = 1024;
   int64_t level_lowest = lowest_equivalent(level);
   for (;;) {
-    bool more = cumulative < total ||
-                (idx < kCountsLen && value_from_index(idx + 1) > level_lowest);
+    bool more =
+        cumulative < total || (idx < kCountsLen && value_from_index(idx + 1) > level_lowest);
     if (!more) break;
     for (;;) {
       if (value >= level_lowest) {
@@ -293,8 +293,9 @@ std::string latency_doctor(const std::map<std::string, LatencyMonitor::Series>& 
   for (const auto& [event, ts] : events) {
     ++eventnum;
     if (eventnum == 1) {
-      report += "Dave, I have observed latency spikes in this Redis instance. You don't mind "
-                "talking about it, do you Dave?\n\n";
+      report +=
+          "Dave, I have observed latency spikes in this Redis instance. You don't mind "
+          "talking about it, do you Dave?\n\n";
     }
     // analyzeLatencyForEvent
     uint64_t sum = 0;
@@ -360,12 +361,14 @@ std::string latency_doctor(const std::map<std::string, LatencyMonitor::Series>& 
     ++advices;
   }
   if (eventnum == 0 && advices == 0) {
-    report += "Dave, no latency spike was observed during the lifetime of this Redis instance, "
-              "not in the slightest bit. I honestly think you ought to sleep.\n";
+    report +=
+        "Dave, no latency spike was observed during the lifetime of this Redis instance, "
+        "not in the slightest bit. I honestly think you ought to sleep.\n";
   } else if (eventnum > 0 && advices == 0) {
-    report += "\nWhile there are latency events logged, I'm not able to suggest any easy fix. "
-              "Please use the Redis community to get some help, providing this report in your "
-              "help request.\n";
+    report +=
+        "\nWhile there are latency events logged, I'm not able to suggest any easy fix. "
+        "Please use the Redis community to get some help, providing this report in your "
+        "help request.\n";
   } else {
     report += "\nI have a few advices for you:\n\n";
     unsigned long long threshold_us = static_cast<unsigned long long>(in.threshold_ms) * 1000;
@@ -387,9 +390,10 @@ std::string latency_doctor(const std::map<std::string, LatencyMonitor::Series>& 
       report += buf;
     }
     if (advise_slowlog_inspect) {
-      report += "- Check your Slow Log to understand what are the commands you are running which "
-                "are too slow to execute. Please check https://redis.io/commands/slowlog for more "
-                "information.\n";
+      report +=
+          "- Check your Slow Log to understand what are the commands you are running which "
+          "are too slow to execute. Please check https://redis.io/commands/slowlog for more "
+          "information.\n";
     }
     if (advise_scheduler) {
       report +=
@@ -406,29 +410,33 @@ std::string latency_doctor(const std::map<std::string, LatencyMonitor::Series>& 
           "if you are using Jemalloc. However this may create fragmentation problems.\n";
     }
     if (advise_hz && in.hz < 100) {
-      report += "- In order to make the Redis keys expiring process more incremental, try to set "
-                "the 'hz' configuration parameter to 100 using 'CONFIG SET hz 100'.\n";
+      report +=
+          "- In order to make the Redis keys expiring process more incremental, try to set "
+          "the 'hz' configuration parameter to 100 using 'CONFIG SET hz 100'.\n";
     }
     if (advise_large_objects) {
-      report += "- Deleting, expiring or evicting (because of maxmemory policy) large objects is "
-                "a blocking operation. If you have very large objects that are often deleted, "
-                "expired, or evicted, try to fragment those objects into multiple smaller "
-                "objects.\n";
+      report +=
+          "- Deleting, expiring or evicting (because of maxmemory policy) large objects is "
+          "a blocking operation. If you have very large objects that are often deleted, "
+          "expired, or evicted, try to fragment those objects into multiple smaller "
+          "objects.\n";
     }
     if (advise_mass_eviction) {
-      report += "- Sudden changes to the 'maxmemory' setting via 'CONFIG SET', or allocation of "
-                "large objects via sets or sorted sets intersections, STORE option of SORT, Redis "
-                "Cluster large keys migrations (RESTORE command), may create sudden memory "
-                "pressure forcing the server to block trying to evict keys. \n";
+      report +=
+          "- Sudden changes to the 'maxmemory' setting via 'CONFIG SET', or allocation of "
+          "large objects via sets or sorted sets intersections, STORE option of SORT, Redis "
+          "Cluster large keys migrations (RESTORE command), may create sudden memory "
+          "pressure forcing the server to block trying to evict keys. \n";
     }
     if (advise_disable_thp) {
-      report += "- I detected a non zero amount of anonymous huge pages used by your process. "
-                "This creates very serious latency events in different conditions, especially "
-                "when Redis is persisting on disk. To disable THP support use the command 'echo "
-                "never > /sys/kernel/mm/transparent_hugepage/enabled', make sure to also add it "
-                "into /etc/rc.local so that the command will be executed again after a reboot. "
-                "Note that even if you have already disabled THP, you still need to restart the "
-                "Redis process to get rid of the huge pages already created.\n";
+      report +=
+          "- I detected a non zero amount of anonymous huge pages used by your process. "
+          "This creates very serious latency events in different conditions, especially "
+          "when Redis is persisting on disk. To disable THP support use the command 'echo "
+          "never > /sys/kernel/mm/transparent_hugepage/enabled', make sure to also add it "
+          "into /etc/rc.local so that the command will be executed again after a reboot. "
+          "Note that even if you have already disabled THP, you still need to restart the "
+          "Redis process to get rid of the huge pages already created.\n";
     }
   }
   return report;
@@ -470,8 +478,8 @@ void cmd_latency_latest(CommandContext& ctx) {
   auto events = ctx.server.latency().snapshot();
   ctx.w.array(events.size());
   for (const auto& [event, ts] : events) {
-    size_t last = (static_cast<size_t>(ts.idx) + LatencyMonitor::kSamples - 1) %
-                  LatencyMonitor::kSamples;
+    size_t last =
+        (static_cast<size_t>(ts.idx) + LatencyMonitor::kSamples - 1) % LatencyMonitor::kSamples;
     ctx.w.array(4);
     ctx.w.bulk(event);
     ctx.w.integer(ts.samples[last].time);

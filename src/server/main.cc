@@ -54,13 +54,14 @@ int main(int argc, char** argv) {
   if (!args.empty() && args[0].rfind("--", 0) != 0) {
     Status st = cfg.load_file(args[0]);
     if (!st.is_ok()) {
-      std::fprintf(stderr, "\n*** FATAL CONFIG FILE ERROR (ringkv %s) ***\n%s\n", server::kRingkvVersion,
-                   st.message().c_str());
+      std::fprintf(stderr, "\n*** FATAL CONFIG FILE ERROR (ringkv %s) ***\n%s\n",
+                   server::kRingkvVersion, st.message().c_str());
       return 1;
     }
     first_flag = 1;
   }
-  Status st = cfg.load_args(std::vector<std::string>(args.begin() + static_cast<long>(first_flag), args.end()));
+  Status st = cfg.load_args(
+      std::vector<std::string>(args.begin() + static_cast<long>(first_flag), args.end()));
   if (!st.is_ok()) {
     std::fprintf(stderr, "\n*** FATAL CONFIG ERROR (ringkv %s) ***\n%s\n", server::kRingkvVersion,
                  st.message().c_str());

@@ -32,9 +32,8 @@ class MonitorHub {
   void feed(std::string_view line);
   // Redis's monitor line: +<sec>.<usec> [<db> <addr>] "arg" "arg"...\r\n, arguments escaped as
   // sdscatrepr does and secrets redacted.
-  static std::string format(int64_t now_us, int db, std::string_view peer,
-                            const CommandSpec* spec, const CommandSpec* parent,
-                            const std::vector<std::string_view>& args);
+  static std::string format(int64_t now_us, int db, std::string_view peer, const CommandSpec* spec,
+                            const CommandSpec* parent, const std::vector<std::string_view>& args);
 
  private:
   struct Monitor {

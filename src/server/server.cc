@@ -3,7 +3,6 @@
 #include <openssl/rand.h>
 
 #include <csignal>
-
 #include <cstdio>
 #include <ctime>
 
@@ -167,7 +166,8 @@ Status Server::start() {
   split_args(config_.get("bind"), &binds);
   for (int i = 0; i < threads; ++i) {
     loops_.push_back(std::make_unique<net::EventLoop>(i));
-    listeners_.push_back(std::make_unique<net::Listener>(*loops_.back(), *this, limits_, next_client_id_));
+    listeners_.push_back(
+        std::make_unique<net::Listener>(*loops_.back(), *this, limits_, next_client_id_));
   }
   if (port != 0) {
     for (int i = 0; i < threads; ++i) {
@@ -246,7 +246,6 @@ void Server::run() {
 void Server::shutdown() {
   for (auto& l : loops_) l->stop();
 }
-
 
 // ---------------------------------------------------------------- background work
 
@@ -599,8 +598,8 @@ void Server::on_command(net::Connection& conn, std::vector<std::string_view>& ar
     s.last_parent = sub ? spec : nullptr;
     if (sub == nullptr) {
       std::string up = to_upper(spec->name);
-      reject("ERR unknown subcommand '" + std::string(c_str(args[1]).substr(0, 128)) +
-                 "'. Try " + up + " HELP.",
+      reject("ERR unknown subcommand '" + std::string(c_str(args[1]).substr(0, 128)) + "'. Try " +
+                 up + " HELP.",
              spec);
       return;
     }
@@ -625,8 +624,7 @@ void Server::on_command(net::Connection& conn, std::vector<std::string_view>& ar
     return;
   }
   if (maxmemory() > 0) {
-    bool deny = spec->is(kDenyOom) ||
-                (s.in_multi && !is_transaction_control(spec));
+    bool deny = spec->is(kDenyOom) || (s.in_multi && !is_transaction_control(spec));
     if (spec->is(kWrite) || deny) {
       if (!make_room(now) && deny) {
         reject(err::kOom, spec);
@@ -702,8 +700,8 @@ void Server::after_command(net::Connection& conn, ClientSession& s,
     const int64_t latency_ms = us / 1000;
     const int64_t threshold = latency_threshold_ms_.load(std::memory_order_relaxed);
     if (threshold > 0 && latency_ms >= threshold) {
-      latency_.add(spec->is(kFast) ? "fast-command" : "command",
-                   static_cast<uint32_t>(latency_ms), t1 / 1000000);
+      latency_.add(spec->is(kFast) ? "fast-command" : "command", static_cast<uint32_t>(latency_ms),
+                   t1 / 1000000);
     }
     const int64_t slower_than = slowlog_slower_than_.load(std::memory_order_relaxed);
     if (slower_than >= 0 && us >= slower_than) {
@@ -719,7 +717,8 @@ void Server::feed_monitors(net::Connection& conn, ClientSession& s,
                            const CommandSpec* parent) {
   // Redis shows neither skip_monitor nor admin commands (CONFIG, CLIENT LIST, MONITOR...).
   if (spec->is(kSkipMonitor) || spec->is(kAdmin)) return;
-  monitors_.feed(MonitorHub::format(clock_.now_us(), s.db, conn.peer_address(), spec, parent, args));
+  monitors_.feed(
+      MonitorHub::format(clock_.now_us(), s.db, conn.peer_address(), spec, parent, args));
 }
 
 // ---------------------------------------------------------------- CLIENT PAUSE

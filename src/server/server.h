@@ -98,7 +98,9 @@ class Server : public net::Service {
   size_t startup_memory() const { return startup_memory_; }
   // Bytes per second in and out over the last cron tick.
   uint64_t instantaneous_input_bps() const { return inst_in_bps_.load(std::memory_order_relaxed); }
-  uint64_t instantaneous_output_bps() const { return inst_out_bps_.load(std::memory_order_relaxed); }
+  uint64_t instantaneous_output_bps() const {
+    return inst_out_bps_.load(std::memory_order_relaxed);
+  }
   // Network totals of every loop since start (thread-safe).
   struct NetTotals {
     uint64_t bytes_in = 0, bytes_out = 0, reads = 0, writes = 0;
@@ -159,7 +161,7 @@ class Server : public net::Service {
 
  private:
   void apply_config_listeners();
-  void cron();  // loop 0, hz times a second
+  void cron();                        // loop 0, hz times a second
   void loop_cron(size_t loop_index);  // every loop, once a second: timeouts
   void on_key_modified(std::string_view key);
   // CLIENT PAUSE: true when the request was held back (its connection stops reading).
@@ -180,14 +182,15 @@ class Server : public net::Service {
   void run_here(net::Connection& conn, ClientSession& s, std::vector<std::string_view>& args,
                 const CommandSpec* spec, const CommandSpec* parent, Millis now,
                 const std::vector<Token>& tokens);
-  void deliver(net::Connection& conn, std::string reply, std::vector<cluster::ChangeRecord> changes);
+  void deliver(net::Connection& conn, std::string reply,
+               std::vector<cluster::ChangeRecord> changes);
   void forward(net::Connection& conn, const std::string& peer, std::vector<std::string_view>& args,
                bool retry_on_failure, Token token);
   void split_command(net::Connection& conn, ClientSession& s, std::vector<std::string_view>& args,
                      const CommandSpec* spec, const std::vector<int>& positions,
                      const std::vector<uint32_t>& owners);
-  void keyspace_command(net::Connection& conn, ClientSession& s, std::vector<std::string_view>& args,
-                        const CommandSpec* spec, Millis now);
+  void keyspace_command(net::Connection& conn, ClientSession& s,
+                        std::vector<std::string_view>& args, const CommandSpec* spec, Millis now);
   void cluster_scan(net::Connection& conn, ClientSession& s, std::vector<std::string_view>& args,
                     Millis now);
   bool cluster_exec(net::Connection& conn, ClientSession& s, Millis now);

@@ -74,8 +74,7 @@ void SlowLog::add(const CommandSpec* spec, const CommandSpec* parent,
 
 std::vector<SlowLogEntry> SlowLog::latest(int64_t count) {
   std::lock_guard<std::mutex> lock(mu_);
-  size_t n = count < 0 ? entries_.size()
-                       : std::min(entries_.size(), static_cast<size_t>(count));
+  size_t n = count < 0 ? entries_.size() : std::min(entries_.size(), static_cast<size_t>(count));
   return std::vector<SlowLogEntry>(entries_.begin(), entries_.begin() + static_cast<long>(n));
 }
 

@@ -23,7 +23,7 @@ bool is_redacted_arg(const CommandSpec* spec, const CommandSpec* parent,
 
 struct SlowLogEntry {
   uint64_t id;
-  int64_t time_s;       // when the command ran (Unix seconds)
+  int64_t time_s;  // when the command ran (Unix seconds)
   int64_t duration_us;
   std::vector<std::string> argv;  // already shortened and redacted
   std::string peer;               // client address ip:port

@@ -39,7 +39,8 @@ inline void reply_invalid_expire(CommandContext& ctx) {
 
 // The length a string may grow to (proto-max-bulk-len); replies and returns false past it.
 inline bool check_string_length(CommandContext& ctx, uint64_t total) {
-  if (static_cast<int64_t>(total) > ctx.server.limits().max_bulk_len.load(std::memory_order_relaxed)) {
+  if (static_cast<int64_t>(total) >
+      ctx.server.limits().max_bulk_len.load(std::memory_order_relaxed)) {
     ctx.error(err::kStringTooLong);
     return false;
   }
@@ -53,73 +54,164 @@ inline std::string_view c_string(std::string_view s) { return s.substr(0, s.find
 // Handlers, one per command, grouped by file.
 #define RINGKV_HANDLER(name) void name(CommandContext& ctx)
 // strings (cmd_string.cc)
-RINGKV_HANDLER(cmd_get); RINGKV_HANDLER(cmd_set); RINGKV_HANDLER(cmd_setnx);
-RINGKV_HANDLER(cmd_setex); RINGKV_HANDLER(cmd_psetex); RINGKV_HANDLER(cmd_getset);
-RINGKV_HANDLER(cmd_getdel); RINGKV_HANDLER(cmd_getex); RINGKV_HANDLER(cmd_mget);
-RINGKV_HANDLER(cmd_mset); RINGKV_HANDLER(cmd_msetnx); RINGKV_HANDLER(cmd_incr);
-RINGKV_HANDLER(cmd_decr); RINGKV_HANDLER(cmd_incrby); RINGKV_HANDLER(cmd_decrby);
-RINGKV_HANDLER(cmd_incrbyfloat); RINGKV_HANDLER(cmd_append); RINGKV_HANDLER(cmd_strlen);
+RINGKV_HANDLER(cmd_get);
+RINGKV_HANDLER(cmd_set);
+RINGKV_HANDLER(cmd_setnx);
+RINGKV_HANDLER(cmd_setex);
+RINGKV_HANDLER(cmd_psetex);
+RINGKV_HANDLER(cmd_getset);
+RINGKV_HANDLER(cmd_getdel);
+RINGKV_HANDLER(cmd_getex);
+RINGKV_HANDLER(cmd_mget);
+RINGKV_HANDLER(cmd_mset);
+RINGKV_HANDLER(cmd_msetnx);
+RINGKV_HANDLER(cmd_incr);
+RINGKV_HANDLER(cmd_decr);
+RINGKV_HANDLER(cmd_incrby);
+RINGKV_HANDLER(cmd_decrby);
+RINGKV_HANDLER(cmd_incrbyfloat);
+RINGKV_HANDLER(cmd_append);
+RINGKV_HANDLER(cmd_strlen);
 // keyspace (cmd_keyspace.cc)
-RINGKV_HANDLER(cmd_del); RINGKV_HANDLER(cmd_exists); RINGKV_HANDLER(cmd_expire);
-RINGKV_HANDLER(cmd_pexpire); RINGKV_HANDLER(cmd_expireat); RINGKV_HANDLER(cmd_pexpireat);
-RINGKV_HANDLER(cmd_ttl); RINGKV_HANDLER(cmd_pttl); RINGKV_HANDLER(cmd_expiretime);
-RINGKV_HANDLER(cmd_pexpiretime); RINGKV_HANDLER(cmd_persist); RINGKV_HANDLER(cmd_type);
-RINGKV_HANDLER(cmd_keys); RINGKV_HANDLER(cmd_scan); RINGKV_HANDLER(cmd_dbsize);
-RINGKV_HANDLER(cmd_flushdb); RINGKV_HANDLER(cmd_randomkey); RINGKV_HANDLER(cmd_touch);
+RINGKV_HANDLER(cmd_del);
+RINGKV_HANDLER(cmd_exists);
+RINGKV_HANDLER(cmd_expire);
+RINGKV_HANDLER(cmd_pexpire);
+RINGKV_HANDLER(cmd_expireat);
+RINGKV_HANDLER(cmd_pexpireat);
+RINGKV_HANDLER(cmd_ttl);
+RINGKV_HANDLER(cmd_pttl);
+RINGKV_HANDLER(cmd_expiretime);
+RINGKV_HANDLER(cmd_pexpiretime);
+RINGKV_HANDLER(cmd_persist);
+RINGKV_HANDLER(cmd_type);
+RINGKV_HANDLER(cmd_keys);
+RINGKV_HANDLER(cmd_scan);
+RINGKV_HANDLER(cmd_dbsize);
+RINGKV_HANDLER(cmd_flushdb);
+RINGKV_HANDLER(cmd_randomkey);
+RINGKV_HANDLER(cmd_touch);
 // string ranges and LCS (cmd_string_ext.cc)
-RINGKV_HANDLER(cmd_getrange); RINGKV_HANDLER(cmd_setrange); RINGKV_HANDLER(cmd_lcs);
+RINGKV_HANDLER(cmd_getrange);
+RINGKV_HANDLER(cmd_setrange);
+RINGKV_HANDLER(cmd_lcs);
 // bits (cmd_bits.cc)
-RINGKV_HANDLER(cmd_setbit); RINGKV_HANDLER(cmd_getbit); RINGKV_HANDLER(cmd_bitcount);
-RINGKV_HANDLER(cmd_bitpos); RINGKV_HANDLER(cmd_bitop); RINGKV_HANDLER(cmd_bitfield);
+RINGKV_HANDLER(cmd_setbit);
+RINGKV_HANDLER(cmd_getbit);
+RINGKV_HANDLER(cmd_bitcount);
+RINGKV_HANDLER(cmd_bitpos);
+RINGKV_HANDLER(cmd_bitop);
+RINGKV_HANDLER(cmd_bitfield);
 RINGKV_HANDLER(cmd_bitfield_ro);
 // RENAME, COPY, OBJECT (cmd_keyspace_ext.cc)
-RINGKV_HANDLER(cmd_rename); RINGKV_HANDLER(cmd_renamenx); RINGKV_HANDLER(cmd_copy);
-RINGKV_HANDLER(cmd_object_encoding); RINGKV_HANDLER(cmd_object_freq);
-RINGKV_HANDLER(cmd_object_idletime); RINGKV_HANDLER(cmd_object_refcount);
+RINGKV_HANDLER(cmd_rename);
+RINGKV_HANDLER(cmd_renamenx);
+RINGKV_HANDLER(cmd_copy);
+RINGKV_HANDLER(cmd_object_encoding);
+RINGKV_HANDLER(cmd_object_freq);
+RINGKV_HANDLER(cmd_object_idletime);
+RINGKV_HANDLER(cmd_object_refcount);
 RINGKV_HANDLER(cmd_object_help);
 // connection (cmd_connection.cc)
-RINGKV_HANDLER(cmd_ping); RINGKV_HANDLER(cmd_echo); RINGKV_HANDLER(cmd_quit);
-RINGKV_HANDLER(cmd_hello); RINGKV_HANDLER(cmd_auth); RINGKV_HANDLER(cmd_select);
+RINGKV_HANDLER(cmd_ping);
+RINGKV_HANDLER(cmd_echo);
+RINGKV_HANDLER(cmd_quit);
+RINGKV_HANDLER(cmd_hello);
+RINGKV_HANDLER(cmd_auth);
+RINGKV_HANDLER(cmd_select);
 RINGKV_HANDLER(cmd_reset);
 // transactions (cmd_transaction.cc)
-RINGKV_HANDLER(cmd_multi); RINGKV_HANDLER(cmd_exec); RINGKV_HANDLER(cmd_discard);
-RINGKV_HANDLER(cmd_watch); RINGKV_HANDLER(cmd_unwatch);
+RINGKV_HANDLER(cmd_multi);
+RINGKV_HANDLER(cmd_exec);
+RINGKV_HANDLER(cmd_discard);
+RINGKV_HANDLER(cmd_watch);
+RINGKV_HANDLER(cmd_unwatch);
 // server (cmd_server.cc)
-RINGKV_HANDLER(cmd_info); RINGKV_HANDLER(cmd_time); RINGKV_HANDLER(cmd_lastsave);
+RINGKV_HANDLER(cmd_info);
+RINGKV_HANDLER(cmd_time);
+RINGKV_HANDLER(cmd_lastsave);
 RINGKV_HANDLER(cmd_shutdown);
-RINGKV_HANDLER(cmd_config_get); RINGKV_HANDLER(cmd_config_set); RINGKV_HANDLER(cmd_config_resetstat);
-RINGKV_HANDLER(cmd_config_rewrite); RINGKV_HANDLER(cmd_config_help);
-RINGKV_HANDLER(cmd_command); RINGKV_HANDLER(cmd_command_count); RINGKV_HANDLER(cmd_command_info);
-RINGKV_HANDLER(cmd_command_docs); RINGKV_HANDLER(cmd_command_list); RINGKV_HANDLER(cmd_command_getkeys);
+RINGKV_HANDLER(cmd_config_get);
+RINGKV_HANDLER(cmd_config_set);
+RINGKV_HANDLER(cmd_config_resetstat);
+RINGKV_HANDLER(cmd_config_rewrite);
+RINGKV_HANDLER(cmd_config_help);
+RINGKV_HANDLER(cmd_command);
+RINGKV_HANDLER(cmd_command_count);
+RINGKV_HANDLER(cmd_command_info);
+RINGKV_HANDLER(cmd_command_docs);
+RINGKV_HANDLER(cmd_command_list);
+RINGKV_HANDLER(cmd_command_getkeys);
 RINGKV_HANDLER(cmd_command_help);
 // client (cmd_client.cc)
-RINGKV_HANDLER(cmd_client_id); RINGKV_HANDLER(cmd_client_setname); RINGKV_HANDLER(cmd_client_getname);
-RINGKV_HANDLER(cmd_client_list); RINGKV_HANDLER(cmd_client_info); RINGKV_HANDLER(cmd_client_kill);
-RINGKV_HANDLER(cmd_client_reply); RINGKV_HANDLER(cmd_client_no_evict); RINGKV_HANDLER(cmd_client_help);
-RINGKV_HANDLER(cmd_client_setinfo); RINGKV_HANDLER(cmd_client_pause); RINGKV_HANDLER(cmd_client_unpause);
-RINGKV_HANDLER(cmd_client_unblock); RINGKV_HANDLER(cmd_client_getredir);
-RINGKV_HANDLER(cmd_client_trackinginfo); RINGKV_HANDLER(cmd_client_caching);
+RINGKV_HANDLER(cmd_client_id);
+RINGKV_HANDLER(cmd_client_setname);
+RINGKV_HANDLER(cmd_client_getname);
+RINGKV_HANDLER(cmd_client_list);
+RINGKV_HANDLER(cmd_client_info);
+RINGKV_HANDLER(cmd_client_kill);
+RINGKV_HANDLER(cmd_client_reply);
+RINGKV_HANDLER(cmd_client_no_evict);
+RINGKV_HANDLER(cmd_client_help);
+RINGKV_HANDLER(cmd_client_setinfo);
+RINGKV_HANDLER(cmd_client_pause);
+RINGKV_HANDLER(cmd_client_unpause);
+RINGKV_HANDLER(cmd_client_unblock);
+RINGKV_HANDLER(cmd_client_getredir);
+RINGKV_HANDLER(cmd_client_trackinginfo);
+RINGKV_HANDLER(cmd_client_caching);
 RINGKV_HANDLER(cmd_command_getkeysandflags);
 // SLOWLOG (slowlog.cc), LATENCY (latency.cc), MONITOR (monitor.cc), MEMORY (cmd_memory.cc)
-RINGKV_HANDLER(cmd_slowlog_get); RINGKV_HANDLER(cmd_slowlog_len); RINGKV_HANDLER(cmd_slowlog_reset);
-RINGKV_HANDLER(cmd_slowlog_help); RINGKV_HANDLER(cmd_latency_doctor); RINGKV_HANDLER(cmd_latency_graph);
-RINGKV_HANDLER(cmd_latency_history); RINGKV_HANDLER(cmd_latency_latest); RINGKV_HANDLER(cmd_latency_reset);
-RINGKV_HANDLER(cmd_latency_histogram); RINGKV_HANDLER(cmd_latency_help); RINGKV_HANDLER(cmd_monitor);
-RINGKV_HANDLER(cmd_memory_usage); RINGKV_HANDLER(cmd_memory_stats); RINGKV_HANDLER(cmd_memory_doctor);
-RINGKV_HANDLER(cmd_memory_malloc_stats); RINGKV_HANDLER(cmd_memory_purge); RINGKV_HANDLER(cmd_memory_help);
+RINGKV_HANDLER(cmd_slowlog_get);
+RINGKV_HANDLER(cmd_slowlog_len);
+RINGKV_HANDLER(cmd_slowlog_reset);
+RINGKV_HANDLER(cmd_slowlog_help);
+RINGKV_HANDLER(cmd_latency_doctor);
+RINGKV_HANDLER(cmd_latency_graph);
+RINGKV_HANDLER(cmd_latency_history);
+RINGKV_HANDLER(cmd_latency_latest);
+RINGKV_HANDLER(cmd_latency_reset);
+RINGKV_HANDLER(cmd_latency_histogram);
+RINGKV_HANDLER(cmd_latency_help);
+RINGKV_HANDLER(cmd_monitor);
+RINGKV_HANDLER(cmd_memory_usage);
+RINGKV_HANDLER(cmd_memory_stats);
+RINGKV_HANDLER(cmd_memory_doctor);
+RINGKV_HANDLER(cmd_memory_malloc_stats);
+RINGKV_HANDLER(cmd_memory_purge);
+RINGKV_HANDLER(cmd_memory_help);
 // ring (cmd_ring.cc)
-RINGKV_HANDLER(cmd_ring_addserver); RINGKV_HANDLER(cmd_ring_removeserver); RINGKV_HANDLER(cmd_ring_plan);
-RINGKV_HANDLER(cmd_ring_nodes); RINGKV_HANDLER(cmd_ring_info); RINGKV_HANDLER(cmd_ring_owners);
-RINGKV_HANDLER(cmd_ring_token); RINGKV_HANDLER(cmd_ring_config); RINGKV_HANDLER(cmd_ring_repair); RINGKV_HANDLER(cmd_ring_help);
-RINGKV_HANDLER(cmd_ringkv_hello); RINGKV_HANDLER(cmd_ringkv_ping); RINGKV_HANDLER(cmd_ringkv_repl);
-RINGKV_HANDLER(cmd_ringkv_getentry); RINGKV_HANDLER(cmd_ringkv_version); RINGKV_HANDLER(cmd_ringkv_fetch);
-RINGKV_HANDLER(cmd_ringkv_rangestats); RINGKV_HANDLER(cmd_ringkv_digest); RINGKV_HANDLER(cmd_ringkv_count);
+RINGKV_HANDLER(cmd_ring_addserver);
+RINGKV_HANDLER(cmd_ring_removeserver);
+RINGKV_HANDLER(cmd_ring_plan);
+RINGKV_HANDLER(cmd_ring_nodes);
+RINGKV_HANDLER(cmd_ring_info);
+RINGKV_HANDLER(cmd_ring_owners);
+RINGKV_HANDLER(cmd_ring_token);
+RINGKV_HANDLER(cmd_ring_config);
+RINGKV_HANDLER(cmd_ring_repair);
+RINGKV_HANDLER(cmd_ring_help);
+RINGKV_HANDLER(cmd_ringkv_hello);
+RINGKV_HANDLER(cmd_ringkv_ping);
+RINGKV_HANDLER(cmd_ringkv_repl);
+RINGKV_HANDLER(cmd_ringkv_getentry);
+RINGKV_HANDLER(cmd_ringkv_version);
+RINGKV_HANDLER(cmd_ringkv_fetch);
+RINGKV_HANDLER(cmd_ringkv_rangestats);
+RINGKV_HANDLER(cmd_ringkv_digest);
+RINGKV_HANDLER(cmd_ringkv_count);
 RINGKV_HANDLER(cmd_ringkv_randomkey);
-RINGKV_HANDLER(cmd_ringkv_keys); RINGKV_HANDLER(cmd_ringkv_scan); RINGKV_HANDLER(cmd_ringkv_flush);
-RINGKV_HANDLER(cmd_ringkv_exec); RINGKV_HANDLER(cmd_ringkv_cfg); RINGKV_HANDLER(cmd_ringkv_final); RINGKV_HANDLER(cmd_ringkv_epoch);
+RINGKV_HANDLER(cmd_ringkv_keys);
+RINGKV_HANDLER(cmd_ringkv_scan);
+RINGKV_HANDLER(cmd_ringkv_flush);
+RINGKV_HANDLER(cmd_ringkv_exec);
+RINGKV_HANDLER(cmd_ringkv_cfg);
+RINGKV_HANDLER(cmd_ringkv_final);
+RINGKV_HANDLER(cmd_ringkv_epoch);
 #undef RINGKV_HANDLER
 
-// RING INFO's text (fields "name:value\r\n"): this node and the ring as `v` (a loop's view) sees it.
+// RING INFO's text (fields "name:value\r\n"): this node and the ring as `v` (a loop's view) sees
+// it.
 std::string ring_info_text(cluster::Cluster& node, const cluster::View& v, Millis now);
 
 }  // namespace ringkv::server
