@@ -221,8 +221,10 @@ void Connection::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
     c->close();
     return;
   }
-  c->flush();
-  c->check_output_limits();
+  // Replies leave at the end of the loop's turn, after every readable client was served (as
+  // Redis writes in beforeSleep): a client whose replies are ready together gets them in one
+  // write, and the peer wakes once for them rather than once per connection's read.
+  c->request_flush();
 }
 
 void Connection::process_own_buffer() {
