@@ -37,18 +37,20 @@ redisContext* SyncClient::connect_locked(const std::string& address, timeval tv,
     return nullptr;
   }
   if (!password_.empty()) {
-    auto* r = static_cast<redisReply*>(redisCommand(nc, "AUTH %b", password_.data(), password_.size()));
+    auto* r =
+        static_cast<redisReply*>(redisCommand(nc, "AUTH %b", password_.data(), password_.size()));
     if (r) freeReplyObject(r);
   }
-  auto* r = static_cast<redisReply*>(redisCommand(nc, "RINGKV.HELLO %b 2", my_id_.data(), my_id_.size()));
+  auto* r =
+      static_cast<redisReply*>(redisCommand(nc, "RINGKV.HELLO %b 2", my_id_.data(), my_id_.size()));
   if (r) freeReplyObject(r);
   conns_[address] = nc;
   return nc;
 }
 
-Result<std::vector<SyncReply>> SyncClient::call_many(const std::string& address,
-                                                     const std::vector<std::vector<std::string>>& requests,
-                                                     int timeout_ms) {
+Result<std::vector<SyncReply>> SyncClient::call_many(
+    const std::string& address, const std::vector<std::vector<std::string>>& requests,
+    int timeout_ms) {
   std::lock_guard<std::mutex> lock(mu_);
   int t = timeout_ms > 0 ? timeout_ms : timeout_ms_;
   timeval tv{t / 1000, (t % 1000) * 1000};
@@ -91,7 +93,8 @@ Result<SyncReply> SyncClient::call(const std::string& address, const std::vector
       c = nullptr;
       std::string host;
       int port;
-      if (!split_address(address, &host, &port)) return Status::invalid_argument("bad address '" + address + "'");
+      if (!split_address(address, &host, &port))
+        return Status::invalid_argument("bad address '" + address + "'");
       redisContext* nc = redisConnectWithTimeout(host.c_str(), port, tv);
       if (nc == nullptr || nc->err) {
         std::string why = nc ? nc->errstr : "out of memory";
@@ -100,10 +103,12 @@ Result<SyncReply> SyncClient::call(const std::string& address, const std::vector
         return Status::unreachable(address + ": " + why);
       }
       if (!password_.empty()) {
-        auto* r = static_cast<redisReply*>(redisCommand(nc, "AUTH %b", password_.data(), password_.size()));
+        auto* r = static_cast<redisReply*>(
+            redisCommand(nc, "AUTH %b", password_.data(), password_.size()));
         if (r) freeReplyObject(r);
       }
-      auto* r = static_cast<redisReply*>(redisCommand(nc, "RINGKV.HELLO %b 2", my_id_.data(), my_id_.size()));
+      auto* r = static_cast<redisReply*>(
+          redisCommand(nc, "RINGKV.HELLO %b 2", my_id_.data(), my_id_.size()));
       if (r) freeReplyObject(r);
       c = nc;
     }
@@ -123,7 +128,8 @@ Result<SyncReply> SyncClient::call(const std::string& address, const std::vector
       if (attempt == 0 && why.find("Timeout") == std::string::npos) continue;  // stale connection
       return Status::unreachable(address + ": " + why);
     }
-    if (reply->type == REDIS_REPLY_ERROR) return Status::refused(std::string(reply->str, reply->len));
+    if (reply->type == REDIS_REPLY_ERROR)
+      return Status::refused(std::string(reply->str, reply->len));
     return reply;
   }
   return Status::unreachable(address + ": no reply");

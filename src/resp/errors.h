@@ -8,14 +8,20 @@
 namespace ringkv::err {
 
 // ---- protocol (the connection is closed after these)
-inline constexpr std::string_view kProtoBigMbulkCount = "ERR Protocol error: too big mbulk count string";
-inline constexpr std::string_view kProtoInvalidMbulk = "ERR Protocol error: invalid multibulk length";
-inline constexpr std::string_view kProtoUnauthMbulk = "ERR Protocol error: unauthenticated multibulk length";
-inline constexpr std::string_view kProtoBigBulkCount = "ERR Protocol error: too big bulk count string";
+inline constexpr std::string_view kProtoBigMbulkCount =
+    "ERR Protocol error: too big mbulk count string";
+inline constexpr std::string_view kProtoInvalidMbulk =
+    "ERR Protocol error: invalid multibulk length";
+inline constexpr std::string_view kProtoUnauthMbulk =
+    "ERR Protocol error: unauthenticated multibulk length";
+inline constexpr std::string_view kProtoBigBulkCount =
+    "ERR Protocol error: too big bulk count string";
 inline constexpr std::string_view kProtoInvalidBulk = "ERR Protocol error: invalid bulk length";
-inline constexpr std::string_view kProtoUnauthBulk = "ERR Protocol error: unauthenticated bulk length";
+inline constexpr std::string_view kProtoUnauthBulk =
+    "ERR Protocol error: unauthenticated bulk length";
 inline constexpr std::string_view kProtoBigInline = "ERR Protocol error: too big inline request";
-inline constexpr std::string_view kProtoUnbalanced = "ERR Protocol error: unbalanced quotes in request";
+inline constexpr std::string_view kProtoUnbalanced =
+    "ERR Protocol error: unbalanced quotes in request";
 // "ERR Protocol error: expected '$', got '%c'" is built by the parser.
 
 // ---- generic command errors
@@ -39,9 +45,9 @@ inline constexpr std::string_view kAuthNoPassword =
     "ERR AUTH <password> called without any password configured for the default user. Are you "
     "sure your configuration is correct?";
 inline constexpr std::string_view kDbIndexOutOfRange = "ERR DB index is out of range";
-inline constexpr std::string_view kSelectNotAllowed =
-    "ERR SELECT is not allowed in cluster mode";
-inline constexpr std::string_view kStringTooLong = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
+inline constexpr std::string_view kSelectNotAllowed = "ERR SELECT is not allowed in cluster mode";
+inline constexpr std::string_view kStringTooLong =
+    "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
 inline constexpr std::string_view kMaxClients = "ERR max number of clients reached";
 inline constexpr std::string_view kNoProto = "NOPROTO unsupported protocol version";
 inline constexpr std::string_view kInvalidCursor = "ERR invalid cursor";

@@ -19,10 +19,14 @@ void expire_generic(CommandContext& ctx, Millis basetime, bool seconds) {
   unsigned flags = 0;
   for (size_t j = 3; j < ctx.argc(); ++j) {
     std::string_view opt = c_string(ctx.arg(j));  // Redis's strcasecmp/%s see a C string
-    if (equals_nocase(opt, "nx")) flags |= kExpNx;
-    else if (equals_nocase(opt, "xx")) flags |= kExpXx;
-    else if (equals_nocase(opt, "gt")) flags |= kExpGt;
-    else if (equals_nocase(opt, "lt")) flags |= kExpLt;
+    if (equals_nocase(opt, "nx"))
+      flags |= kExpNx;
+    else if (equals_nocase(opt, "xx"))
+      flags |= kExpXx;
+    else if (equals_nocase(opt, "gt"))
+      flags |= kExpGt;
+    else if (equals_nocase(opt, "lt"))
+      flags |= kExpLt;
     else {
       ctx.error("ERR Unsupported option " + std::string(opt));
       return;
@@ -196,13 +200,12 @@ void cmd_scan(CommandContext& ctx) {
   }
   std::vector<std::string> keys;
   bool type_matches = !use_type || equals_nocase(type, "string");
-  Token next = ctx.server.store().scan(
-      static_cast<Token>(cursor), static_cast<size_t>(count), ctx.now,
-      [&](const store::EntryView& e) {
-        if (!type_matches) return;
-        if (use_pattern && !glob_match(pattern, e.key())) return;
-        keys.emplace_back(e.key());
-      });
+  Token next = ctx.server.store().scan(static_cast<Token>(cursor), static_cast<size_t>(count),
+                                       ctx.now, [&](const store::EntryView& e) {
+                                         if (!type_matches) return;
+                                         if (use_pattern && !glob_match(pattern, e.key())) return;
+                                         keys.emplace_back(e.key());
+                                       });
   ctx.w.array(2);
   ctx.w.bulk(std::to_string(next));
   ctx.w.array(keys.size());

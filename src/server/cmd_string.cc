@@ -12,7 +12,15 @@ namespace {
 // ---------------------------------------------------------------- SET/GETEX option parsing
 
 enum SetFlags : unsigned {
-  kNx = 1, kXx = 2, kGet = 4, kKeepTtl = 8, kPersist = 16, kEx = 32, kPx = 64, kExAt = 128, kPxAt = 256,
+  kNx = 1,
+  kXx = 2,
+  kGet = 4,
+  kKeepTtl = 8,
+  kPersist = 16,
+  kEx = 32,
+  kPx = 64,
+  kExAt = 128,
+  kPxAt = 256,
 };
 constexpr unsigned kAnyExpire = kEx | kPx | kExAt | kPxAt;
 
@@ -40,13 +48,15 @@ bool parse_set_options(CommandContext& ctx, size_t start, bool is_set, SetOption
       f |= kKeepTtl;
     } else if (is_opt(opt, "persist") && !is_set && !(f & kAnyExpire) && !(f & kKeepTtl)) {
       f |= kPersist;
-    } else if ((is_opt(opt, "ex") || is_opt(opt, "px") || is_opt(opt, "exat") || is_opt(opt, "pxat")) &&
+    } else if ((is_opt(opt, "ex") || is_opt(opt, "px") || is_opt(opt, "exat") ||
+                is_opt(opt, "pxat")) &&
                !(f & kKeepTtl) && !(f & kPersist) && has_next &&
                // Redis lets the same expire option repeat (the last one wins), not two kinds.
-               !(f & kAnyExpire & ~(is_opt(opt, "ex")     ? kEx
-                                    : is_opt(opt, "px")   ? kPx
-                                    : is_opt(opt, "exat") ? kExAt
-                                                          : kPxAt))) {
+               !(f & kAnyExpire &
+                 ~(is_opt(opt, "ex")     ? kEx
+                   : is_opt(opt, "px")   ? kPx
+                   : is_opt(opt, "exat") ? kExAt
+                                         : kPxAt))) {
       f |= is_opt(opt, "ex") ? kEx : is_opt(opt, "px") ? kPx : is_opt(opt, "exat") ? kExAt : kPxAt;
       o->expire = ctx.arg(++j);
     } else {
@@ -170,9 +180,13 @@ void cmd_set(CommandContext& ctx) {
 
 void cmd_setnx(CommandContext& ctx) { set_generic(ctx, kNx, ctx.arg(1), ctx.arg(2), {}, true); }
 
-void cmd_setex(CommandContext& ctx) { set_generic(ctx, kEx, ctx.arg(1), ctx.arg(3), ctx.arg(2), false); }
+void cmd_setex(CommandContext& ctx) {
+  set_generic(ctx, kEx, ctx.arg(1), ctx.arg(3), ctx.arg(2), false);
+}
 
-void cmd_psetex(CommandContext& ctx) { set_generic(ctx, kPx, ctx.arg(1), ctx.arg(3), ctx.arg(2), false); }
+void cmd_psetex(CommandContext& ctx) {
+  set_generic(ctx, kPx, ctx.arg(1), ctx.arg(3), ctx.arg(2), false);
+}
 
 void cmd_getset(CommandContext& ctx) {
   with_key(ctx, ctx.arg(1), [&](store::Access& a) {
@@ -236,7 +250,8 @@ void cmd_mget(CommandContext& ctx) {
 
 void cmd_mset(CommandContext& ctx) {
   if (ctx.argc() % 2 == 0) {
-    ctx.error("ERR wrong number of arguments for '" + ctx.spec->full_name(ctx.parent) + "' command");
+    ctx.error("ERR wrong number of arguments for '" + ctx.spec->full_name(ctx.parent) +
+              "' command");
     return;
   }
   for (size_t i = 1; i + 1 < ctx.argc(); i += 2) {
@@ -247,7 +262,8 @@ void cmd_mset(CommandContext& ctx) {
 
 void cmd_msetnx(CommandContext& ctx) {
   if (ctx.argc() % 2 == 0) {
-    ctx.error("ERR wrong number of arguments for '" + ctx.spec->full_name(ctx.parent) + "' command");
+    ctx.error("ERR wrong number of arguments for '" + ctx.spec->full_name(ctx.parent) +
+              "' command");
     return;
   }
   // All-or-nothing on one node needs every key's stripe held at once; take them in stripe order.

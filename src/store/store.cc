@@ -70,14 +70,22 @@ bool parse_eviction_policy(std::string_view name, EvictionPolicy* out) {
 
 std::string_view eviction_policy_name(EvictionPolicy p) {
   switch (p) {
-    case EvictionPolicy::kNoEviction: return "noeviction";
-    case EvictionPolicy::kAllKeysLru: return "allkeys-lru";
-    case EvictionPolicy::kVolatileLru: return "volatile-lru";
-    case EvictionPolicy::kAllKeysLfu: return "allkeys-lfu";
-    case EvictionPolicy::kVolatileLfu: return "volatile-lfu";
-    case EvictionPolicy::kAllKeysRandom: return "allkeys-random";
-    case EvictionPolicy::kVolatileRandom: return "volatile-random";
-    case EvictionPolicy::kVolatileTtl: return "volatile-ttl";
+    case EvictionPolicy::kNoEviction:
+      return "noeviction";
+    case EvictionPolicy::kAllKeysLru:
+      return "allkeys-lru";
+    case EvictionPolicy::kVolatileLru:
+      return "volatile-lru";
+    case EvictionPolicy::kAllKeysLfu:
+      return "allkeys-lfu";
+    case EvictionPolicy::kVolatileLfu:
+      return "volatile-lfu";
+    case EvictionPolicy::kAllKeysRandom:
+      return "allkeys-random";
+    case EvictionPolicy::kVolatileRandom:
+      return "volatile-random";
+    case EvictionPolicy::kVolatileTtl:
+      return "volatile-ttl";
   }
   return "noeviction";
 }
@@ -437,8 +445,10 @@ void Store::clear() {
       if (slot == 0) continue;
       char* p = Table::slot_entry(slot);
       size_t size = EntryView(p).size();
-      if (!Arena::is_small(size)) free_entry(s, p, size);  // small blocks go with their pages
-      else used_.fetch_sub(Arena::block_size(size), std::memory_order_relaxed);
+      if (!Arena::is_small(size))
+        free_entry(s, p, size);  // small blocks go with their pages
+      else
+        used_.fetch_sub(Arena::block_size(size), std::memory_order_relaxed);
     }
     s.arena.clear();
     s.table.clear();
@@ -478,8 +488,8 @@ Token Store::scan(Token cursor, size_t count, Millis now, const Visitor& visit) 
   }
 }
 
-Token Store::scan_range(Token first, Token last, size_t limit, Millis now,
-                        bool include_tombstones, const Visitor& visit) const {
+Token Store::scan_range(Token first, Token last, size_t limit, Millis now, bool include_tombstones,
+                        const Visitor& visit) const {
   size_t visited = 0;
   Token cur = first;
   for (;;) {
@@ -502,7 +512,8 @@ Token Store::scan_range(Token first, Token last, size_t limit, Millis now,
         ++visited;
       }
     }
-    Token stripe_last = si + 1 == stripes_.size() ? ~Token{0} : (static_cast<Token>(si + 1) << shift_) - 1;
+    Token stripe_last =
+        si + 1 == stripes_.size() ? ~Token{0} : (static_cast<Token>(si + 1) << shift_) - 1;
     if (stripe_last >= last) return last + 1;
     cur = stripe_last + 1;
     if (visited >= limit) return cur;
@@ -580,8 +591,8 @@ size_t Store::active_expire(Millis now, size_t budget) {
   std::lock_guard<std::mutex> guard(expire_mu_);
   size_t examined = 0, slots_seen = 0, expired = 0;
   const size_t slot_budget = budget * 16;
-  for (size_t visited = 0; visited < stripes_.size() && examined < budget && slots_seen < slot_budget;
-       ++visited) {
+  for (size_t visited = 0;
+       visited < stripes_.size() && examined < budget && slots_seen < slot_budget; ++visited) {
     Stripe& s = *stripes_[expire_stripe_cursor_];
     {
       std::lock_guard<std::mutex> lock(s.mu);
@@ -636,12 +647,11 @@ bool Store::evict_to(size_t limit, Millis now, int samples) {
   if (memory_used() <= limit) return true;
   const EvictionPolicy policy = options_.policy;
   if (policy == EvictionPolicy::kNoEviction) return false;
-  const bool volatile_only = policy == EvictionPolicy::kVolatileLru ||
-                             policy == EvictionPolicy::kVolatileLfu ||
-                             policy == EvictionPolicy::kVolatileRandom ||
-                             policy == EvictionPolicy::kVolatileTtl;
-  const bool random = policy == EvictionPolicy::kAllKeysRandom ||
-                      policy == EvictionPolicy::kVolatileRandom;
+  const bool volatile_only =
+      policy == EvictionPolicy::kVolatileLru || policy == EvictionPolicy::kVolatileLfu ||
+      policy == EvictionPolicy::kVolatileRandom || policy == EvictionPolicy::kVolatileTtl;
+  const bool random =
+      policy == EvictionPolicy::kAllKeysRandom || policy == EvictionPolicy::kVolatileRandom;
   if (samples < 1) samples = 1;
   std::lock_guard<std::mutex> guard(evict_mu_);
   const size_t n = stripes_.size();
