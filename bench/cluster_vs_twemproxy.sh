@@ -111,27 +111,7 @@ SETUPS=(ringkv_n1 ringkv_n3 twemproxy)
 RESULTS="$WORK/results.txt"  # setup test pipeline rep ops_per_sec
 : >"$RESULTS"
 echo
-echo "redis-benchmark -c $CLIENTS -d $VALUE_SIZE -r $KEYSPACE -t set,get, $REQUESTS requests" \
-  "(x5 with -P 16), $REPS repetitions, setups alternating"
-for rep in $(seq 1 "$REPS"); do
-  for pipe in 1 16; do
-    n="$REQUESTS"
-    [ "$pipe" = 1 ] || n=$((REQUESTS * 5))
-    # Rotate the order each repetition, so no setup always runs first or last.
-    for k in 0 1 2; do
-      setup="${SETUPS[$(((k + rep) % 3))]}"
-      port_var="PORT_$setup"
-      out="$(redis-benchmark -p "${!port_var}" -c "$CLIENTS" -d "$VALUE_SIZE" -r "$KEYSPACE" \
-        -n "$n" -P "$pipe" -t set,get -q 2>/dev/null | tr '\r' '\n')"
-      for t in SET GET; do
-        ops="$(grep "^$t: " <<<"$out" | tail -n 1 | awk '{print $2}')"
-        [ -n "$ops" ] || { echo "no $t result from $setup: $out" >&2; exit 1; }
-        echo "$setup $t $pipe $rep $ops" >>"$RESULTS"
-      done
-    done
-  done
-  echo "repetition $rep/$REPS done"
-done
+run_alternating "$RESULTS" "${SETUPS[@]}"
 
 "$PY" - "$RESULTS" "$REPS" <<'EOF'
 import statistics, sys

@@ -4,6 +4,11 @@
 #   track_pid <pid>        a process cleanup stops (SIGTERM, then SIGKILL after 5 s)
 #   free_port              a free loopback TCP port
 #   wait_ping <port>       waits (at most 10 s) until the port answers PING
+#   run_alternating <results> <setup...>
+#                          redis-benchmark -t set,get against each setup's PORT_<setup>, REPS
+#                          repetitions, without pipelining and with -P 16 (5x REQUESTS), the
+#                          setups' order rotating every repetition; appends
+#                          "<setup> <SET|GET> <pipeline> <rep> <ops/s>" lines to <results>
 # Callers set ROOT (the repository root) and PY (/usr/bin/python3) before sourcing.
 
 PIDS=()
@@ -49,4 +54,31 @@ wait_ping() {
   done
   echo "$(basename "$0"): nothing answers PING on port $port" >&2
   exit 1
+}
+
+run_alternating() {
+  local results="$1"
+  shift
+  local setups=("$@") count=$# rep pipe n k setup port_var out t ops
+  echo "redis-benchmark -c $CLIENTS -d $VALUE_SIZE -r $KEYSPACE -t set,get, $REQUESTS requests" \
+    "(x5 with -P 16), $REPS repetitions, setups alternating"
+  for rep in $(seq 1 "$REPS"); do
+    for pipe in 1 16; do
+      n="$REQUESTS"
+      [ "$pipe" = 1 ] || n=$((REQUESTS * 5))
+      # Rotate the order each repetition, so no setup always runs first or last.
+      for k in $(seq 0 $((count - 1))); do
+        setup="${setups[$(((k + rep) % count))]}"
+        port_var="PORT_$setup"
+        out="$(redis-benchmark -p "${!port_var}" -c "$CLIENTS" -d "$VALUE_SIZE" -r "$KEYSPACE" \
+          -n "$n" -P "$pipe" -t set,get -q 2>/dev/null | tr '\r' '\n')"
+        for t in SET GET; do
+          ops="$(grep "^$t: " <<<"$out" | tail -n 1 | awk '{print $2}')"
+          [ -n "$ops" ] || { echo "no $t result from $setup: $out" >&2; exit 1; }
+          echo "$setup $t $pipe $rep $ops" >>"$results"
+        done
+      done
+    done
+    echo "repetition $rep/$REPS done"
+  done
 }

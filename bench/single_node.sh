@@ -73,27 +73,8 @@ echo "ringkv-server ($("$SERVER" --version | head -n 1)) on $PORT_ringkv, io-thr
 echo "redis-server ($(redis-server --version | awk '{print $3}')) on $PORT_redis"
 RESULTS="$WORK/results.txt"
 : >"$RESULTS"
-echo "redis-benchmark -c $CLIENTS -d $VALUE_SIZE -r $KEYSPACE -t set,get, $REQUESTS requests" \
-  "(x5 with -P 16), $REPS repetitions, servers alternating"
 SETUPS=(ringkv redis)
-for rep in $(seq 1 "$REPS"); do
-  for pipe in 1 16; do
-    n="$REQUESTS"
-    [ "$pipe" = 1 ] || n=$((REQUESTS * 5))
-    for k in 0 1; do
-      setup="${SETUPS[$(((k + rep) % 2))]}"
-      port_var="PORT_$setup"
-      out="$(redis-benchmark -p "${!port_var}" -c "$CLIENTS" -d "$VALUE_SIZE" -r "$KEYSPACE" \
-        -n "$n" -P "$pipe" -t set,get -q 2>/dev/null | tr '\r' '\n')"
-      for t in SET GET; do
-        ops="$(grep "^$t: " <<<"$out" | tail -n 1 | awk '{print $2}')"
-        [ -n "$ops" ] || { echo "no $t result from $setup: $out" >&2; exit 1; }
-        echo "$setup $t $pipe $rep $ops" >>"$RESULTS"
-      done
-    done
-  done
-  echo "repetition $rep/$REPS done"
-done
+run_alternating "$RESULTS" "${SETUPS[@]}"
 stop ringkv
 stop redis
 
