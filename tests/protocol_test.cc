@@ -18,28 +18,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::string show(const redisReply* r) {
-  if (r == nullptr) return "(no reply)";
-  switch (r->type) {
-    case REDIS_REPLY_STATUS:
-      return "+" + std::string(r->str, r->len);
-    case REDIS_REPLY_ERROR:
-      return "-" + std::string(r->str, r->len);
-    case REDIS_REPLY_INTEGER:
-      return ":" + std::to_string(r->integer);
-    case REDIS_REPLY_NIL:
-      return "(nil)";
-    case REDIS_REPLY_STRING:
-      return "$" + std::string(r->str, r->len);
-  }
-  return "(array)";
-}
-
-std::string q(redisContext* c, const std::vector<std::string>& args) {
-  Reply r = command(c, args);
-  if (!r) return "(io error: " + std::string(c->errstr) + ")";
-  return show(r.get());
-}
 
 template <class F>
 bool eventually(F cond, std::chrono::milliseconds timeout = 10s) {

@@ -204,4 +204,34 @@ class ServerProcess {
   int fixed_port_ = 0;
 };
 
+// A reply as one comparable string: +status, -error, :integer, $bulk, (nil), [a, b, ...].
+inline std::string show(const redisReply* r) {
+  if (r == nullptr) return "(no reply)";
+  switch (r->type) {
+    case REDIS_REPLY_STATUS:
+      return "+" + std::string(r->str, r->len);
+    case REDIS_REPLY_ERROR:
+      return "-" + std::string(r->str, r->len);
+    case REDIS_REPLY_INTEGER:
+      return ":" + std::to_string(r->integer);
+    case REDIS_REPLY_NIL:
+      return "(nil)";
+    case REDIS_REPLY_STRING:
+      return "$" + std::string(r->str, r->len);
+    case REDIS_REPLY_ARRAY: {
+      std::string out = "[";
+      for (size_t i = 0; i < r->elements; ++i) out += (i ? ", " : "") + show(r->element[i]);
+      return out + "]";
+    }
+  }
+  return "(unknown reply type)";
+}
+
+// Sends one command and returns its reply rendered by show().
+inline std::string q(redisContext* c, const std::vector<std::string>& args) {
+  Reply r = command(c, args);
+  if (!r) return "(io error: " + std::string(c->errstr) + ")";
+  return show(r.get());
+}
+
 }  // namespace ringkv::testing
