@@ -3,8 +3,10 @@ unchanged, lists every directive with its default, and bad files or flags stop s
 clear message and a non-zero exit."""
 
 import os
+import socket
 import subprocess
 import tempfile
+import time
 import unittest
 
 import harness
@@ -112,6 +114,32 @@ class CommandLine(unittest.TestCase):
         self.assertNotEqual(rc, 0)
         self.assertIn(str(other.port), out + err)
         self.assertIn("in use", out + err)
+
+    def test_daemonize_detaches_from_the_caller(self):
+        # As with Redis, `--daemonize yes` returns at once and leaves nothing of the caller's
+        # standard output open: run() collects output until EOF, so a server still holding the
+        # pipe would make it time out. The daemon then serves and stops on SHUTDOWN.
+        port = harness.free_port()
+        with tempfile.TemporaryDirectory() as d:
+            log = os.path.join(d, "ringkv.log")
+            pidfile = os.path.join(d, "ringkv.pid")
+            rc, out, err = run_server("--port", str(port), "--bind", "127.0.0.1",
+                                      "--daemonize", "yes", "--logfile", log,
+                                      "--pidfile", pidfile, timeout=10)
+            self.assertEqual(rc, 0, out + err)
+            try:
+                deadline = time.monotonic() + 10
+                while not harness.ping(port) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                self.assertTrue(harness.ping(port))
+            finally:
+                with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                    s.sendall(b"*1\r\n$8\r\nSHUTDOWN\r\n")
+                    s.recv(64)
+                deadline = time.monotonic() + 10
+                while harness.ping(port) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+            self.assertFalse(harness.ping(port))
 
 
 if __name__ == "__main__":
