@@ -19,7 +19,7 @@
 #
 # Environment: KEYS (1000000), VALUE_SIZE (64), REPLICAS (3), WRITE_QUORUM (2),
 # BEFORE_SECONDS (10), AFTER_SECONDS (5), CONNS (25 per load thread, 2 threads), PIPELINE (1),
-# BUILD_DIR (build, Release), RINGKV_SERVER and TOOLS_DIR (a ringkv-server and the directory with
+# MIGRATION_RATE (the nodes' migration-rate; their default when unset), BUILD_DIR (build, Release), RINGKV_SERVER and TOOLS_DIR (a ringkv-server and the directory with
 # plan_tool and cluster_load, instead of building them). Everything started is stopped on exit.
 set -euo pipefail
 
@@ -55,25 +55,9 @@ bench_workdir migration
 now_ms() { date +%s%3N; }
 info_field() { redis-cli -p "$1" RING INFO | tr -d '\r' | sed -n "s/^$2://p"; }
 
-all_idle() {
-  local epochs=() p info
-  for p in "${PORTS[@]}"; do
-    info="$(redis-cli -p "$p" RING INFO | tr -d '\r')"
-    grep -q '^migration_state:idle$' <<<"$info" || return 1
-    epochs+=("$(sed -n 's/^ring_epoch://p' <<<"$info")")
-  done
-  [ "$(printf '%s\n' "${epochs[@]}" | sort -u | wc -l)" = 1 ]
-}
-
-# Every node (n4 too: it follows the configuration before it joins) is idle at one epoch.
-wait_idle() {
-  for _ in $(seq 6000); do
-    all_idle && return 0
-    sleep 0.05
-  done
-  echo "migration.sh: the cluster did not reach migration_state:idle" >&2
-  exit 1
-}
+# Every node (n4 too: it follows the configuration before it joins) is idle at one epoch; the
+# poll is one cheap process (bench/wait_idle.py), not a loop of redis-cli calls.
+wait_idle() { "$PY" "$ROOT/bench/wait_idle.py" "${PORTS[@]}"; }
 
 # ---------------------------------------------------------------- cluster
 
@@ -84,6 +68,7 @@ for i in 1 2 3 4; do
   [ "$i" = 1 ] || disc="ringkv://127.0.0.1:${PORTS[0]}"
   "$SERVER" --port "$port" --bind 127.0.0.1 --node-id "n$i" --discovery "$disc" \
     --replicas "$REPLICAS" --write-quorum "$WRITE_QUORUM" --loglevel notice \
+    ${MIGRATION_RATE:+--migration-rate "$MIGRATION_RATE"} \
     --logfile "$WORK/n$i.log" &
   PIDS+=($!)
   for _ in $(seq 200); do

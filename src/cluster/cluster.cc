@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <set>
 
 #include "cluster/sync_client.h"
 #include "common/log.h"
@@ -217,16 +218,25 @@ void Cluster::publish_view() {
   // REQUIRES: mu_ held.
   auto v = std::make_shared<View>();
   v->config = config_;
-  auto r = build_ring(config_.ring_servers(), config_.vnodes);
-  if (!r) {
-    LOG_WARNING("Ring configuration epoch %llu is unusable: %s",
-                static_cast<unsigned long long>(config_.epoch), r.status().message().c_str());
-    return;
-  }
-  v->ring = std::move(r).value();
-  if (config_.migration) {
-    auto p = build_ring(config_.migration->from, config_.vnodes);
-    if (p) v->previous = std::move(p).value();
+  // A view is published for every batch a move brings in and every liveness change; the rings
+  // change only with the configuration's epoch, so they are built once per epoch.
+  if (view_ && config_.epoch != 0 && view_->config.epoch == config_.epoch &&
+      view_->config.vnodes == config_.vnodes &&
+      view_->config.migration.has_value() == config_.migration.has_value()) {
+    v->ring = view_->ring;
+    v->previous = view_->previous;
+  } else {
+    auto r = build_ring(config_.ring_servers(), config_.vnodes);
+    if (!r) {
+      LOG_WARNING("Ring configuration epoch %llu is unusable: %s",
+                  static_cast<unsigned long long>(config_.epoch), r.status().message().c_str());
+      return;
+    }
+    v->ring = std::move(r).value();
+    if (config_.migration) {
+      auto p = build_ring(config_.migration->from, config_.vnodes);
+      if (p) v->previous = std::move(p).value();
+    }
   }
   v->self_id = options_.node_id;
   auto idx = v->ring->index_of(options_.node_id);
@@ -1202,8 +1212,21 @@ bool Cluster::pull_ranges(const std::vector<PendingRange>& ranges, uint64_t gain
     Token cursor;
     bool ok = true;
   };
-  std::map<std::string, std::vector<Job>> by_source;
+  // Two rounds: first the ranges this node becomes primary of (until they are here, reads of
+  // their keys are read through from a previous holder, an extra hop), then the others.
+  std::map<std::string, std::vector<Job>> by_source[2];
   std::vector<int> sources_left(ranges.size(), 0);
+  std::shared_ptr<const ring::Ring> new_ring;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (view_) new_ring = view_->ring;
+  }
+  auto round_of = [&](const PendingRange& r) {
+    return new_ring && new_ring->server_count() > 0 &&
+                   new_ring->owner(r.range.first) == options_.node_id
+               ? 0
+               : 1;
+  };
   // A range whose holders are all up but not ready stays pending (tried again later).
   auto failed_wait_for = [&](const PendingRange& r) {
     for (const auto& s : r.sources)
@@ -1220,7 +1243,7 @@ bool Cluster::pull_ranges(const std::vector<PendingRange>& ranges, uint64_t gain
   for (size_t i = 0; i < ranges.size(); ++i) {
     for (const auto& s : ranges[i].sources) {
       if (!(allow_unready ? peer_live(s) : source_usable(s))) continue;
-      by_source[s].push_back(Job{i, ranges[i].range.first});
+      by_source[round_of(ranges[i])][s].push_back(Job{i, ranges[i].range.first});
       ++sources_left[i];
       if (!recovery) break;
     }
@@ -1269,74 +1292,82 @@ bool Cluster::pull_ranges(const std::vector<PendingRange>& ranges, uint64_t gain
     std::unique_lock<std::mutex> lock(mu_);
     transfer_wake_.wait_until(lock, due, [&] { return stop_.load() || gains_for_ != gains_for; });
   };
-  for (auto& [src, jobs] : by_source) {
-    std::string address = address_of(src);
-    std::deque<Job> queue(jobs.begin(), jobs.end());
-    while (!queue.empty()) {
-      if (stop_) return false;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        if (gains_for_ != gains_for) return false;  // superseded by a newer change
-      }
-      std::vector<Job> batch;
-      std::vector<std::vector<std::string>> reqs;
-      while (!queue.empty() && batch.size() < pipeline) {
-        Job j = queue.front();
-        queue.pop_front();
-        reqs.push_back({"RINGKV.FETCH", std::to_string(j.cursor),
-                        std::to_string(ranges[j.index].range.last),
-                        std::to_string(options_.batch_keys)});
-        batch.push_back(j);
-      }
-      auto replies = sync_client(options_).call_many(address, reqs, 30000);
-      if (!replies) {
-        LOG_WARNING("Fetching ranges from %s failed: %s", src.c_str(),
-                    replies.status().message().c_str());
-        for (const auto& j : batch) failed[j.index] = 1;
+  std::set<std::string> failed_sources;
+  for (auto& round : by_source) {
+    for (auto& [src, jobs] : round) {
+      std::string address = address_of(src);
+      std::deque<Job> queue(jobs.begin(), jobs.end());
+      if (failed_sources.count(src)) {
         for (const auto& j : queue) failed[j.index] = 1;
-        break;
+        continue;
       }
-      uint64_t keys = 0, bytes = 0;
-      std::vector<size_t> finished;
-      Millis now = clock_.now_ms();
-      for (size_t b = 0; b < batch.size(); ++b) {
-        const redisReply* rep = (*replies)[b].get();
-        Job& j = batch[b];
-        if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 2) {
-          failed[j.index] = 1;
-          continue;
+      while (!queue.empty()) {
+        if (stop_) return false;
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          if (gains_for_ != gains_for) return false;  // superseded by a newer change
         }
-        bool done = rep->element[0]->integer != 0;
-        uint64_t next = 0;
-        parse_uint64(std::string_view(rep->element[1]->str, rep->element[1]->len), &next);
-        for (size_t i = 2; i + 4 < rep->elements; i += 5) {
-          std::string_view k(rep->element[i]->str, rep->element[i]->len);
-          std::string_view v(rep->element[i + 1]->str, rep->element[i + 1]->len);
-          int64_t expire = rep->element[i + 2]->integer;
-          uint64_t version = 0;
-          parse_uint64(std::string_view(rep->element[i + 3]->str, rep->element[i + 3]->len),
-                       &version);
-          bool tomb = rep->element[i + 4]->integer != 0;
-          store_.apply(k, token_of(k), v, expire, version, tomb, now);
-          ++keys;
-          bytes += k.size() + v.size();
+        std::vector<Job> batch;
+        std::vector<std::vector<std::string>> reqs;
+        while (!queue.empty() && batch.size() < pipeline) {
+          Job j = queue.front();
+          queue.pop_front();
+          reqs.push_back({"RINGKV.FETCH", std::to_string(j.cursor),
+                          std::to_string(ranges[j.index].range.last),
+                          std::to_string(options_.batch_keys)});
+          batch.push_back(j);
         }
-        if (done) {
-          finished.push_back(j.index);
-        } else {
-          j.cursor = next;
-          queue.push_back(j);
+        auto replies = sync_client(options_).call_many(address, reqs, 30000);
+        if (!replies) {
+          LOG_WARNING("Fetching ranges from %s failed: %s", src.c_str(),
+                      replies.status().message().c_str());
+          for (const auto& j : batch) failed[j.index] = 1;
+          for (const auto& j : queue) failed[j.index] = 1;
+          failed_sources.insert(src);
+          break;
         }
+        uint64_t keys = 0, bytes = 0;
+        std::vector<size_t> finished;
+        Millis now = clock_.now_ms();
+        for (size_t b = 0; b < batch.size(); ++b) {
+          const redisReply* rep = (*replies)[b].get();
+          Job& j = batch[b];
+          if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 2) {
+            failed[j.index] = 1;
+            continue;
+          }
+          bool done = rep->element[0]->integer != 0;
+          uint64_t next = 0;
+          parse_uint64(std::string_view(rep->element[1]->str, rep->element[1]->len), &next);
+          for (size_t i = 2; i + 4 < rep->elements; i += 5) {
+            std::string_view k(rep->element[i]->str, rep->element[i]->len);
+            std::string_view v(rep->element[i + 1]->str, rep->element[i + 1]->len);
+            int64_t expire = rep->element[i + 2]->integer;
+            uint64_t version = 0;
+            parse_uint64(std::string_view(rep->element[i + 3]->str, rep->element[i + 3]->len),
+                         &version);
+            bool tomb = rep->element[i + 4]->integer != 0;
+            store_.apply(k, token_of(k), v, expire, version, tomb, now);
+            ++keys;
+            bytes += k.size() + v.size();
+          }
+          if (done) {
+            finished.push_back(j.index);
+          } else {
+            j.cursor = next;
+            queue.push_back(j);
+          }
+        }
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          progress_.keys_done += keys;
+          progress_.bytes_done += bytes;
+          for (size_t i : finished)
+            if (--sources_left[i] == 0 && !failed[i]) complete(i);
+          publish_view();
+        }
+        pace(keys);
       }
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        progress_.keys_done += keys;
-        progress_.bytes_done += bytes;
-        for (size_t i : finished)
-          if (--sources_left[i] == 0 && !failed[i]) complete(i);
-        publish_view();
-      }
-      pace(keys);
     }
   }
   for (char f : failed)
