@@ -8,11 +8,7 @@
 // the replies byte for byte, in RESP2 and RESP3. Where Redis's own reply is not deterministic
 // (dictionary order of subcommands, client ids, timestamps, durations), the test normalises
 // exactly that and compares the rest. Where ringkv deliberately differs, the test says so.
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <catch2/catch.hpp>
@@ -26,12 +22,11 @@
 #include <vector>
 
 #include "common/strings.h"
+#include "redis_pair.h"
 #include "server/latency.h"
-#include "server_harness.h"
 
 using namespace ringkv::testing;
 using namespace std::chrono_literals;
-using Args = std::vector<std::string>;
 using SteadyClock = std::chrono::steady_clock;
 
 namespace {
@@ -131,159 +126,6 @@ const Node* field(const Node& map, std::string_view key) {
     if (map.kids[i].text == key) return &map.kids[i + 1];
   return nullptr;
 }
-
-// Makes CR/LF and binary bytes visible in failure messages.
-std::string printable(std::string_view s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (c == '\r') {
-      out += "\\r";
-    } else if (c == '\n') {
-      out += "\\n";
-    } else if (c < 32 || c >= 127) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out;
-}
-
-std::string show(const Args& args) {
-  std::string out;
-  for (const auto& a : args) out += (out.empty() ? "" : " ") + printable(a);
-  return out;
-}
-
-std::string encode(const Args& args) {
-  std::string out = "*" + std::to_string(args.size()) + "\r\n";
-  for (const std::string& a : args) out += "$" + std::to_string(a.size()) + "\r\n" + a + "\r\n";
-  return out;
-}
-
-std::string bulk(std::string_view s) {
-  return "$" + std::to_string(s.size()) + "\r\n" + std::string(s) + "\r\n";
-}
-std::string integer(int64_t v) { return ":" + std::to_string(v) + "\r\n"; }
-std::string err(std::string_view text) { return "-" + std::string(text) + "\r\n"; }
-const std::string kOk = "+OK\r\n";
-
-// ---------------------------------------------------------------- a raw client
-
-class Client {
- public:
-  explicit Client(int port) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons(static_cast<uint16_t>(port));
-    if (::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
-      throw std::runtime_error("connect to port " + std::to_string(port));
-  }
-  ~Client() { ::close(fd_); }
-  Client(const Client&) = delete;
-  Client& operator=(const Client&) = delete;
-
-  void send(const Args& args) { send_raw(encode(args)); }
-  void send_raw(std::string_view data) {
-    while (!data.empty()) {
-      ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
-      if (n <= 0) return;
-      data.remove_prefix(static_cast<size_t>(n));
-    }
-  }
-  // The next reply's bytes, or "" if none is complete within `timeout`.
-  std::string read(std::chrono::milliseconds timeout = 20s) {
-    const auto deadline = SteadyClock::now() + timeout;
-    Node n;
-    size_t end;
-    while ((end = parse_at(buf_, 0, &n)) == std::string::npos) {
-      auto left =
-          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now());
-      if (left.count() <= 0) return "";
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count(), 100))) <= 0) continue;
-      char tmp[65536];
-      ssize_t got = ::recv(fd_, tmp, sizeof tmp, 0);
-      if (got <= 0) {
-        closed_ = true;
-        return "";
-      }
-      buf_.append(tmp, static_cast<size_t>(got));
-      n = Node();
-    }
-    std::string reply = buf_.substr(0, end);
-    buf_.erase(0, end);
-    return reply;
-  }
-  std::string call(const Args& args) {
-    send(args);
-    return read();
-  }
-  // True when the server closed the connection within `timeout`.
-  bool wait_closed(std::chrono::milliseconds timeout = 10s) {
-    const auto deadline = SteadyClock::now() + timeout;
-    while (!closed_ && SteadyClock::now() < deadline) {
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, 100) <= 0) continue;
-      char tmp[4096];
-      ssize_t got = ::recv(fd_, tmp, sizeof tmp, 0);
-      if (got <= 0)
-        closed_ = true;
-      else
-        buf_.append(tmp, static_cast<size_t>(got));
-    }
-    return closed_;
-  }
-  std::string& buffer() { return buf_; }
-
- private:
-  int fd_ = -1;
-  bool closed_ = false;
-  std::string buf_;
-};
-
-// ---------------------------------------------------------------- the two servers
-
-struct Pair {
-  explicit Pair(Args ringkv_flags = {}) : ringkv(std::move(ringkv_flags)) {}
-  ServerProcess redis{{"--databases", "1"}, REDIS_SERVER_PATH};
-  ServerProcess ringkv;
-  Client r{redis.port()};
-  Client k{ringkv.port()};
-
-  // Sends `args` to both and checks the replies are identical; returns ringkv's.
-  std::string both(const Args& args) {
-    const std::string want = r.call(args);
-    const std::string got = k.call(args);
-    INFO("command: " << show(args));
-    INFO("redis:  " << printable(want));
-    INFO("ringkv: " << printable(got));
-    CHECK(!want.empty());
-    CHECK(got == want);
-    return got;
-  }
-  void script(std::string_view text) {
-    size_t pos = 0;
-    while (pos < text.size()) {
-      size_t eol = text.find('\n', pos);
-      if (eol == std::string_view::npos) eol = text.size();
-      std::string_view line = text.substr(pos, eol - pos);
-      pos = eol + 1;
-      Args args;
-      REQUIRE(ringkv::split_args(line, &args));
-      if (!args.empty()) both(args);
-    }
-  }
-  void each(const Args& args) {
-    r.call(args);
-    k.call(args);
-  }
-  void resp3() { each({"HELLO", "3"}); }
-};
 
 // Waits until `cond` holds (polling) or the deadline passes.
 template <class F>
