@@ -1,0 +1,546 @@
+// The ring configuration and the control thread: applying epochs, proposing and queueing ring
+// changes (RING ADDSERVER/REMOVESERVER/PLAN), heartbeats, status reports and finishing a
+// migration.
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <set>
+
+#include "cluster/cluster.h"
+#include "cluster/cluster_internal.h"
+#include "common/log.h"
+#include "common/strings.h"
+#include "resp/reply_scanner.h"
+
+namespace ringkv::cluster {
+
+// ---------------------------------------------------------------- configuration
+
+void Cluster::apply_config(const RingConfig& cfg) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (cfg.epoch <= config_.epoch && config_.epoch != 0) return;
+  RingConfig old = config_;
+  bool first = old.epoch == 0;
+  config_ = cfg;
+  applied_epoch_ = cfg.epoch;
+  // A peer we have not heard from yet counts as up until a heartbeat says otherwise: requests
+  // to a dead peer fail fast, while assuming the worst would refuse writes for no reason.
+  for (const auto& s : cfg.servers)
+    if (s.id != options_.node_id && !last_seen_ms_.count(s.id))
+      last_seen_ms_[s.id] = clock_.now_ms();
+  const ServerInfo* me = cfg.find(options_.node_id);
+  if (me && me->ordinal > 0 && me->ordinal <= HybridClock::kMaxNode) hlc_.set_node(me->ordinal);
+  size_t ring_size = cfg.ring_servers().size();
+  store_.set_keep_tombstones(ring_size > 1 || cfg.migration.has_value());
+
+  auto ring_now = build_ring(cfg.ring_servers(), cfg.vnodes);
+  if (!ring_now) {
+    LOG_WARNING("Can't build the ring of epoch %llu: %s",
+                static_cast<unsigned long long>(cfg.epoch), ring_now.status().message().c_str());
+    return;
+  }
+  uint32_t n = cfg.effective_replicas();
+
+  // No migration in progress and the ring changed (a migration finished, possibly in epochs
+  // this node never saw): drop every range this node does not hold any more. New holders
+  // confirmed their copies before the migration could finish.
+  bool ring_changed = old.epoch == 0 || old.migration.has_value() ||
+                      old.ring_servers().size() != cfg.ring_servers().size();
+  if (!first && !cfg.migration && ring_changed) {
+    // Loops that began a request with the previous view finish it before the drop, so a
+    // replicated copy they accepted under that view cannot land after it.
+    publish_view();
+    lock.unlock();
+    quiesce_loops();
+    lock.lock();
+    auto idx = (*ring_now)->index_of(options_.node_id);
+    auto all = (*ring_now)->ranges(n);
+    size_t dropped = 0, ranges = 0;
+    if (all) {
+      for (const auto& rr : *all) {
+        if (idx && std::find(rr.replicas.begin(), rr.replicas.end(), *idx) != rr.replicas.end())
+          continue;
+        size_t d = store_.drop_range(rr.range.first, rr.range.last);
+        dropped += d;
+        ranges += d > 0;
+      }
+    }
+    if (dropped > 0) {
+      LOG_NOTICE("Epoch %llu: dropped %zu keys in %zu ranges this node no longer holds",
+                 static_cast<unsigned long long>(cfg.epoch), dropped, ranges);
+    }
+  }
+
+  // Started with an empty store while the ring counts on us (a restart): take back every range
+  // this node holds from the other holders; during a migration, from both rings' holders.
+  // Until a range is back, reads of keys it lacks go to them (read-through).
+  const bool recover = first && me && me->state != ServerState::kLeaving &&
+                       ((ring_size > 1 && n > 1) || cfg.migration.has_value());
+  std::shared_ptr<const ring::Ring> prev_ring;
+  if (cfg.migration) {
+    auto p = build_ring(cfg.migration->from, cfg.vnodes);
+    if (p) prev_ring = std::move(p).value();
+  }
+  if (recover) {
+    auto idx = (*ring_now)->index_of(options_.node_id);
+    auto mine = (*ring_now)->ranges(n);
+    if (idx && mine) {
+      pending_.clear();
+      for (const auto& rr : *mine) {
+        if (std::find(rr.replicas.begin(), rr.replicas.end(), *idx) == rr.replicas.end()) continue;
+        std::vector<std::string> current;
+        for (uint32_t s : rr.replicas)
+          if (s != *idx) current.push_back((*ring_now)->servers()[s].id);
+        if (!prev_ring) {
+          pending_.push_back(PendingRange{rr.range, current});
+          continue;
+        }
+        // Split along the previous ring's ranges: each piece has its own old holders.
+        for (size_t k = prev_ring->range_index(rr.range.first); k < prev_ring->range_count(); ++k) {
+          ring::TokenRange pr = prev_ring->range(k);
+          if (pr.first > rr.range.last) break;
+          PendingRange piece;
+          piece.range.first = std::max(pr.first, rr.range.first);
+          piece.range.last = std::min(pr.last, rr.range.last);
+          uint32_t list[ring::kMaxReplicasLimit];
+          size_t kk = prev_ring->preference_list(piece.range.first, n, list);
+          for (size_t j = 0; j < kk; ++j) {
+            const std::string& id = prev_ring->servers()[list[j]].id;
+            if (id != options_.node_id) piece.sources.push_back(id);
+          }
+          for (const auto& c : current)
+            if (std::find(piece.sources.begin(), piece.sources.end(), c) == piece.sources.end())
+              piece.sources.push_back(c);
+          pending_.push_back(std::move(piece));
+          if (pr.last >= rr.range.last) break;
+        }
+      }
+      recovering_ = true;
+      gains_for_ = cfg.migration ? cfg.migration->id : 0;
+      progress_ = Progress{};
+      progress_.moving = !pending_.empty();
+      progress_.migration_id = gains_for_;
+      progress_.started_ms = clock_.now_ms();
+      if (pending_.empty()) {
+        recovering_ = false;
+        if (gains_for_) migration_done_ = gains_for_;
+      }
+      LOG_NOTICE("Recovering %zu ranges from the other holders", pending_.size());
+    }
+  } else if (cfg.migration && gains_for_ != cfg.migration->id && prev_ring) {
+    // A migration that involves this node: the ranges it gains, each from its old holders (the
+    // old primary first: it executed every write of the old epoch).
+    auto plan = ring::diff(*prev_ring, **ring_now, n);
+    if (plan) {
+      pending_.clear();
+      for (const auto& t : plan->gains_of(options_.node_id)) {
+        PendingRange p;
+        p.range = t.range;
+        for (uint32_t s : t.sources) p.sources.push_back(plan->servers[s]);
+        pending_.push_back(std::move(p));
+      }
+      recovering_ = false;
+      gains_for_ = cfg.migration->id;
+      progress_ = Progress{};
+      progress_.moving = !pending_.empty();
+      progress_.migration_id = cfg.migration->id;
+      progress_.started_ms = clock_.now_ms();
+      if (pending_.empty()) migration_done_ = cfg.migration->id;
+      LOG_NOTICE("Epoch %llu: %s %s; this node receives %zu ranges",
+                 static_cast<unsigned long long>(cfg.epoch), cfg.migration->kind.c_str(),
+                 cfg.migration->server.c_str(), pending_.size());
+    }
+  }
+  std::sort(pending_.begin(), pending_.end(), [](const PendingRange& a, const PendingRange& b) {
+    return a.range.first < b.range.first;
+  });
+  if (!cfg.migration) {
+    progress_.moving = !pending_.empty();
+  }
+  publish_view();
+  lock.unlock();
+  transfer_wake_.notify_all();
+}
+
+Status Cluster::change_config(const std::function<Result<RingConfig>(const RingConfig&)>& change) {
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    auto cur = service_->load();
+    if (!cur) return cur.status();
+    auto next = change(*cur);
+    if (!next) return next.status();
+    Status st = service_->store(cur->epoch, *next);
+    if (st) {
+      apply_config(*next);
+      return Status::ok();
+    }
+    if (st.code() != Code::kFailedPrecondition) return st;
+  }
+  return Status::failed_precondition("the ring configuration kept changing; try again");
+}
+
+namespace {
+
+constexpr const char* kMovingPrefix = "a ring change is still moving data";
+
+// The refusal of a change while another one moves data. RING ADDSERVER/REMOVESERVER wait
+// (run_change) before they ever return it; RING PLAN returns it at once.
+Status moving_error(const Migration& m) {
+  return Status::failed_precondition(std::string(kMovingPrefix) + " (" + m.kind + " " + m.server +
+                                     ", epoch " + std::to_string(m.id) +
+                                     ") and did not finish within " +
+                                     std::to_string(Cluster::kChangeWaitMs / 1000) +
+                                     " s; retry when RING INFO shows migration_state:idle");
+}
+
+}  // namespace
+
+Result<RingConfig> Cluster::propose_add(const RingConfig& cur, const std::string& id,
+                                        const std::string& address, uint32_t weight) {
+  Status st = validate_server_id(id);
+  if (!st) return st;
+  std::string host;
+  int port;
+  if (!split_address(address, &host, &port))
+    return Status::invalid_argument("'" + address + "' is not a host:port address");
+  if (weight == 0) return Status::invalid_argument("weight must be at least 1");
+  if (cur.migration) {
+    return moving_error(*cur.migration);
+  }
+  if (cur.find(id))
+    return Status::already_exists("server '" + id + "' is already in the ring configuration");
+  for (const auto& s : cur.servers)
+    if (s.address == address)
+      return Status::already_exists("address " + address + " is already used by server '" + s.id +
+                                    "'");
+  if (cur.next_ordinal > HybridClock::kMaxNode)
+    return Status::failed_precondition(
+        "no server ordinals left (a cluster can have 4095 servers over its life)");
+  RingConfig next = cur;
+  if (cur.epoch == 0) {
+    // The first server creates the ring (etcd starts empty): it gets this node's settings.
+    next.vnodes = options_.vnodes;
+    next.replicas = options_.replicas;
+    next.write_quorum = options_.write_quorum;
+    next.read_quorum = options_.read_quorum;
+  }
+  next.epoch = cur.epoch + 1;
+  auto from = cur.ring_servers();
+  next.servers.push_back(ServerInfo{id, address, weight,
+                                    from.empty() ? ServerState::kUp : ServerState::kJoining,
+                                    cur.next_ordinal});
+  next.next_ordinal = cur.next_ordinal + 1;
+  if (!from.empty()) {
+    Migration m;
+    m.id = next.epoch;
+    m.kind = "addserver";
+    m.server = id;
+    m.started_ms = clock_.now_ms();
+    m.from = from;
+    next.migration = m;
+  }
+  auto r = build_ring(next.ring_servers(), next.vnodes);
+  if (!r) return r.status();
+  return next;
+}
+
+Result<RingConfig> Cluster::propose_remove(const RingConfig& cur, const std::string& id) {
+  const ServerInfo* s = cur.find(id);
+  if (s == nullptr || s->state == ServerState::kLeaving)
+    return Status::not_found("no server '" + id + "' on the ring");
+  if (cur.migration) {
+    return moving_error(*cur.migration);
+  }
+  auto from = cur.ring_servers();
+  if (from.size() <= 1)
+    return Status::failed_precondition("can't remove the last server of the ring");
+  RingConfig next = cur;
+  next.epoch = cur.epoch + 1;
+  for (auto& e : next.servers)
+    if (e.id == id) e.state = ServerState::kLeaving;
+  Migration m;
+  m.id = next.epoch;
+  m.kind = "removeserver";
+  m.server = id;
+  m.started_ms = clock_.now_ms();
+  m.from = from;
+  next.migration = m;
+  return next;
+}
+
+Status Cluster::add_server(const std::string& id, const std::string& address, uint32_t weight) {
+  Status st = validate_server_id(id);
+  if (!st) return st;
+  // The address must answer, and be the server it claims to be.
+  auto r = sync_client(options_).call(address, {"RINGKV.PING"}, 1000);
+  if (!r)
+    return Status::unreachable("server '" + id + "' at " + address +
+                               " is unreachable: " + r.status().message());
+  const redisReply* rep = r->get();
+  if (rep->type == REDIS_REPLY_ARRAY && rep->elements >= 1 &&
+      rep->element[0]->type == REDIS_REPLY_STRING) {
+    std::string actual(rep->element[0]->str, rep->element[0]->len);
+    if (actual != id)
+      return Status::invalid_argument("the server at " + address + " has node id '" + actual +
+                                      "', not '" + id + "'");
+  }
+  return change_config(
+      [&](const RingConfig& cur) { return propose_add(cur, id, address, weight); });
+}
+
+Status Cluster::remove_server(const std::string& id) {
+  return change_config([&](const RingConfig& cur) { return propose_remove(cur, id); });
+}
+
+void Cluster::run_change(std::function<Status()> change, std::function<void(Status)> done) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    pending_changes_.push_back(
+        PendingChange{clock_.now_ms() + kChangeWaitMs, std::move(change), std::move(done)});
+  }
+  wake_.notify_all();
+}
+
+void Cluster::run_pending_change() {
+  PendingChange c;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (pending_changes_.empty()) return;
+    Millis now = clock_.now_ms();
+    if (config_.migration && now < pending_changes_.front().deadline_ms) return;
+    c = std::move(pending_changes_.front());
+    pending_changes_.pop_front();
+  }
+  Status st = c.change();
+  // Another node may have started a change first: wait for that one too.
+  if (!st && st.message().rfind(kMovingPrefix, 0) == 0 && clock_.now_ms() < c.deadline_ms) {
+    std::lock_guard<std::mutex> lock(mu_);
+    pending_changes_.push_front(std::move(c));
+    return;
+  }
+  c.done(st);
+}
+
+void Cluster::run_admin(std::function<void()> fn) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    admin_tasks_.push_back(std::move(fn));
+  }
+  wake_.notify_all();
+}
+
+Result<std::vector<Cluster::PlanLine>> Cluster::plan(const RingConfig& proposed) {
+  RingConfig cur;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    cur = config_;
+  }
+  auto from = build_ring(cur.ring_servers(), cur.vnodes);
+  if (!from) return from.status();
+  auto to = build_ring(proposed.ring_servers(), proposed.vnodes);
+  if (!to) return to.status();
+  auto p = ring::diff(**from, **to, proposed.effective_replicas());
+  if (!p) return p.status();
+  // Group the transfers by (source, destination); the source is the range's old primary.
+  std::map<std::pair<std::string, std::string>, std::vector<ring::TokenRange>> groups;
+  for (const auto& m : p->moves) {
+    if (m.gainers.empty()) continue;
+    const std::string& src = p->servers[m.old_replicas.front()];
+    for (uint32_t g : m.gainers) groups[{src, p->servers[g]}].push_back(m.range);
+  }
+  std::vector<PlanLine> out;
+  for (auto& [k, ranges] : groups) {
+    PlanLine line;
+    line.from = k.first;
+    line.to = k.second;
+    line.ranges = ranges.size();
+    const ServerInfo* s = cur.find(k.first);
+    std::vector<std::string> args = {"RINGKV.RANGESTATS"};
+    for (const auto& r : ranges) {
+      args.push_back(std::to_string(r.first));
+      args.push_back(std::to_string(r.last));
+    }
+    if (s) {
+      auto r = sync_client(options_).call(s->address, args, 30000);
+      if (!r)
+        return Status::unreachable("can't count the keys on '" + k.first +
+                                   "': " + r.status().message());
+      const redisReply* rep = r->get();
+      for (size_t i = 0; i + 1 < rep->elements; i += 2) {
+        line.keys += static_cast<uint64_t>(rep->element[i]->integer);
+        line.bytes += static_cast<uint64_t>(rep->element[i + 1]->integer);
+      }
+    }
+    out.push_back(line);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- control thread
+
+void Cluster::control_loop() {
+  using clk = std::chrono::steady_clock;
+  auto next_beat = clk::now();
+  auto next_report = clk::now();
+  while (!stop_) {
+    std::deque<std::function<void()>> tasks;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      tasks.swap(admin_tasks_);
+    }
+    for (auto& t : tasks) t();
+    run_pending_change();
+    auto cfg = service_->wait_newer(applied_epoch_.load(), 20);
+    if (stop_) break;
+    if (cfg && cfg->epoch > applied_epoch_.load()) apply_config(*cfg);
+    auto now = clk::now();
+    if (now >= next_beat || beat_now_.exchange(false, std::memory_order_relaxed)) {
+      heartbeat();
+      next_beat = now + std::chrono::milliseconds(options_.heartbeat_ms);
+    }
+    if (now >= next_report) {
+      report_status();
+      maybe_finalize_migration();
+      next_report = now + std::chrono::milliseconds(500);
+    }
+  }
+}
+
+void Cluster::heartbeat() {
+  std::vector<std::pair<std::string, std::string>> peers;  // id, address
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& s : config_.servers)
+      if (s.id != options_.node_id) peers.emplace_back(s.id, s.address);
+    if (config_.migration) {
+      for (const auto& s : config_.migration->from) {
+        if (s.id == options_.node_id) continue;
+        bool known = false;
+        for (auto& p : peers) known |= p.first == s.id;
+        if (!known) peers.emplace_back(s.id, s.address);
+      }
+    }
+  }
+  bool changed = false;
+  std::vector<std::string> came_back;
+  for (const auto& [id, address] : peers) {
+    auto r = sync_client(options_).call(address, {"RINGKV.PING"}, 300);
+    Millis now = clock_.now_ms();
+    bool ok = false;
+    // Nothing listens at the address: the process is gone (a restart makes it come back up),
+    // so it is down now, not after down_after_ms of silence.
+    bool refused = !r && r.status().message().find("refused") != std::string::npos;
+    if (r) {
+      const redisReply* rep = r->get();
+      ok = rep->type == REDIS_REPLY_ARRAY && rep->elements >= 1 &&
+           rep->element[0]->type == REDIS_REPLY_STRING &&
+           std::string(rep->element[0]->str, rep->element[0]->len) == id;
+      if (ok && rep->elements >= 3) {
+        std::lock_guard<std::mutex> lock(mu_);
+        peer_ready_[id] = rep->element[2]->integer != 0;
+      }
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = last_seen_ms_.find(id);
+    bool was_live = it != last_seen_ms_.end() && now - it->second < options_.down_after_ms;
+    if (ok) last_seen_ms_[id] = now;
+    bool is_live = ok || (was_live && !refused);
+    if (ok && !was_live) {
+      changed = true;
+      came_back.push_back(id);
+      LOG_NOTICE("Peer %s (%s) is up", id.c_str(), address.c_str());
+    } else if (!is_live && it != last_seen_ms_.end() && it->second != 0) {
+      changed = true;
+      it->second = 0;
+      LOG_WARNING("Peer %s (%s) is down", id.c_str(), address.c_str());
+    } else if (!ok && was_live && now - it->second >= options_.down_after_ms) {
+      changed = true;
+    }
+  }
+  if (changed) {
+    std::lock_guard<std::mutex> lock(mu_);
+    publish_view();
+  }
+  if (!came_back.empty()) transfer_wake_.notify_all();
+}
+
+void Cluster::report_status() {
+  NodeStatus s;
+  s.id = options_.node_id;
+  s.address = options_.address;
+  s.applied_epoch = applied_epoch_.load();
+  s.ready = ready();
+  s.keys = store_.size();
+  s.bytes = store_.memory_used();
+  s.updated_ms = clock_.now_ms();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    s.migration_done = migration_done_;
+    s.move_keys_total = progress_.keys_total;
+    s.move_keys_done = progress_.keys_done;
+    s.move_bytes_done = progress_.bytes_done;
+  }
+  Status st = service_->report(s);
+  if (!st) LOG_VERBOSE("Can't report status: %s", st.message().c_str());
+  auto all = service_->statuses();
+  if (all) {
+    std::lock_guard<std::mutex> lock(mu_);
+    statuses_ = std::move(all).value();
+  }
+}
+
+std::vector<NodeStatus> Cluster::last_statuses() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return statuses_;
+}
+
+Cluster::Progress Cluster::progress() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return progress_;
+}
+
+void Cluster::maybe_finalize_migration() {
+  RingConfig cur;
+  std::vector<NodeStatus> statuses;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!config_.migration) return;
+    cur = config_;
+    statuses = statuses_;
+  }
+  auto from = build_ring(cur.migration->from, cur.vnodes);
+  auto to = build_ring(cur.ring_servers(), cur.vnodes);
+  if (!from || !to) return;
+  auto plan = ring::diff(**from, **to, cur.effective_replicas());
+  if (!plan) return;
+  std::set<std::string> gainers;
+  for (const auto& m : plan->moves)
+    for (uint32_t g : m.gainers) gainers.insert(plan->servers[g]);
+  for (const auto& g : gainers) {
+    bool done = false;
+    for (const auto& s : statuses)
+      if (s.id == g && s.migration_done >= cur.migration->id && s.applied_epoch >= cur.epoch)
+        done = true;
+    if (!done) return;
+  }
+  uint64_t id = cur.migration->id;
+  Status st = change_config([&](const RingConfig& c) -> Result<RingConfig> {
+    if (!c.migration || c.migration->id != id)
+      return Status::failed_precondition("already finalized");
+    RingConfig next = c;
+    next.epoch = c.epoch + 1;
+    next.migration.reset();
+    std::vector<ServerInfo> keep;
+    for (auto s : next.servers) {
+      if (s.state == ServerState::kLeaving) continue;
+      s.state = ServerState::kUp;
+      keep.push_back(s);
+    }
+    next.servers = keep;
+    return next;
+  });
+  if (st)
+    LOG_NOTICE("Migration %llu complete: every new holder confirmed its ranges",
+               static_cast<unsigned long long>(id));
+}
+
+}  // namespace ringkv::cluster
