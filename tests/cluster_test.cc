@@ -329,3 +329,98 @@ TEST_CASE("anti-entropy: RING REPAIR makes diverged replicas equal, newest value
   CHECK(check_digests(c, {0, 1, 2}, 3) == expected.size());
   check_all(c, expected);
 }
+
+TEST_CASE("during a move, blind writes take no read-through and conditional ones do") {
+  for (bool etcd : {false, true}) {
+    DYNAMIC_SECTION((etcd ? "etcd" : "embedded") << " configuration service") {
+      // migration-rate 1 key/s: n4 copies a key now and then, so while the test runs almost
+      // every range it gains is still pending there.
+      Cluster c(3, etcd, {"--replicas", "1", "--migration-rate", "1"});
+      std::mt19937 rng(11);
+      auto kv = make_keys(3000, "rt:");
+      load(c, kv, rng);
+      int n4 = c.start_node();
+      auto a = c.client(0);
+      REQUIRE(reply_text(command(a.get(), {"RING", "ADDSERVER", "n4",
+                                           "127.0.0.1:" + std::to_string(c.port(n4))})) == "OK");
+      auto read_throughs = [&] {
+        return std::stoull("0" + info_field(c.ring_info(n4), "node_read_throughs"));
+      };
+      REQUIRE(eventually([&] {
+        std::string p = info_field(c.ring_info(n4), "node_pending_ranges");
+        return !p.empty() && p != "0";
+      }));
+      // Three groups of keys whose new primary is n4.
+      auto after = make_ring({"n1", "n2", "n3", "n4"});
+      std::vector<std::pair<std::string, std::string>> mine;
+      for (const auto& [k, v] : kv)
+        if (after->owner(token_of(k)) == "n4") mine.emplace_back(k, v);
+      REQUIRE(mine.size() >= 300);
+      const uint64_t start = read_throughs();
+
+      // Blind writes (SET, SET EX, SETEX, PSETEX, MSET) through n1: no read-through, and the new
+      // value wins over the older copy still on its way.
+      for (size_t i = 0; i < 100; ++i) {
+        const std::string& k = mine[i].first;
+        std::vector<std::string> cmd;
+        switch (i % 5) {
+          case 0:
+            cmd = {"SET", k, "new" + k};
+            break;
+          case 1:
+            cmd = {"SET", k, "new" + k, "EX", "1000"};
+            break;
+          case 2:
+            cmd = {"SETEX", k, "1000", "new" + k};
+            break;
+          case 3:
+            cmd = {"PSETEX", k, "1000000", "new" + k};
+            break;
+          default:
+            cmd = {"MSET", k, "new" + k};
+            break;
+        }
+        INFO("key " << k);
+        CHECK(reply_text(command(a.get(), cmd)) == "OK");
+      }
+      CHECK(read_throughs() == start);
+      for (size_t i = 0; i < 100; ++i)
+        CHECK(reply_text(command(a.get(), {"GET", mine[i].first})) == "new" + mine[i].first);
+      CHECK(read_throughs() == start);  // the values are there now
+
+      // Writes whose reply depends on the old value read it through first: SET NX of a key
+      // that exists elsewhere does nothing, SET GET returns the old value, APPEND extends it.
+      uint64_t before = read_throughs();
+      for (size_t i = 100; i < 160; ++i) {
+        const auto& [k, v] = mine[i];
+        INFO("key " << k);
+        switch (i % 3) {
+          case 0:
+            CHECK(reply_text(command(a.get(), {"SET", k, "x", "NX"})) == "<nil>");
+            CHECK(reply_text(command(a.get(), {"GET", k})) == v);
+            break;
+          case 1:
+            CHECK(reply_text(command(a.get(), {"SET", k, "y", "GET"})) == v);
+            break;
+          default:
+            CHECK(reply_text(command(a.get(), {"APPEND", k, "z"})) == std::to_string(v.size() + 1));
+            break;
+        }
+      }
+      uint64_t conditional = read_throughs() - before;
+      CHECK(conditional > 0);  // the keys n4 had not received yet (nearly all of them)
+      CHECK(conditional <= 60);
+
+      // Reads of keys not yet here read through once each, then find them here.
+      before = read_throughs();
+      for (size_t i = 160; i < 260; ++i)
+        CHECK(reply_text(command(a.get(), {"GET", mine[i].first})) == mine[i].second);
+      uint64_t reads = read_throughs() - before;
+      CHECK(reads > 0);
+      CHECK(reads <= 100);
+      for (size_t i = 160; i < 260; ++i)
+        CHECK(reply_text(command(a.get(), {"GET", mine[i].first})) == mine[i].second);
+      CHECK(read_throughs() - before == reads);
+    }
+  }
+}

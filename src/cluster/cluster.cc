@@ -488,6 +488,7 @@ void Cluster::replicate(size_t loop_index, std::vector<ChangeRecord> records,
 
 void Cluster::fetch_entry(size_t loop_index, const std::string& key, const PendingRange& from,
                           std::function<void()> done) {
+  read_throughs_.fetch_add(1, std::memory_order_relaxed);
   auto sources = std::make_shared<std::vector<std::string>>();
   for (const auto& s : from.sources)
     if (source_usable(s)) sources->push_back(s);

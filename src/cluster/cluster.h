@@ -146,6 +146,8 @@ class Cluster {
   // Reads the entry of `key` from a source (during a migration) and applies it locally.
   void fetch_entry(size_t loop_index, const std::string& key, const PendingRange& from,
                    std::function<void()> done);
+  // Keys read through from a previous holder since start (RING INFO node_read_throughs).
+  uint64_t read_throughs() const { return read_throughs_.load(std::memory_order_relaxed); }
 
   // ---- status
   // False while recovering ranges after a restart: other nodes then do not read from it.
@@ -262,6 +264,7 @@ class Cluster {
 
   std::atomic<uint64_t> applied_epoch_{0};
   std::atomic<bool> stop_{false};
+  std::atomic<uint64_t> read_throughs_{0};
   std::atomic<bool> beat_now_{false};  // a link broke: check liveness without waiting
   std::condition_variable wake_;
   std::condition_variable transfer_wake_;

@@ -224,6 +224,7 @@ std::string ring_info_text(cluster::Cluster& node, const cluster::View& v, Milli
   line("node_keys_received", std::to_string(p.keys_done));
   line("node_bytes_received", std::to_string(p.bytes_done));
   line("node_pending_ranges", std::to_string(v.pending.size()));
+  line("node_read_throughs", std::to_string(node.read_throughs()));
   return s;
 }
 
