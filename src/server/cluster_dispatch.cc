@@ -42,18 +42,15 @@ std::string encode(const std::vector<std::string_view>& args) {
 // A write whose reply and result do not depend on what the key held before (SET without NX, XX,
 // GET or KEEPTTL; SETEX; PSETEX; MSET): during a move it needs no read-through of a key that
 // has not arrived yet. Its fresh version outranks the copy still on its way.
-bool blind_write(const CommandSpec* spec, const std::vector<std::string_view>& args) {
+template <class Args>
+bool blind_write(const CommandSpec* spec, const Args& args) {
   if (spec->name == "setex" || spec->name == "psetex" || spec->name == "mset") return true;
   if (spec->name != "set") return false;
   for (size_t i = 3; i < args.size(); ++i) {
     std::string_view a = args[i];
-    auto is = [&](std::string_view opt) {
-      if (a.size() != opt.size()) return false;
-      for (size_t j = 0; j < a.size(); ++j)
-        if ((a[j] | 0x20) != opt[j]) return false;
-      return true;
-    };
-    if (is("nx") || is("xx") || is("get") || is("keepttl")) return false;
+    if (equals_nocase(a, "nx") || equals_nocase(a, "xx") || equals_nocase(a, "get") ||
+        equals_nocase(a, "keepttl"))
+      return false;
   }
   return true;
 }
@@ -142,8 +139,7 @@ void Server::run_local_async(net::Connection& conn, ClientSession& s,
   {
     const View& v = cluster_->view(li);
     std::vector<std::pair<std::string, cluster::PendingRange>> fetch;
-    if (read_through && !v.pending.empty() &&
-        !blind_write(spec, std::vector<std::string_view>(owned.begin(), owned.end()))) {
+    if (read_through && !v.pending.empty() && !blind_write(spec, owned)) {
       std::vector<int> pos;
       spec->key_positions(owned.size(), &pos);
       for (int p : pos) {
