@@ -18,7 +18,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-
 template <class F>
 bool eventually(F cond, std::chrono::milliseconds timeout = 10s) {
   auto deadline = std::chrono::steady_clock::now() + timeout;

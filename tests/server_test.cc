@@ -28,7 +28,6 @@ using Args = std::vector<std::string>;
 
 namespace {
 
-
 int64_t integer(redisContext* c, const Args& args) {
   Reply r = command(c, args);
   REQUIRE(r);
