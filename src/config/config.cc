@@ -42,6 +42,15 @@ const std::vector<Directive>& directives() {
        "TCP keepalive interval in seconds (0: off)."},
       {"maxclients", Type::kInt, "10000", true, 1, 1000000, {}, "Maximum simultaneous clients."},
       {"io-threads", Type::kInt, "1", false, 1, 128, {}, "Event-loop threads serving clients."},
+      {"busy-poll",
+       Type::kInt,
+       "50",
+       true,
+       0,
+       1000000,
+       {},
+       "Microseconds an event loop keeps polling after serving requests before it sleeps (0: "
+       "off)."},
       // general
       {"daemonize", Type::kBool, "no", false, 0, 0, {}, "Run in the background."},
       {"pidfile", Type::kString, "", false, 0, 0, {}, "Write the process id here."},

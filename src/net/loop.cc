@@ -5,6 +5,7 @@
 #include <cassert>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 
 namespace ringkv::net {
 
@@ -28,6 +29,10 @@ EventLoop::EventLoop(int index) : index_(index) {
   check_->data = this;
   uv_check_start(check_, &EventLoop::on_check);
   uv_unref(reinterpret_cast<uv_handle_t*>(check_));
+  spin_ = new uv_idle_t;
+  check_uv(uv_idle_init(&loop_, spin_), "uv_idle_init");
+  spin_->data = this;
+  uv_unref(reinterpret_cast<uv_handle_t*>(spin_));
 }
 
 EventLoop::~EventLoop() {
@@ -45,6 +50,7 @@ EventLoop::~EventLoop() {
   // async_/check_ were closed by the walk with no callback; free them now that the loop is done.
   delete async_;
   delete check_;
+  delete spin_;
 }
 
 void EventLoop::start(std::string name) {
@@ -121,11 +127,69 @@ void EventLoop::at_end_of_turn(std::function<void()> fn) {
 
 void EventLoop::on_check(uv_check_t* h) {
   auto* self = static_cast<EventLoop*>(h->data);
+  self->busy_poll_turn(!self->end_of_turn_.empty());
   while (!self->end_of_turn_.empty()) {
     auto batch = std::move(self->end_of_turn_);
     self->end_of_turn_.clear();
     for (auto& fn : batch) fn();
   }
+}
+
+// ---------------------------------------------------------------- busy polling
+
+namespace {
+// A window this long of polling is checked for contention: if the thread got less than
+// kMinCpuShare of it on a CPU, other threads want the core (more servers than cores, say), and
+// polling would only take time from them and delay this loop's own wake-ups; it pauses for
+// kBackoffNs.
+constexpr uint64_t kWindowNs = 10'000'000;
+constexpr double kMinCpuShare = 0.9;
+constexpr uint64_t kBackoffNs = 1'000'000'000;
+
+uint64_t thread_cpu_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+void spin_noop(uv_idle_t*) {}
+}  // namespace
+
+bool EventLoop::busy_polling() const {
+  return uv_is_active(reinterpret_cast<const uv_handle_t*>(spin_)) != 0;
+}
+
+void EventLoop::busy_poll_turn(bool served) {
+  uint64_t limit = busy_poll_ns_.load(std::memory_order_relaxed);
+  bool polling = busy_polling();
+  if (limit == 0) {
+    if (polling) uv_idle_stop(spin_);
+    return;
+  }
+  uint64_t now = uv_hrtime();
+  if (served) last_served_ns_ = now;
+  if (!polling) {
+    if (!served || now < backoff_until_ns_) return;
+    uv_idle_start(spin_, &spin_noop);
+    window_wall_ns_ = now;
+    window_cpu_ns_ = thread_cpu_ns();
+    return;
+  }
+  if (now - last_served_ns_ > limit) {
+    uv_idle_stop(spin_);
+    return;
+  }
+  if (now - window_wall_ns_ < kWindowNs) return;
+  uint64_t cpu = thread_cpu_ns();
+  double share =
+      static_cast<double>(cpu - window_cpu_ns_) / static_cast<double>(now - window_wall_ns_);
+  if (share < kMinCpuShare) {
+    uv_idle_stop(spin_);
+    backoff_until_ns_ = now + kBackoffNs;
+    return;
+  }
+  window_wall_ns_ = now;
+  window_cpu_ns_ = cpu;
 }
 
 // ---------------------------------------------------------------- Timer

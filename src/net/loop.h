@@ -48,15 +48,32 @@ class EventLoop {
   // Loop thread only: the time the current turn started (libuv's cached clock, ms).
   uint64_t now_ms() { return uv_now(&loop_); }
 
+  // Thread-safe. After a turn that served requests the loop keeps polling with a zero timeout for
+  // up to `us` microseconds before it sleeps in epoll_wait again (0: never), so that a request
+  // arriving meanwhile finds it awake: the sender's kernel then has no sleeping thread to wake,
+  // which on a request/reply workload is a large part of each round trip. Polling stops by
+  // itself when the thread is not getting its core (BusyPoll below).
+  void set_busy_poll_us(uint32_t us) { busy_poll_ns_.store(uint64_t{us} * 1000); }
+  // Loop thread only: whether the loop is polling without sleeping now (for tests).
+  bool busy_polling() const;
+
  private:
   static void on_async(uv_async_t* h);
   static void on_check(uv_check_t* h);
   void drain_posted();
+  void busy_poll_turn(bool served);
 
   int index_;
   uv_loop_t loop_;
   uv_async_t* async_;  // freed in its close callback
   uv_check_t* check_;
+  // Active while busy-polling: an active idle handle makes libuv poll with a zero timeout.
+  uv_idle_t* spin_;
+  std::atomic<uint64_t> busy_poll_ns_{0};
+  uint64_t last_served_ns_ = 0;    // end of the last turn that served requests
+  uint64_t window_wall_ns_ = 0;    // start of the current contention window (wall clock)
+  uint64_t window_cpu_ns_ = 0;     // this thread's CPU time then
+  uint64_t backoff_until_ns_ = 0;  // no polling before this (the core was contended)
   std::mutex mu_;
   std::vector<std::function<void()>> posted_;
   std::vector<std::function<void()>> end_of_turn_;

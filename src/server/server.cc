@@ -179,6 +179,14 @@ Status Server::start() {
       }
     }
   }
+  auto busy_poll = [this](const std::string& v) {
+    int64_t us = 0;
+    parse_int64(v, &us);
+    for (auto& l : loops_) l->set_busy_poll_us(static_cast<uint32_t>(us));
+    return Status::ok();
+  };
+  busy_poll(config_.get("busy-poll"));
+  config_.on_change("busy-poll", busy_poll);
   Status cst = start_cluster();
   if (!cst.is_ok()) return cst;
   postponed_.resize(loops_.size());

@@ -1,0 +1,116 @@
+// Tests for src/net: the event loop's busy polling (how long a loop stays awake after serving
+// requests, and that it gives up polling when its thread does not get a core to itself).
+#include <pthread.h>
+#include <sched.h>
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <future>
+#include <thread>
+
+#include "net/loop.h"
+
+using namespace ringkv;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+// Runs fn on the loop thread and returns its result.
+template <typename F>
+auto on_loop(net::EventLoop& loop, F fn) {
+  std::promise<decltype(fn())> p;
+  auto f = p.get_future();
+  loop.post([&] { p.set_value(fn()); });
+  return f.get();
+}
+
+// One "turn that served requests", as a connection makes it: work queued for the end of the turn.
+// Returns whether the loop is busy-polling once that turn is over.
+bool serve(net::EventLoop& loop) {
+  std::promise<bool> p;
+  auto f = p.get_future();
+  loop.post([&] { loop.at_end_of_turn([&] { p.set_value(loop.busy_polling()); }); });
+  return f.get();
+}
+
+// Waits (bounded) until the loop no longer polls; returns whether it stopped.
+bool stops_polling(net::EventLoop& loop, std::chrono::seconds limit) {
+  auto deadline = Clock::now() + limit;
+  while (Clock::now() < deadline)
+    if (!on_loop(loop, [&] { return loop.busy_polling(); })) return true;
+  return false;
+}
+
+struct RunningLoop {
+  net::EventLoop loop;
+  RunningLoop() { loop.start("net-test"); }
+  ~RunningLoop() {
+    loop.stop();
+    loop.join();
+  }
+};
+
+void pin_to_cpu(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  REQUIRE(pthread_setaffinity_np(pthread_self(), sizeof(set), &set) == 0);
+}
+
+}  // namespace
+
+TEST_CASE("busy polling: on after a turn that served requests, off after the window") {
+  RunningLoop r;
+  SECTION("a loop that has served nothing sleeps") {
+    r.loop.set_busy_poll_us(1'000'000);
+    CHECK_FALSE(on_loop(r.loop, [&] { return r.loop.busy_polling(); }));
+  }
+  SECTION("after serving it polls, and stops once the window has passed without requests") {
+    r.loop.set_busy_poll_us(20'000);  // 20 ms
+    auto start = Clock::now();
+    REQUIRE(serve(r.loop));
+    CHECK(stops_polling(r.loop, std::chrono::seconds(10)));
+    // Not before the window: 20 ms without requests, or (on a machine so loaded that the core
+    // is contended) the first 10 ms contention check.
+    CHECK(Clock::now() - start >= std::chrono::milliseconds(10));
+  }
+  SECTION("busy-poll 0: never polls") {
+    r.loop.set_busy_poll_us(0);
+    CHECK_FALSE(serve(r.loop));
+    CHECK_FALSE(serve(r.loop));
+  }
+  SECTION("setting it to 0 while polling stops at the next turn") {
+    r.loop.set_busy_poll_us(60'000'000);  // a minute: only the change can stop it in time
+    REQUIRE(serve(r.loop));
+    r.loop.set_busy_poll_us(0);
+    CHECK(stops_polling(r.loop, std::chrono::seconds(10)));
+  }
+}
+
+TEST_CASE("busy polling: a loop sharing its core with a busy thread stops polling and backs off") {
+  RunningLoop r;
+  // The window is a minute, so only the contention check can end polling within the test.
+  r.loop.set_busy_poll_us(60'000'000);
+  int cpu = sched_getcpu();
+  REQUIRE(cpu >= 0);
+  on_loop(r.loop, [&] {
+    pin_to_cpu(cpu);
+    return 0;
+  });
+  std::atomic<bool> done{false};
+  std::thread burner([&] {
+    pin_to_cpu(cpu);
+    auto deadline = Clock::now() + std::chrono::seconds(30);
+    while (!done.load(std::memory_order_relaxed) && Clock::now() < deadline) {
+    }
+  });
+  REQUIRE(serve(r.loop));
+  bool stopped = stops_polling(r.loop, std::chrono::seconds(10));
+  // Backing off: a turn that serves requests right after does not start polling again.
+  bool restarted = serve(r.loop);
+  done = true;
+  burner.join();
+  CHECK(stopped);
+  CHECK_FALSE(restarted);
+}
