@@ -1,11 +1,12 @@
 #include "net/loop.h"
 
+#include <fcntl.h>
 #include <pthread.h>
+#include <unistd.h>
 
 #include <cassert>
 #include <cstdio>
 #include <cstdlib>
-#include <ctime>
 
 namespace ringkv::net {
 
@@ -51,6 +52,7 @@ EventLoop::~EventLoop() {
   delete async_;
   delete check_;
   delete spin_;
+  if (schedstat_fd_ >= 0) ::close(schedstat_fd_);
 }
 
 void EventLoop::start(std::string name) {
@@ -138,25 +140,40 @@ void EventLoop::on_check(uv_check_t* h) {
 // ---------------------------------------------------------------- busy polling
 
 namespace {
-// A window this long of polling is checked for contention: if the thread got less than
-// kMinCpuShare of it on a CPU, other threads want the core (more servers than cores, say), and
-// polling would only take time from them and delay this loop's own wake-ups; it pauses for
-// kBackoffNs.
-constexpr uint64_t kWindowNs = 10'000'000;
-constexpr double kMinCpuShare = 0.9;
-constexpr uint64_t kBackoffNs = 1'000'000'000;
-
-uint64_t thread_cpu_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(ts.tv_nsec);
-}
+// Polling is allowed while the loop's thread seldom waits for a CPU: every kWindowNs the loop
+// reads how long its thread sat runnable on a run queue (the kernel's schedstat run_delay) and
+// allows polling for the next window only if that was under a share of the window (5 % unless a
+// test changes it). A
+// thread that waits for a CPU shares its core with other busy threads (more busy servers than
+// cores, as in a local cluster); polling would only take CPU time from them.
+constexpr uint64_t kWindowNs = 100'000'000;
+// After a window over that share, polling stays off for this many clean windows (a second).
+constexpr int kBackoffWindows = 10;
 
 void spin_noop(uv_idle_t*) {}
 }  // namespace
 
 bool EventLoop::busy_polling() const {
   return uv_is_active(reinterpret_cast<const uv_handle_t*>(spin_)) != 0;
+}
+
+bool EventLoop::run_delay_ns(uint64_t* out) {
+  if (schedstat_fd_ == -1) {
+    schedstat_fd_ = ::open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
+    if (schedstat_fd_ < 0) schedstat_fd_ = -2;  // not available: never poll
+  }
+  if (schedstat_fd_ < 0) return false;
+  char buf[96];
+  ssize_t n = ::pread(schedstat_fd_, buf, sizeof(buf) - 1, 0);
+  if (n <= 0) return false;
+  buf[n] = 0;
+  // "<time on cpu> <time waiting on a run queue> <timeslices>", nanoseconds.
+  char* end = nullptr;
+  std::strtoull(buf, &end, 10);
+  if (end == buf) return false;
+  char* end2 = nullptr;
+  *out = std::strtoull(end, &end2, 10);
+  return end2 != end;
 }
 
 void EventLoop::busy_poll_turn(bool served) {
@@ -167,29 +184,36 @@ void EventLoop::busy_poll_turn(bool served) {
     return;
   }
   uint64_t now = uv_hrtime();
+  if (now - window_start_ns_ >= kWindowNs) {
+    uint64_t delay = 0;
+    bool was_allowed = poll_allowed_;
+    bool first = window_start_ns_ == 0;
+    uint64_t percent = max_wait_percent_.load(std::memory_order_relaxed);
+    bool clean =
+        run_delay_ns(&delay) && !first &&
+        (percent >= 100 || (delay - window_delay_ns_) * 100 < (now - window_start_ns_) * percent);
+    window_delay_ns_ = delay;
+    window_start_ns_ = now;
+    if (first) {
+      // The first window only starts the measurement.
+    } else if (!clean) {
+      windows_to_wait_ = kBackoffWindows;
+    } else if (windows_to_wait_ > 0) {
+      --windows_to_wait_;
+    }
+    poll_allowed_ = clean && windows_to_wait_ == 0;
+    if (was_allowed && !poll_allowed_) backoffs_.fetch_add(1, std::memory_order_relaxed);
+  }
   if (served) last_served_ns_ = now;
-  if (!polling) {
-    if (!served || now < backoff_until_ns_) return;
-    uv_idle_start(spin_, &spin_noop);
-    window_wall_ns_ = now;
-    window_cpu_ns_ = thread_cpu_ns();
+  if (!poll_allowed_) {
+    if (polling) uv_idle_stop(spin_);
     return;
   }
-  if (now - last_served_ns_ > limit) {
+  if (served) {
+    if (!polling) uv_idle_start(spin_, &spin_noop);
+  } else if (polling && now - last_served_ns_ > limit) {
     uv_idle_stop(spin_);
-    return;
   }
-  if (now - window_wall_ns_ < kWindowNs) return;
-  uint64_t cpu = thread_cpu_ns();
-  double share =
-      static_cast<double>(cpu - window_cpu_ns_) / static_cast<double>(now - window_wall_ns_);
-  if (share < kMinCpuShare) {
-    uv_idle_stop(spin_);
-    backoff_until_ns_ = now + kBackoffNs;
-    return;
-  }
-  window_wall_ns_ = now;
-  window_cpu_ns_ = cpu;
 }
 
 // ---------------------------------------------------------------- Timer

@@ -51,10 +51,15 @@ class EventLoop {
   // Thread-safe. After a turn that served requests the loop keeps polling with a zero timeout for
   // up to `us` microseconds before it sleeps in epoll_wait again (0: never), so that a request
   // arriving meanwhile finds it awake: the sender's kernel then has no sleeping thread to wake,
-  // which on a request/reply workload is a large part of each round trip. Polling stops by
-  // itself when the thread is not getting its core (BusyPoll below).
+  // which on a request/reply workload is a large part of each round trip. Polling is allowed
+  // only while the loop's thread seldom waits for a CPU (see busy_poll_turn).
   void set_busy_poll_us(uint32_t us) { busy_poll_ns_.store(uint64_t{us} * 1000); }
-  // Loop thread only: whether the loop is polling without sleeping now (for tests).
+  // Thread-safe: the share of its time (percent) the loop's thread may wait for a CPU and still
+  // poll (default 5; 100: any).
+  void set_busy_poll_max_wait_percent(uint32_t p) { max_wait_percent_.store(p); }
+  // How many times polling was stopped because the thread had to wait for a CPU.
+  uint64_t busy_poll_backoffs() const { return backoffs_.load(std::memory_order_relaxed); }
+  // Loop thread only: whether the loop is polling without sleeping now.
   bool busy_polling() const;
 
  private:
@@ -62,6 +67,7 @@ class EventLoop {
   static void on_check(uv_check_t* h);
   void drain_posted();
   void busy_poll_turn(bool served);
+  bool run_delay_ns(uint64_t* out);
 
   int index_;
   uv_loop_t loop_;
@@ -70,10 +76,14 @@ class EventLoop {
   // Active while busy-polling: an active idle handle makes libuv poll with a zero timeout.
   uv_idle_t* spin_;
   std::atomic<uint64_t> busy_poll_ns_{0};
-  uint64_t last_served_ns_ = 0;    // end of the last turn that served requests
-  uint64_t window_wall_ns_ = 0;    // start of the current contention window (wall clock)
-  uint64_t window_cpu_ns_ = 0;     // this thread's CPU time then
-  uint64_t backoff_until_ns_ = 0;  // no polling before this (the core was contended)
+  std::atomic<uint64_t> backoffs_{0};
+  std::atomic<uint64_t> max_wait_percent_{5};
+  int schedstat_fd_ = -1;  // /proc/thread-self/schedstat of the loop thread; -2: unavailable
+  bool poll_allowed_ = false;
+  int windows_to_wait_ = 0;  // clean windows still needed before polling again
+  uint64_t window_start_ns_ = 0;
+  uint64_t window_delay_ns_ = 0;  // the thread's run-queue wait at window_start_ns_
+  uint64_t last_served_ns_ = 0;   // end of the last turn that served requests
   std::mutex mu_;
   std::vector<std::function<void()>> posted_;
   std::vector<std::function<void()>> end_of_turn_;

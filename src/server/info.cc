@@ -193,6 +193,7 @@ std::string build_info(Server& server, const std::vector<std::string>& requested
     // ringkv's own
     b.field("ringkv_version", kRingkvVersion);
     b.field("io_threads", server.io_threads());
+    b.field("busy_poll_backoffs", server.busy_poll_backoffs());
   }
   if (on("clients")) {
     b.section("Clients");

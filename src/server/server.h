@@ -83,6 +83,12 @@ class Server : public net::Service {
   const std::string& run_id() const { return run_id_; }
   size_t connected_clients() const { return clients_count_.load(); }
   int io_threads() const { return static_cast<int>(loops_.size()); }
+  // How many times an event loop stopped busy-polling because its thread waited for a CPU.
+  uint64_t busy_poll_backoffs() const {
+    uint64_t n = 0;
+    for (const auto& l : loops_) n += l->busy_poll_backoffs();
+    return n;
+  }
   std::vector<std::pair<uint64_t, ClientRef>> clients_snapshot();
   // Runs fn(conn, session) on the loop thread of client `id`; false when there is no such client.
   bool with_client(uint64_t id, std::function<void(net::Connection&, ClientSession&)> fn);
