@@ -116,7 +116,7 @@ TEST_CASE("busy polling: a loop that has to share its core with a busy thread st
   });
   REQUIRE(serve_until_polling(r.loop, std::chrono::seconds(10)));
   uint64_t backoffs = r.loop.busy_poll_backoffs();
-  r.loop.set_busy_poll_max_wait_percent(5);
+  r.loop.set_busy_poll_max_wait_percent(10);
   std::atomic<bool> done{false};
   std::thread burner([&] {
     pin_to_cpu(cpu);

@@ -142,10 +142,9 @@ void EventLoop::on_check(uv_check_t* h) {
 namespace {
 // Polling is allowed while the loop's thread seldom waits for a CPU: every kWindowNs the loop
 // reads how long its thread sat runnable on a run queue (the kernel's schedstat run_delay) and
-// allows polling for the next window only if that was under a share of the window (5 % unless a
-// test changes it). A
-// thread that waits for a CPU shares its core with other busy threads (more busy servers than
-// cores, as in a local cluster); polling would only take CPU time from them.
+// allows polling for the next window only if that was under a share of the window (10 % unless a
+// test changes it). A thread that waits for a CPU shares its core with other busy threads (more
+// busy servers than cores, as in a local cluster); polling would only take CPU time from them.
 constexpr uint64_t kWindowNs = 100'000'000;
 // After a window over that share, polling stays off for this many clean windows (a second).
 constexpr int kBackoffWindows = 10;

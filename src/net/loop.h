@@ -55,7 +55,7 @@ class EventLoop {
   // only while the loop's thread seldom waits for a CPU (see busy_poll_turn).
   void set_busy_poll_us(uint32_t us) { busy_poll_ns_.store(uint64_t{us} * 1000); }
   // Thread-safe: the share of its time (percent) the loop's thread may wait for a CPU and still
-  // poll (default 5; 100: any).
+  // poll (default 10; 100: any).
   void set_busy_poll_max_wait_percent(uint32_t p) { max_wait_percent_.store(p); }
   // How many times polling was stopped because the thread had to wait for a CPU.
   uint64_t busy_poll_backoffs() const { return backoffs_.load(std::memory_order_relaxed); }
@@ -77,7 +77,7 @@ class EventLoop {
   uv_idle_t* spin_;
   std::atomic<uint64_t> busy_poll_ns_{0};
   std::atomic<uint64_t> backoffs_{0};
-  std::atomic<uint64_t> max_wait_percent_{5};
+  std::atomic<uint64_t> max_wait_percent_{10};
   int schedstat_fd_ = -1;  // /proc/thread-self/schedstat of the loop thread; -2: unavailable
   bool poll_allowed_ = false;
   int windows_to_wait_ = 0;  // clean windows still needed before polling again
