@@ -3,9 +3,11 @@
 
     bench/wait_idle.py [--timeout S] PORT...
 
-One process polls RING INFO over kept connections every 20 ms, so that waiting costs next to
+One process polls RING INFO over kept connections every 100 ms, so that waiting costs next to
 nothing: a shell loop of redis-cli, grep and sed would take a noticeable share of the 2 cores a
-measured load runs on. Exit 0 when idle, 1 on timeout.
+measured load runs on, and so did this poll at 20 ms (2 % of all CPU samples during a move). The
+end of a move is seen at most 100 ms late (under 1 % of a 1,000,000-key move). Exit 0 when idle,
+1 on timeout.
 """
 import sys
 import time
@@ -29,7 +31,7 @@ def main(argv):
         if all(i.get("migration_state") == "idle" for i in infos) and \
                 len({i.get("ring_epoch") for i in infos}) == 1:
             return 0
-        time.sleep(0.02)
+        time.sleep(0.1)
     print("wait_idle.py: the nodes did not reach migration_state:idle in %.0f s" % timeout,
           file=sys.stderr)
     return 1

@@ -251,7 +251,7 @@ bool Cluster::pull_ranges(const std::vector<PendingRange>& ranges, uint64_t gain
                           std::to_string(options_.batch_keys)});
           batch.push_back(j);
         }
-        auto replies = sync_client(options_).call_many(address, reqs, 30000);
+        auto replies = sync_client(options_).call_many_raw(address, reqs, 30000);
         if (!replies) {
           LOG_WARNING("Fetching ranges from %s failed: %s", src.c_str(),
                       replies.status().message().c_str());
@@ -263,28 +263,36 @@ bool Cluster::pull_ranges(const std::vector<PendingRange>& ranges, uint64_t gain
         uint64_t keys = 0, bytes = 0;
         std::vector<size_t> finished;
         Millis now = clock_.now_ms();
+        std::vector<std::string_view> el;
         for (size_t b = 0; b < batch.size(); ++b) {
-          const redisReply* rep = (*replies)[b].get();
           Job& j = batch[b];
-          if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 2) {
+          // [done, next cursor, then key, value, expire-at, version, tombstone per entry]
+          int64_t done = 0;
+          std::string_view next_text;
+          if (!resp::split_aggregate((*replies)[b], &el) || el.size() < 2 ||
+              (el.size() - 2) % 5 != 0 || !resp::reply_integer(el[0], &done) ||
+              !resp::reply_string(el[1], &next_text)) {
             failed[j.index] = 1;
             continue;
           }
-          bool done = rep->element[0]->integer != 0;
           uint64_t next = 0;
-          parse_uint64(std::string_view(rep->element[1]->str, rep->element[1]->len), &next);
-          for (size_t i = 2; i + 4 < rep->elements; i += 5) {
-            std::string_view k(rep->element[i]->str, rep->element[i]->len);
-            std::string_view v(rep->element[i + 1]->str, rep->element[i + 1]->len);
-            int64_t expire = rep->element[i + 2]->integer;
+          parse_uint64(next_text, &next);
+          for (size_t i = 2; i + 4 < el.size(); i += 5) {
+            std::string_view k, v, version_text;
+            int64_t expire = 0, tomb = 0;
             uint64_t version = 0;
-            parse_uint64(std::string_view(rep->element[i + 3]->str, rep->element[i + 3]->len),
-                         &version);
-            bool tomb = rep->element[i + 4]->integer != 0;
-            store_.apply(k, token_of(k), v, expire, version, tomb, now);
+            if (!resp::reply_string(el[i], &k) || !resp::reply_string(el[i + 1], &v) ||
+                !resp::reply_integer(el[i + 2], &expire) ||
+                !resp::reply_string(el[i + 3], &version_text) ||
+                !resp::reply_integer(el[i + 4], &tomb) || !parse_uint64(version_text, &version)) {
+              failed[j.index] = 1;
+              break;
+            }
+            store_.apply(k, token_of(k), v, expire, version, tomb != 0, now);
             ++keys;
             bytes += k.size() + v.size();
           }
+          if (failed[j.index]) continue;
           if (done) {
             finished.push_back(j.index);
           } else {

@@ -1,6 +1,12 @@
 #include "cluster/sync_client.h"
 
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
 #include "cluster/ring_config.h"
+#include "resp/reply_scanner.h"
 
 namespace ringkv::cluster {
 
@@ -78,6 +84,70 @@ Result<std::vector<SyncReply>> SyncClient::call_many(
     }
     out.emplace_back(static_cast<redisReply*>(r));
   }
+  return out;
+}
+
+Status SyncClient::fail_locked(const std::string& address, redisContext* c,
+                               const std::string& why) {
+  redisFree(c);
+  conns_.erase(address);
+  return Status::unreachable(address + ": " + why);
+}
+
+Result<std::vector<std::string>> SyncClient::call_many_raw(
+    const std::string& address, const std::vector<std::vector<std::string>>& requests,
+    int timeout_ms) {
+  std::lock_guard<std::mutex> lock(mu_);
+  int t = timeout_ms > 0 ? timeout_ms : timeout_ms_;
+  timeval tv{t / 1000, (t % 1000) * 1000};
+  Status error;
+  redisContext* c = connect_locked(address, tv, &error);
+  if (c == nullptr) return error;
+  redisSetTimeout(c, tv);
+  // Replies are read from the socket here, past hiredis's reader: it must hold nothing.
+  if (c->reader->len > c->reader->pos) return fail_locked(address, c, "unexpected data");
+  for (const auto& args : requests) {
+    std::vector<const char*> argv;
+    std::vector<size_t> lens;
+    for (const auto& a : args) {
+      argv.push_back(a.data());
+      lens.push_back(a.size());
+    }
+    redisAppendCommandArgv(c, static_cast<int>(args.size()), argv.data(), lens.data());
+  }
+  int written = 0;
+  while (!written)
+    if (redisBufferWrite(c, &written) != REDIS_OK) return fail_locked(address, c, c->errstr);
+  std::vector<std::string> out;
+  std::string buf;
+  size_t off = 0;
+  constexpr size_t kChunk = 256 * 1024;
+  while (out.size() < requests.size()) {
+    int64_t n = off < buf.size() ? resp::scan_reply(buf.data() + off, buf.size() - off) : 0;
+    if (n < 0) return fail_locked(address, c, "protocol error in a reply");
+    if (n > 0) {
+      out.emplace_back(buf, off, static_cast<size_t>(n));
+      off += static_cast<size_t>(n);
+      continue;
+    }
+    if (off > 0) {
+      buf.erase(0, off);
+      off = 0;
+    }
+    size_t have = buf.size();
+    buf.resize(have + kChunk);
+    ssize_t got = ::read(c->fd, buf.data() + have, kChunk);
+    if (got <= 0) {
+      buf.resize(have);
+      if (got < 0 && errno == EINTR) continue;
+      std::string why = got == 0                                    ? "connection closed"
+                        : (errno == EAGAIN || errno == EWOULDBLOCK) ? "timed out"
+                                                                    : std::strerror(errno);
+      return fail_locked(address, c, why);
+    }
+    buf.resize(have + static_cast<size_t>(got));
+  }
+  if (off < buf.size()) return fail_locked(address, c, "unexpected data after the replies");
   return out;
 }
 

@@ -34,10 +34,16 @@ class SyncClient {
   Result<std::vector<SyncReply>> call_many(const std::string& address,
                                            const std::vector<std::vector<std::string>>& requests,
                                            int timeout_ms = 0);
+  // As call_many, but each reply comes back as its raw RESP bytes, framed and not decoded: for
+  // large array replies (range transfers), where hiredis would allocate an object per element.
+  Result<std::vector<std::string>> call_many_raw(
+      const std::string& address, const std::vector<std::vector<std::string>>& requests,
+      int timeout_ms = 0);
   void forget(const std::string& address);
 
  private:
   redisContext* connect_locked(const std::string& address, timeval tv, Status* error);
+  Status fail_locked(const std::string& address, redisContext* c, const std::string& why);
 
   std::string my_id_, password_;
   int timeout_ms_;
