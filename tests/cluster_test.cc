@@ -424,3 +424,52 @@ TEST_CASE("during a move, blind writes take no read-through and conditional ones
     }
   }
 }
+
+TEST_CASE(
+    "during a move, writes at a key's new holder stop copying to old holders once all route") {
+  for (bool etcd : {false, true}) {
+    DYNAMIC_SECTION((etcd ? "etcd" : "embedded") << " configuration service") {
+      // migration-rate 1: the move stays in progress for the whole test.
+      Cluster c(3, etcd, {"--replicas", "1", "--migration-rate", "1"});
+      std::mt19937 rng(12);
+      auto kv = make_keys(2000, "oh:");
+      load(c, kv, rng);
+      int n4 = c.start_node();
+      auto a = c.client(0);
+      REQUIRE(reply_text(command(a.get(), {"RING", "ADDSERVER", "n4",
+                                           "127.0.0.1:" + std::to_string(c.port(n4))})) == "OK");
+      auto old_holder_writes = [&] {
+        return std::stoull("0" + info_field(c.ring_info(n4), "node_old_holder_writes"));
+      };
+      // Every live server reports the new epoch (status reports every 500 ms).
+      REQUIRE(
+          eventually([&] { return info_field(c.ring_info(n4), "node_routes_current") == "yes"; }));
+      CHECK(info_field(c.ring_info(n4), "migration_state") == "moving");
+      auto after = make_ring({"n1", "n2", "n3", "n4"});
+      std::vector<std::string> mine;
+      std::map<std::string, std::string> value;
+      for (const auto& [k, v] : kv) {
+        if (after->owner(token_of(k)) != "n4") continue;
+        mine.push_back(k);
+        value[k] = v;
+      }
+      REQUIRE(mine.size() >= 200);
+      const uint64_t start = old_holder_writes();
+      // n4 executes these (it is their first holder): with N = 1 their old holder is outside the
+      // new replica set, and nothing routes to it any more, so it gets no copy.
+      for (size_t i = 0; i < 100; ++i)
+        CHECK(reply_text(command(a.get(), {"SET", mine[i], "new" + mine[i]})) == "OK");
+      CHECK(old_holder_writes() == start);
+      // Read back through every node: the new values, also for keys whose old copy is still
+      // on its way from the old holder.
+      for (int node = 0; node < 3; ++node) {
+        auto cl = c.client(node);
+        for (size_t i = 0; i < 100; ++i)
+          CHECK(reply_text(command(cl.get(), {"GET", mine[i]})) == "new" + mine[i]);
+      }
+      // Keys not written meanwhile still read through from their old holder.
+      for (size_t i = 100; i < 200; ++i)
+        CHECK(reply_text(command(a.get(), {"GET", mine[i]})) == value[mine[i]]);
+    }
+  }
+}

@@ -239,6 +239,8 @@ void Cluster::publish_view() {
     v->live.push_back(live ? 1 : 0);
   }
   v->pending = pending_;
+  v->recovering = recovering_;
+  v->previous_routes_gone = v->previous && routes_current_epoch_ == config_.epoch;
   v->distributed = v->ring->server_count() > 1 || v->self == ring::kNoServer || v->previous;
   bool epoch_changed = !view_ || view_->config.epoch != v->config.epoch;
   view_ = std::move(v);
@@ -425,9 +427,14 @@ void Cluster::replicate(size_t loop_index, std::vector<ChangeRecord> records,
       sends.emplace_back(i, peer);
       ++st->outstanding[i];
     }
-    if (v.previous) {
-      // While data moves, the old holders keep receiving writes too, so a node still routing
-      // with the previous epoch, or a read-through, never sees an older value.
+    // While data moves, the old holders keep receiving writes too, so a node still routing
+    // with the previous epoch, or a read-through, never sees an older value. Once every live
+    // server routes with the new epoch, a write executed by the key's first holder in the new
+    // ring skips them: nothing routes to them any more, and that holder reads through only keys
+    // it never wrote. A write executed anywhere else (the first holder is down or seen as down)
+    // still goes to them, and read-throughs elsewhere also ask the current holders
+    // (fetch_entry).
+    if (v.previous && !(v.previous_routes_gone && k > 0 && list[0] == v.self)) {
       uint32_t old_list[ring::kMaxReplicasLimit];
       size_t ko = v.previous->preference_list(records[i].token, v.n, old_list);
       for (size_t j = 0; j < ko; ++j) {
@@ -435,6 +442,7 @@ void Cluster::replicate(size_t loop_index, std::vector<ChangeRecord> records,
         if (peer == v.self_id || std::find(targets.begin(), targets.end(), peer) != targets.end())
           continue;
         extra.emplace_back(i, peer);
+        old_holder_writes_.fetch_add(1, std::memory_order_relaxed);
       }
     }
     if (st->needed <= 0) ++st->satisfied;
@@ -492,7 +500,34 @@ void Cluster::fetch_entry(size_t loop_index, const std::string& key, const Pendi
   auto sources = std::make_shared<std::vector<std::string>>();
   for (const auto& s : from.sources)
     if (source_usable(s)) sources->push_back(s);
-  fetch_from(loop_index, key, sources, 0, std::move(done));
+  const View& v = view(loop_index);
+  uint32_t list[ring::kMaxReplicasLimit];
+  size_t k = v.replicas_of(token_of(key), list);
+  if (!v.previous_routes_gone || (k > 0 && list[0] == v.self && !v.recovering)) {
+    // The old holders have every write this node did not execute itself.
+    fetch_from(loop_index, key, sources, 0, std::move(done));
+    return;
+  }
+  // Writes executed by the key's first holder skip the old holders (replicate): ask the live
+  // current holders too, and keep the newest copy (apply merges by version).
+  std::vector<std::string> current;
+  for (size_t j = 0; j < k; ++j) {
+    if (list[j] == v.self || !v.live[list[j]]) continue;
+    current.push_back(v.ring->servers()[list[j]].id);
+  }
+  auto left = std::make_shared<size_t>(current.size() + 1);
+  auto finish = std::make_shared<std::function<void()>>(std::move(done));
+  auto one_done = [left, finish] {
+    if (--*left == 0) (*finish)();
+  };
+  fetch_from(loop_index, key, sources, 0, one_done);
+  for (const auto& peer : current) {
+    link(loop_index, peer, kControl)
+        .send({"RINGKV.GETENTRY", key}, [this, key, one_done](bool ok, std::string_view reply) {
+          if (ok && !resp::reply_is_error(reply)) apply_entry_reply(key, reply);
+          one_done();
+        });
+  }
 }
 
 void Cluster::fetch_from(size_t loop_index, const std::string& key,

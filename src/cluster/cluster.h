@@ -71,6 +71,10 @@ struct View {
   std::vector<PendingRange> pending;   // my incomplete gains, sorted by range
   // True when more than one server is involved: routing and replication are on.
   bool distributed = false;
+  // During a migration: every live server has reported routing with this epoch, so no request
+  // is routed with the previous ring any more (see Cluster::replicate).
+  bool previous_routes_gone = false;
+  bool recovering = false;  // pending holds this node's own ranges after a restart
 
   // The first live server of the token's preference list (the first server if none is live).
   uint32_t primary(Token t) const;
@@ -148,6 +152,9 @@ class Cluster {
                    std::function<void()> done);
   // Keys read through from a previous holder since start (RING INFO node_read_throughs).
   uint64_t read_throughs() const { return read_throughs_.load(std::memory_order_relaxed); }
+  // Writes sent to old holders outside the new replica set during migrations, since start
+  // (RING INFO node_old_holder_writes).
+  uint64_t old_holder_writes() const { return old_holder_writes_.load(std::memory_order_relaxed); }
 
   // ---- status
   // False while recovering ranges after a restart: other nodes then do not read from it.
@@ -219,6 +226,7 @@ class Cluster {
   void quiesce_loops();
   // Drops entries of ranges this node does not hold (only while no migration is running).
   void drop_unheld_ranges();
+  void note_routes_current();
   void heartbeat();
   void run_pending_change();
   void report_status();
@@ -251,6 +259,7 @@ class Cluster {
   bool recovering_ = false;  // pending_ holds this node's own ranges after a restart
   Progress progress_;
   std::vector<NodeStatus> statuses_;
+  uint64_t routes_current_epoch_ = 0;  // the migration epoch every live server routes with
   std::map<std::string, std::unordered_set<std::string>> hints_;  // peer -> keys
   std::deque<std::function<void()>> admin_tasks_;
   struct PendingChange {
@@ -265,6 +274,7 @@ class Cluster {
   std::atomic<uint64_t> applied_epoch_{0};
   std::atomic<bool> stop_{false};
   std::atomic<uint64_t> read_throughs_{0};
+  std::atomic<uint64_t> old_holder_writes_{0};
   std::atomic<bool> beat_now_{false};  // a link broke: check liveness without waiting
   std::condition_variable wake_;
   std::condition_variable transfer_wake_;

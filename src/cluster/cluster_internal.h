@@ -2,6 +2,10 @@
 // cluster_transfer.cc); not part of the module's interface.
 #pragma once
 
+#include <functional>
+#include <string>
+#include <vector>
+
 #include "cluster/cluster.h"
 #include "cluster/sync_client.h"
 
@@ -10,5 +14,11 @@ namespace ringkv::cluster {
 // The blocking client of the control and transfer threads, one per node id (tests run several
 // nodes in one process).
 SyncClient& sync_client(const ClusterOptions& o);
+
+// Whether every server of `ids` other than `self` that `live` calls up has reported, within the
+// last 5 s, that it routes with `epoch` or a newer one.
+bool all_route_with(const std::vector<std::string>& ids, const std::string& self,
+                    const std::vector<NodeStatus>& statuses, uint64_t epoch, Millis now,
+                    const std::function<bool(const std::string&)>& live);
 
 }  // namespace ringkv::cluster

@@ -485,7 +485,41 @@ void Cluster::report_status() {
   if (all) {
     std::lock_guard<std::mutex> lock(mu_);
     statuses_ = std::move(all).value();
+    note_routes_current();
   }
+}
+
+bool all_route_with(const std::vector<std::string>& ids, const std::string& self,
+                    const std::vector<NodeStatus>& statuses, uint64_t epoch, Millis now,
+                    const std::function<bool(const std::string&)>& live) {
+  for (const auto& id : ids) {
+    if (id == self || !live(id)) continue;
+    auto st = std::find_if(statuses.begin(), statuses.end(), [&](const NodeStatus& x) {
+      return x.id == id && x.applied_epoch >= epoch && now - x.updated_ms < 5000;
+    });
+    if (st == statuses.end()) return false;
+  }
+  return true;
+}
+
+void Cluster::note_routes_current() {
+  // REQUIRES: mu_ held.
+  if (!config_.migration || routes_current_epoch_ == config_.epoch) return;
+  if (applied_epoch_.load() < config_.epoch) return;
+  std::vector<std::string> ids;
+  for (const auto& s : config_.servers) ids.push_back(s.id);
+  for (const auto& s : config_.migration->from) ids.push_back(s.id);
+  Millis now = clock_.now_ms();
+  // A server that is down applies the newest epoch when it comes back, before it serves.
+  auto live = [&](const std::string& id) {
+    auto seen = last_seen_ms_.find(id);
+    return seen != last_seen_ms_.end() && now - seen->second < options_.down_after_ms;
+  };
+  if (!all_route_with(ids, options_.node_id, statuses_, config_.epoch, now, live)) return;
+  routes_current_epoch_ = config_.epoch;
+  LOG_NOTICE("Epoch %llu: every live server routes with it; writes stop copying to old holders",
+             static_cast<unsigned long long>(config_.epoch));
+  publish_view();
 }
 
 std::vector<NodeStatus> Cluster::last_statuses() const {

@@ -58,17 +58,11 @@ void Cluster::transfer_loop() {
     }
     if (!pending.empty()) {
       if (gains_for != 0) {
-        bool all_applied = true;
-        Millis now = clock_.now_ms();
-        for (const auto& s : cfg.servers) {
-          if (s.id == options_.node_id || !peer_live(s.id)) continue;
-          bool ok = false;
-          for (const auto& st : statuses)
-            if (st.id == s.id && st.applied_epoch >= gains_for && now - st.updated_ms < 5000)
-              ok = true;
-          if (!ok) all_applied = false;
-        }
-        if (!all_applied) continue;
+        std::vector<std::string> ids;
+        for (const auto& s : cfg.servers) ids.push_back(s.id);
+        if (!all_route_with(ids, options_.node_id, statuses, gains_for, clock_.now_ms(),
+                            [this](const std::string& id) { return peer_live(id); }))
+          continue;
       }
       {
         std::lock_guard<std::mutex> lock(mu_);

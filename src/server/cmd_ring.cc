@@ -225,6 +225,8 @@ std::string ring_info_text(cluster::Cluster& node, const cluster::View& v, Milli
   line("node_bytes_received", std::to_string(p.bytes_done));
   line("node_pending_ranges", std::to_string(v.pending.size()));
   line("node_read_throughs", std::to_string(node.read_throughs()));
+  line("node_old_holder_writes", std::to_string(node.old_holder_writes()));
+  line("node_routes_current", v.previous_routes_gone ? "yes" : "no");
   return s;
 }
 
