@@ -54,15 +54,13 @@ redisContext* SyncClient::connect_locked(const std::string& address, timeval tv,
   return nc;
 }
 
-Result<std::vector<SyncReply>> SyncClient::call_many(
-    const std::string& address, const std::vector<std::vector<std::string>>& requests,
-    int timeout_ms) {
-  std::lock_guard<std::mutex> lock(mu_);
+redisContext* SyncClient::send_many_locked(const std::string& address,
+                                           const std::vector<std::vector<std::string>>& requests,
+                                           int timeout_ms, Status* error) {
   int t = timeout_ms > 0 ? timeout_ms : timeout_ms_;
   timeval tv{t / 1000, (t % 1000) * 1000};
-  Status error;
-  redisContext* c = connect_locked(address, tv, &error);
-  if (c == nullptr) return error;
+  redisContext* c = connect_locked(address, tv, error);
+  if (c == nullptr) return nullptr;
   redisSetTimeout(c, tv);
   for (const auto& args : requests) {
     std::vector<const char*> argv;
@@ -73,15 +71,20 @@ Result<std::vector<SyncReply>> SyncClient::call_many(
     }
     redisAppendCommandArgv(c, static_cast<int>(args.size()), argv.data(), lens.data());
   }
+  return c;
+}
+
+Result<std::vector<SyncReply>> SyncClient::call_many(
+    const std::string& address, const std::vector<std::vector<std::string>>& requests,
+    int timeout_ms) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Status error;
+  redisContext* c = send_many_locked(address, requests, timeout_ms, &error);
+  if (c == nullptr) return error;
   std::vector<SyncReply> out;
   for (size_t i = 0; i < requests.size(); ++i) {
     void* r = nullptr;
-    if (redisGetReply(c, &r) != REDIS_OK || r == nullptr) {
-      std::string why = c->errstr;
-      redisFree(c);
-      conns_.erase(address);
-      return Status::unreachable(address + ": " + why);
-    }
+    if (redisGetReply(c, &r) != REDIS_OK || r == nullptr) return fail_locked(address, c, c->errstr);
     out.emplace_back(static_cast<redisReply*>(r));
   }
   return out;
@@ -98,32 +101,20 @@ Result<std::vector<std::string>> SyncClient::call_many_raw(
     const std::string& address, const std::vector<std::vector<std::string>>& requests,
     int timeout_ms) {
   std::lock_guard<std::mutex> lock(mu_);
-  int t = timeout_ms > 0 ? timeout_ms : timeout_ms_;
-  timeval tv{t / 1000, (t % 1000) * 1000};
   Status error;
-  redisContext* c = connect_locked(address, tv, &error);
+  redisContext* c = send_many_locked(address, requests, timeout_ms, &error);
   if (c == nullptr) return error;
-  redisSetTimeout(c, tv);
   // Replies are read from the socket here, past hiredis's reader: it must hold nothing.
   if (c->reader->len > c->reader->pos) return fail_locked(address, c, "unexpected data");
-  for (const auto& args : requests) {
-    std::vector<const char*> argv;
-    std::vector<size_t> lens;
-    for (const auto& a : args) {
-      argv.push_back(a.data());
-      lens.push_back(a.size());
-    }
-    redisAppendCommandArgv(c, static_cast<int>(args.size()), argv.data(), lens.data());
-  }
   int written = 0;
   while (!written)
     if (redisBufferWrite(c, &written) != REDIS_OK) return fail_locked(address, c, c->errstr);
   std::vector<std::string> out;
-  std::string buf;
-  size_t off = 0;
-  constexpr size_t kChunk = 256 * 1024;
+  // buf[off, len) holds bytes read and not yet framed; buf grows only when a reply outgrows it.
+  std::string buf(256 * 1024, '\0');
+  size_t off = 0, len = 0;
   while (out.size() < requests.size()) {
-    int64_t n = off < buf.size() ? resp::scan_reply(buf.data() + off, buf.size() - off) : 0;
+    int64_t n = off < len ? resp::scan_reply(buf.data() + off, len - off) : 0;
     if (n < 0) return fail_locked(address, c, "protocol error in a reply");
     if (n > 0) {
       out.emplace_back(buf, off, static_cast<size_t>(n));
@@ -131,23 +122,22 @@ Result<std::vector<std::string>> SyncClient::call_many_raw(
       continue;
     }
     if (off > 0) {
-      buf.erase(0, off);
+      std::memmove(buf.data(), buf.data() + off, len - off);
+      len -= off;
       off = 0;
     }
-    size_t have = buf.size();
-    buf.resize(have + kChunk);
-    ssize_t got = ::read(c->fd, buf.data() + have, kChunk);
+    if (len == buf.size()) buf.resize(buf.size() * 2);
+    ssize_t got = ::read(c->fd, buf.data() + len, buf.size() - len);
+    if (got < 0 && errno == EINTR) continue;
     if (got <= 0) {
-      buf.resize(have);
-      if (got < 0 && errno == EINTR) continue;
       std::string why = got == 0                                    ? "connection closed"
                         : (errno == EAGAIN || errno == EWOULDBLOCK) ? "timed out"
                                                                     : std::strerror(errno);
       return fail_locked(address, c, why);
     }
-    buf.resize(have + static_cast<size_t>(got));
+    len += static_cast<size_t>(got);
   }
-  if (off < buf.size()) return fail_locked(address, c, "unexpected data after the replies");
+  if (off < len) return fail_locked(address, c, "unexpected data after the replies");
   return out;
 }
 

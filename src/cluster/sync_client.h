@@ -43,6 +43,11 @@ class SyncClient {
 
  private:
   redisContext* connect_locked(const std::string& address, timeval tv, Status* error);
+  // Connects (or reuses the connection) and queues the requests in hiredis's output buffer.
+  redisContext* send_many_locked(const std::string& address,
+                                 const std::vector<std::vector<std::string>>& requests,
+                                 int timeout_ms, Status* error);
+  // Drops the connection to address; returns why as an unreachable status.
   Status fail_locked(const std::string& address, redisContext* c, const std::string& why);
 
   std::string my_id_, password_;
