@@ -231,12 +231,7 @@ void Cluster::publish_view() {
   for (const auto& s : v->ring->servers()) {
     const ServerInfo* info = config_.find(s.id);
     v->addresses.push_back(info ? info->address : std::string());
-    bool live = s.id == options_.node_id;
-    if (!live) {
-      auto it = last_seen_ms_.find(s.id);
-      live = it != last_seen_ms_.end() && now - it->second < options_.down_after_ms;
-    }
-    v->live.push_back(live ? 1 : 0);
+    v->live.push_back(live_locked(s.id, now) ? 1 : 0);
   }
   v->pending = pending_;
   v->recovering = recovering_;
@@ -370,10 +365,14 @@ bool Cluster::source_usable(const std::string& id) const {
 }
 
 bool Cluster::peer_live(const std::string& id) const {
-  if (id == options_.node_id) return true;
   std::lock_guard<std::mutex> lock(mu_);
+  return live_locked(id, clock_.now_ms());
+}
+
+bool Cluster::live_locked(const std::string& id, Millis now) const {
+  if (id == options_.node_id) return true;
   auto it = last_seen_ms_.find(id);
-  return it != last_seen_ms_.end() && clock_.now_ms() - it->second < options_.down_after_ms;
+  return it != last_seen_ms_.end() && now - it->second < options_.down_after_ms;
 }
 
 // ---------------------------------------------------------------- replication (loop side)

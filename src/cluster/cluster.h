@@ -227,6 +227,8 @@ class Cluster {
   // Drops entries of ranges this node does not hold (only while no migration is running).
   void drop_unheld_ranges();
   void note_routes_current();
+  // REQUIRES: mu_ held. Self, or heard from within down_after_ms.
+  bool live_locked(const std::string& id, Millis now) const;
   void heartbeat();
   void run_pending_change();
   void report_status();

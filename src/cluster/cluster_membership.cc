@@ -511,11 +511,9 @@ void Cluster::note_routes_current() {
   for (const auto& s : config_.migration->from) ids.push_back(s.id);
   Millis now = clock_.now_ms();
   // A server that is down applies the newest epoch when it comes back, before it serves.
-  auto live = [&](const std::string& id) {
-    auto seen = last_seen_ms_.find(id);
-    return seen != last_seen_ms_.end() && now - seen->second < options_.down_after_ms;
-  };
-  if (!all_route_with(ids, options_.node_id, statuses_, config_.epoch, now, live)) return;
+  if (!all_route_with(ids, options_.node_id, statuses_, config_.epoch, now,
+                      [&](const std::string& id) { return live_locked(id, now); }))
+    return;
   routes_current_epoch_ = config_.epoch;
   LOG_NOTICE("Epoch %llu: every live server routes with it; writes stop copying to old holders",
              static_cast<unsigned long long>(config_.epoch));
