@@ -7,6 +7,9 @@
 #include <cassert>
 #include <cstdio>
 #include <cstdlib>
+#include <string_view>
+
+#include "common/strings.h"
 
 namespace ringkv::net {
 
@@ -163,16 +166,15 @@ bool EventLoop::run_delay_ns(uint64_t* out) {
   }
   if (schedstat_fd_ < 0) return false;
   char buf[96];
-  ssize_t n = ::pread(schedstat_fd_, buf, sizeof(buf) - 1, 0);
+  ssize_t n = ::pread(schedstat_fd_, buf, sizeof(buf), 0);
   if (n <= 0) return false;
-  buf[n] = 0;
   // "<time on cpu> <time waiting on a run queue> <timeslices>", nanoseconds.
-  char* end = nullptr;
-  std::strtoull(buf, &end, 10);
-  if (end == buf) return false;
-  char* end2 = nullptr;
-  *out = std::strtoull(end, &end2, 10);
-  return end2 != end;
+  std::string_view text(buf, static_cast<size_t>(n));
+  size_t a = text.find(' ');
+  if (a == std::string_view::npos) return false;
+  size_t b = text.find(' ', a + 1);
+  if (b == std::string_view::npos) return false;
+  return parse_uint64(text.substr(a + 1, b - a - 1), out);
 }
 
 void EventLoop::busy_poll_turn(bool served) {
