@@ -330,31 +330,48 @@ TEST_CASE("anti-entropy: RING REPAIR makes diverged replicas equal, newest value
   check_all(c, expected);
 }
 
+// A 3-node cluster (N = 1) holding `keys` keys that is adding n4 at migration-rate 1 key/s, so
+// the move stays in progress for the whole test; `mine` are the keys n4 becomes the owner of.
+struct SlowMove {
+  Cluster c;
+  int n4;
+  std::vector<std::pair<std::string, std::string>> mine;
+
+  SlowMove(bool etcd, size_t keys, const std::string& prefix, unsigned seed)
+      : c(3, etcd, {"--replicas", "1", "--migration-rate", "1"}) {
+    std::mt19937 rng(seed);
+    auto kv = make_keys(keys, prefix);
+    load(c, kv, rng);
+    n4 = c.start_node();
+    auto a = c.client(0);
+    REQUIRE(reply_text(command(a.get(), {"RING", "ADDSERVER", "n4",
+                                         "127.0.0.1:" + std::to_string(c.port(n4))})) == "OK");
+    auto after = make_ring({"n1", "n2", "n3", "n4"});
+    for (const auto& [k, v] : kv)
+      if (after->owner(token_of(k)) == "n4") mine.emplace_back(k, v);
+  }
+  // A counter of n4's RING INFO.
+  uint64_t n4_count(const std::string& field) {
+    return std::stoull("0" + info_field(c.ring_info(n4), field));
+  }
+};
+
 TEST_CASE("during a move, blind writes take no read-through and conditional ones do") {
   for (bool etcd : {false, true}) {
     DYNAMIC_SECTION((etcd ? "etcd" : "embedded") << " configuration service") {
-      // migration-rate 1 key/s: n4 copies a key now and then, so while the test runs almost
-      // every range it gains is still pending there.
-      Cluster c(3, etcd, {"--replicas", "1", "--migration-rate", "1"});
-      std::mt19937 rng(11);
-      auto kv = make_keys(3000, "rt:");
-      load(c, kv, rng);
-      int n4 = c.start_node();
+      // n4 copies a key now and then, so while the test runs almost every range it gains is
+      // still pending there.
+      SlowMove m(etcd, 3000, "rt:", 11);
+      Cluster& c = m.c;
+      const int n4 = m.n4;
+      const auto& mine = m.mine;
       auto a = c.client(0);
-      REQUIRE(reply_text(command(a.get(), {"RING", "ADDSERVER", "n4",
-                                           "127.0.0.1:" + std::to_string(c.port(n4))})) == "OK");
-      auto read_throughs = [&] {
-        return std::stoull("0" + info_field(c.ring_info(n4), "node_read_throughs"));
-      };
+      auto read_throughs = [&] { return m.n4_count("node_read_throughs"); };
       REQUIRE(eventually([&] {
         std::string p = info_field(c.ring_info(n4), "node_pending_ranges");
         return !p.empty() && p != "0";
       }));
       // Three groups of keys whose new primary is n4.
-      auto after = make_ring({"n1", "n2", "n3", "n4"});
-      std::vector<std::pair<std::string, std::string>> mine;
-      for (const auto& [k, v] : kv)
-        if (after->owner(token_of(k)) == "n4") mine.emplace_back(k, v);
       REQUIRE(mine.size() >= 300);
       const uint64_t start = read_throughs();
 
@@ -429,47 +446,33 @@ TEST_CASE(
     "during a move, writes at a key's new holder stop copying to old holders once all route") {
   for (bool etcd : {false, true}) {
     DYNAMIC_SECTION((etcd ? "etcd" : "embedded") << " configuration service") {
-      // migration-rate 1: the move stays in progress for the whole test.
-      Cluster c(3, etcd, {"--replicas", "1", "--migration-rate", "1"});
-      std::mt19937 rng(12);
-      auto kv = make_keys(2000, "oh:");
-      load(c, kv, rng);
-      int n4 = c.start_node();
+      SlowMove m(etcd, 2000, "oh:", 12);
+      Cluster& c = m.c;
+      const int n4 = m.n4;
+      const auto& mine = m.mine;
       auto a = c.client(0);
-      REQUIRE(reply_text(command(a.get(), {"RING", "ADDSERVER", "n4",
-                                           "127.0.0.1:" + std::to_string(c.port(n4))})) == "OK");
-      auto old_holder_writes = [&] {
-        return std::stoull("0" + info_field(c.ring_info(n4), "node_old_holder_writes"));
-      };
+      auto old_holder_writes = [&] { return m.n4_count("node_old_holder_writes"); };
       // Every live server reports the new epoch (status reports every 500 ms).
       REQUIRE(
           eventually([&] { return info_field(c.ring_info(n4), "node_routes_current") == "yes"; }));
       CHECK(info_field(c.ring_info(n4), "migration_state") == "moving");
-      auto after = make_ring({"n1", "n2", "n3", "n4"});
-      std::vector<std::string> mine;
-      std::map<std::string, std::string> value;
-      for (const auto& [k, v] : kv) {
-        if (after->owner(token_of(k)) != "n4") continue;
-        mine.push_back(k);
-        value[k] = v;
-      }
       REQUIRE(mine.size() >= 200);
       const uint64_t start = old_holder_writes();
       // n4 executes these (it is their first holder): with N = 1 their old holder is outside the
       // new replica set, and nothing routes to it any more, so it gets no copy.
       for (size_t i = 0; i < 100; ++i)
-        CHECK(reply_text(command(a.get(), {"SET", mine[i], "new" + mine[i]})) == "OK");
+        CHECK(reply_text(command(a.get(), {"SET", mine[i].first, "new" + mine[i].first})) == "OK");
       CHECK(old_holder_writes() == start);
       // Read back through every node: the new values, also for keys whose old copy is still
       // on its way from the old holder.
       for (int node = 0; node < 3; ++node) {
         auto cl = c.client(node);
         for (size_t i = 0; i < 100; ++i)
-          CHECK(reply_text(command(cl.get(), {"GET", mine[i]})) == "new" + mine[i]);
+          CHECK(reply_text(command(cl.get(), {"GET", mine[i].first})) == "new" + mine[i].first);
       }
       // Keys not written meanwhile still read through from their old holder.
       for (size_t i = 100; i < 200; ++i)
-        CHECK(reply_text(command(a.get(), {"GET", mine[i]})) == value[mine[i]]);
+        CHECK(reply_text(command(a.get(), {"GET", mine[i].first})) == mine[i].second);
     }
   }
 }
