@@ -87,12 +87,10 @@ void ChangeCapture::note(std::string_view key, Token token) {
   t_capture->keys_.emplace_back(std::string(key), token);
 }
 
-std::optional<ChangeRecord> snapshot_entry(store::Store& store, std::string_view key, Token token,
-                                           Millis now) {
+std::optional<ChangeRecord> snapshot_entry(store::Store& store, std::string_view key, Token token) {
   // A raw look at the entry, tombstones included, without expiring it (its expiry travels).
   std::optional<ChangeRecord> out;
-  store.scan_range(token, token, 1 << 20, now, true, [&](const store::EntryView& e) {
-    if (e.key() != key) return;
+  store.peek(key, token, [&](const store::EntryView& e) {
     ChangeRecord r;
     r.key.assign(key);
     r.token = token;

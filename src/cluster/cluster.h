@@ -299,7 +299,6 @@ class ChangeCapture {
 };
 
 // The record of `key` as stored now (for replication), or nullopt when it has no entry at all.
-std::optional<ChangeRecord> snapshot_entry(store::Store& store, std::string_view key, Token token,
-                                           Millis now);
+std::optional<ChangeRecord> snapshot_entry(store::Store& store, std::string_view key, Token token);
 
 }  // namespace ringkv::cluster

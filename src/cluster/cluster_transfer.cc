@@ -342,7 +342,7 @@ void Cluster::replay_hints() {
     size_t sent = 0;
     for (const auto& k : keys) {
       Token t = token_of(k);
-      auto rec = snapshot_entry(store_, k, t, clock_.now_ms());
+      auto rec = snapshot_entry(store_, k, t);
       if (!rec) continue;
       auto r = sync_client(options_).call(
           address, {"RINGKV.REPL", rec->key, rec->value, std::to_string(rec->expire_at),

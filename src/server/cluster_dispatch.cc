@@ -64,6 +64,16 @@ std::string server_list(const View& v, const std::set<uint32_t>& owners) {
   return out;
 }
 
+// Is this node the only server a write of these keys has to reach? So with N = 1 when it is
+// their holder and no migration is in progress (the old holders would need the write too).
+// Such a write is not captured for replication.
+bool sole_holder(const View& v, const std::vector<Token>& tokens) {
+  if (tokens.empty() || v.n > 1 || v.previous) return false;
+  for (Token t : tokens)
+    if (v.primary(t) != v.self) return false;
+  return true;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- running here
@@ -78,23 +88,13 @@ std::vector<cluster::ChangeRecord> Server::execute_captured(net::Connection& con
   std::vector<std::pair<std::string, Token>> keys;
   {
     cluster::ChangeCapture capture;
-    if (exec_lock_needed_ && spec->name != "exec" && spec->name != "ringkv.exec") {
-      if (spec->touches_several_keys(args.size())) {
-        std::unique_lock<std::shared_mutex> lock(exec_mu_);
-        execute(conn, s, args, spec, parent, now);
-      } else {
-        std::shared_lock<std::shared_mutex> lock(exec_mu_);
-        execute(conn, s, args, spec, parent, now);
-      }
-    } else {
-      execute(conn, s, args, spec, parent, now);
-    }
+    execute_locked(conn, s, args, spec, parent, now);
     keys = capture.keys();
   }
   conn.out().set_buffer(saved);
   std::vector<cluster::ChangeRecord> changes;
   for (auto& [k, t] : keys) {
-    auto rec = cluster::snapshot_entry(*store_, k, t, now);
+    auto rec = cluster::snapshot_entry(*store_, k, t);
     if (rec) changes.push_back(std::move(*rec));
   }
   return changes;
@@ -247,13 +247,8 @@ void Server::run_here(net::Connection& conn, ClientSession& s, std::vector<std::
     }
   }
   if (fetch.empty()) {
-    if (!spec->is(kWrite)) {
-      if (exec_lock_needed_) {
-        std::shared_lock<std::shared_mutex> lock(exec_mu_);
-        execute(conn, s, args, spec, parent, now);
-      } else {
-        execute(conn, s, args, spec, parent, now);
-      }
+    if (!spec->is(kWrite) || sole_holder(v, tokens)) {
+      execute_locked(conn, s, args, spec, parent, now);
       return;
     }
     std::string reply;
@@ -419,23 +414,25 @@ bool Server::route_command(net::Connection& conn, ClientSession& s,
     std::vector<int> pos;
     spec->key_positions(args.size(), &pos);
     std::vector<Token> tokens;
-    std::set<uint32_t> owners;
+    tokens.reserve(pos.size());
+    // The keys' primary when they share one, else kNoServer.
+    uint32_t owner = ring::kNoServer;
     for (int p : pos) {
       tokens.push_back(token_of(args[static_cast<size_t>(p)]));
-      owners.insert(v.primary(tokens.back()));
+      uint32_t o = v.primary(tokens.back());
+      owner = tokens.size() == 1 || o == owner ? o : ring::kNoServer;
     }
     if (trace_enabled() && !pos.empty()) {
-      LOG_WARNING(
-          "trace internal %.*s %.*s epoch=%llu peer_epoch=%llu owner=%s self=%s pending=%d",
-          static_cast<int>(args[0].size()), args[0].data(), static_cast<int>(args[pos[0]].size()),
-          args[pos[0]].data(), static_cast<unsigned long long>(v.config.epoch),
-          static_cast<unsigned long long>(s.peer_epoch),
-          *owners.begin() == ring::kNoServer ? "-" : v.ring->servers()[*owners.begin()].id.c_str(),
-          v.self_id.c_str(), v.in_pending(tokens.front()) ? 1 : 0);
+      LOG_WARNING("trace internal %.*s %.*s epoch=%llu peer_epoch=%llu owner=%s self=%s pending=%d",
+                  static_cast<int>(args[0].size()), args[0].data(),
+                  static_cast<int>(args[pos[0]].size()), args[pos[0]].data(),
+                  static_cast<unsigned long long>(v.config.epoch),
+                  static_cast<unsigned long long>(s.peer_epoch),
+                  owner == ring::kNoServer ? "-" : v.ring->servers()[owner].id.c_str(),
+                  v.self_id.c_str(), v.in_pending(tokens.front()) ? 1 : 0);
     }
-    if (s.peer_epoch < v.config.epoch && owners.size() == 1 && *owners.begin() != v.self &&
-        *owners.begin() != ring::kNoServer) {
-      forward(conn, v.ring->servers()[*owners.begin()].id, args, false, tokens.front());
+    if (s.peer_epoch < v.config.epoch && owner != v.self && owner != ring::kNoServer) {
+      forward(conn, v.ring->servers()[owner].id, args, false, tokens.front());
       return true;
     }
     run_here(conn, s, args, spec, parent, now, tokens);

@@ -658,16 +658,21 @@ void Server::on_command(net::Connection& conn, std::vector<std::string_view>& ar
       return;
     }
   }
-  if (exec_lock_needed_ && spec->name != "exec") {
-    if (spec->touches_several_keys(args.size())) {
-      // Atomic as in Redis (MSET, MSETNX, RENAME...): nothing else runs meanwhile.
-      std::unique_lock<std::shared_mutex> lock(exec_mu_);
-      execute(conn, s, args, spec, parent, now);
-    } else {
-      std::shared_lock<std::shared_mutex> lock(exec_mu_);
-      execute(conn, s, args, spec, parent, now);
-    }
+  execute_locked(conn, s, args, spec, parent, now);
+}
+
+void Server::execute_locked(net::Connection& conn, ClientSession& s,
+                            std::vector<std::string_view>& args, const CommandSpec* spec,
+                            const CommandSpec* parent, Millis now) {
+  // EXEC takes the lock for the commands it runs.
+  if (!exec_lock_needed_ || spec->name == "exec" || spec->name == "ringkv.exec") {
+    execute(conn, s, args, spec, parent, now);
+  } else if (spec->touches_several_keys(args.size())) {
+    // Atomic as in Redis (MSET, MSETNX, RENAME...): nothing else runs meanwhile.
+    std::unique_lock<std::shared_mutex> lock(exec_mu_);
+    execute(conn, s, args, spec, parent, now);
   } else {
+    std::shared_lock<std::shared_mutex> lock(exec_mu_);
     execute(conn, s, args, spec, parent, now);
   }
 }

@@ -118,6 +118,11 @@ class Server : public net::Service {
   void execute(net::Connection& conn, ClientSession& s, std::vector<std::string_view>& args,
                const CommandSpec* spec, const CommandSpec* parent, Millis now);
 
+  // execute() under exec_mu_ when several loop threads run commands: shared for a command of one
+  // key, exclusive for one of several (atomic as in Redis).
+  void execute_locked(net::Connection& conn, ClientSession& s, std::vector<std::string_view>& args,
+                      const CommandSpec* spec, const CommandSpec* parent, Millis now);
+
   // WATCH support.
   void watch_key(ClientSession& s, std::string_view key);
   void unwatch_all(ClientSession& s);

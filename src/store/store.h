@@ -109,8 +109,8 @@ class Access {
   Token token_;
   Millis now_;
   Table::Probe probe_{0, false};
-  bool exists_ = false;  // an entry (live or tombstone) is in the table
-  bool found_ = false;   // a live entry
+  bool exists_ = false;       // an entry (live or tombstone) is in the table
+  bool found_ = false;        // a live entry
   Version prev_version_ = 0;  // of the entry being replaced (prepare -> commit)
   EntryView view_;
 };
@@ -135,14 +135,19 @@ class Store {
 
   // ---- whole-store operations (each stripe is locked in turn, never two at once)
 
-  size_t size() const;             // live keys (tombstones excluded)
-  size_t volatile_size() const;    // live keys with an expiry
+  size_t size() const;           // live keys (tombstones excluded)
+  size_t volatile_size() const;  // live keys with an expiry
   size_t tombstone_count() const;
   size_t memory_used() const { return used_.load(std::memory_order_relaxed); }
   StoreStats stats() const;
   void reset_stats();
 
   void clear();
+
+  // Calls f(entry) with the key's entry as stored, tombstones and expired entries included,
+  // without expiring or touching it. False (f not called) when the key has no entry at all.
+  template <class F>
+  bool peek(std::string_view key, Token token, F&& f) const;
 
   // Visits live entries with token >= cursor in token order, at most `count` of them (more only
   // when several share one token), and returns the token to continue from, or 0 when the end of
@@ -257,6 +262,16 @@ decltype(auto) Store::access(std::string_view key, Token token, Millis now, F&& 
   std::lock_guard<std::mutex> lock(s.mu);
   Access a(*this, &s, key, token, now);
   return f(a);
+}
+
+template <class F>
+bool Store::peek(std::string_view key, Token token, F&& f) const {
+  const Stripe& s = *stripes_[token >> shift_];
+  std::lock_guard<std::mutex> lock(s.mu);
+  Table::Probe p = s.table.find(token, key);
+  if (!p.found) return false;
+  f(EntryView(Table::slot_entry(s.table.slot(p.pos))));
+  return true;
 }
 
 }  // namespace ringkv::store
