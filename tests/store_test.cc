@@ -182,6 +182,53 @@ TEST_CASE("tombstones stop older copies from reviving a deleted key, then get co
   CHECK(f.store.tombstone_count() == 0);
 }
 
+TEST_CASE("peek shows the entry as stored: tombstones and expired values, left in place") {
+  StoreOptions o;
+  o.keep_tombstones = true;
+  Fixture f(o);
+  struct Seen {
+    std::string value;
+    bool tombstone;
+    Millis expire_at;
+    Version version;
+  };
+  auto peek = [&](const std::string& k) -> std::optional<Seen> {
+    std::optional<Seen> out;
+    bool found = f.store.peek(k, token_of(k), [&](const EntryView& e) {
+      out = Seen{e.tombstone() ? "" : std::string(e.value()), e.tombstone(), e.expire_at(),
+                 e.version()};
+    });
+    CHECK(found == out.has_value());
+    return out;
+  };
+  CHECK_FALSE(peek("none").has_value());
+  // A live value with its expiry and version.
+  Version v = f.store.access("k", token_of("k"), f.now(),
+                             [&](Access& a) { return a.set("value", f.now() + 100); });
+  auto live = peek("k");
+  REQUIRE(live);
+  CHECK(live->value == "value");
+  CHECK_FALSE(live->tombstone);
+  CHECK(live->expire_at == f.now() + 100);
+  CHECK(live->version == v);
+  // Expired: still shown, and not removed by looking.
+  f.clock.advance_ms(200);
+  auto expired = peek("k");
+  REQUIRE(expired);
+  CHECK(expired->value == "value");
+  CHECK(f.store.volatile_size() == 1);
+  // A tombstone, with the delete's version.
+  f.set("d", "x");
+  Version deleted =
+      f.store.access("d", token_of("d"), f.now(), [](Access& a) { return a.erase(); });
+  auto tomb = peek("d");
+  REQUIRE(tomb);
+  CHECK(tomb->tombstone);
+  CHECK(tomb->version == deleted);
+  // A key of the same token range but another name is not confused with it.
+  CHECK_FALSE(peek("k2").has_value());
+}
+
 TEST_CASE("expiry: lazy on access and by the bounded active cycle") {
   Fixture f;
   for (int i = 0; i < 1000; ++i) f.set("v" + std::to_string(i), "x", f.now() + 100);
