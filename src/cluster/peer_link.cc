@@ -60,21 +60,29 @@ void PeerLink::encode(const std::vector<std::string_view>& args, std::string* ou
 }
 
 void PeerLink::send(const std::vector<std::string_view>& args, Callback cb) {
-  std::string req;
-  encode(args, &req);
-  send_encoded(std::move(req), std::move(cb));
+  if (!ready_to_send(cb)) return;
+  encode(args, &out_);
+  queued(std::move(cb));
 }
 
-void PeerLink::send_encoded(std::string request, Callback cb) {
-  if (state_ == State::kIdle) {
-    Micros now = system_clock().now_us();
-    if (failed_at_us_ != 0 && now - failed_at_us_ < options_.backoff_ms * 1000) {
-      cb(false, "peer " + peer_id_ + " (" + address_ + ") unreachable: " + last_error_);
-      return;
-    }
-    connect();
-  }
+void PeerLink::send_encoded(std::string_view request, Callback cb) {
+  if (!ready_to_send(cb)) return;
   out_.append(request);
+  queued(std::move(cb));
+}
+
+bool PeerLink::ready_to_send(const Callback& cb) {
+  if (state_ != State::kIdle) return true;
+  Micros now = system_clock().now_us();
+  if (failed_at_us_ != 0 && now - failed_at_us_ < options_.backoff_ms * 1000) {
+    cb(false, "peer " + peer_id_ + " (" + address_ + ") unreachable: " + last_error_);
+    return false;
+  }
+  connect();
+  return true;
+}
+
+void PeerLink::queued(Callback cb) {
   pending_.push_back(Pending{std::move(cb), system_clock().now_us(), false});
   if (state_ == State::kConnected) schedule_flush();
 }
@@ -168,16 +176,21 @@ void PeerLink::on_read(ssize_t nread, const uv_buf_t* buf) {
   }
   if (nread == 0) return;
   in_.append(buf->base, static_cast<size_t>(nread));
+  // Replies are parsed from a buffer of this call's own: a callback may destroy this link or
+  // close its connection, and the replies handed out stay valid meanwhile.
+  std::string work;
+  work.swap(in_);
   std::shared_ptr<bool> alive = alive_;
+  const Handle* connection = handle_;
   size_t off = 0;
-  while (off < in_.size()) {
-    int64_t n = resp::scan_reply(in_.data() + off, in_.size() - off);
+  while (off < work.size()) {
+    int64_t n = resp::scan_reply(work.data() + off, work.size() - off);
     if (n == 0) break;
     if (n < 0) {
       close_connection("malformed reply from peer");
       return;
     }
-    std::string_view reply(in_.data() + off, static_cast<size_t>(n));
+    std::string_view reply(work.data() + off, static_cast<size_t>(n));
     off += static_cast<size_t>(n);
     if (pending_.empty()) {
       close_connection("unexpected reply from peer");
@@ -192,12 +205,12 @@ void PeerLink::on_read(ssize_t nread, const uv_buf_t* buf) {
       }
       continue;
     }
-    // A callback may destroy this link (ring change); stop touching it if so.
-    std::string keep(reply);
-    p.cb(true, keep);
-    if (!*alive) return;
+    p.cb(true, reply);
+    // The link is gone (ring change) or its connection closed: the rest is for no one.
+    if (!*alive || handle_ != connection) return;
   }
-  in_.erase(0, off);
+  work.erase(0, off);
+  in_.swap(work);  // keeps the buffer's capacity
 }
 
 void PeerLink::schedule_flush() {

@@ -47,10 +47,10 @@ class PeerLink {
   const std::string& address() const { return address_; }
   void set_address(const std::string& address);
 
+  // The reply given to cb is valid only during the call.
   void send(const std::vector<std::string_view>& args, Callback cb);
-  // `request` is one or more encoded commands that produce exactly `replies` replies; cb gets
-  // the last one (the others must succeed; their errors are reported as failures).
-  void send_encoded(std::string request, Callback cb);
+  // `request` is one encoded command (RESP multibulk).
+  void send_encoded(std::string_view request, Callback cb);
 
   // Tells the peer, ahead of the requests that follow on this link, which configuration epoch
   // they were routed with (sent only when it changes, and again after a reconnect).
@@ -70,6 +70,11 @@ class PeerLink {
     bool internal;  // handshake reply: not given to anyone
   };
 
+  // False (and cb called with a failure) while a failed peer is in its back-off; else connects
+  // if need be.
+  bool ready_to_send(const Callback& cb);
+  // The request's bytes are in out_: queue its callback and schedule the write.
+  void queued(Callback cb);
   void connect();
   void on_connected(int status);
   void on_read(ssize_t nread, const uv_buf_t* buf);

@@ -55,6 +55,12 @@ void Deferred::complete(std::string resp) {
   c->complete_slot(seq_, std::move(resp));
 }
 
+void Deferred::complete_from(std::string_view resp) {
+  if (!conn_) return;
+  std::shared_ptr<Connection> c = std::move(conn_);
+  c->complete_slot_from(seq_, resp);
+}
+
 // ---------------------------------------------------------------- lifecycle
 
 Connection::Connection(LoopNet& net, uint64_t id) : net_(net), id_(id) {
@@ -286,6 +292,20 @@ void Connection::complete_slot(uint64_t seq, std::string data) {
   assert(seq >= slot_base_ && seq < slot_base_ + slots_.size());
   Slot& s = slots_[seq - slot_base_];
   s.data = std::move(data);
+  s.ready = true;
+  drain_slots();
+  request_flush();
+}
+
+void Connection::complete_slot_from(uint64_t seq, std::string_view data) {
+  if (closing_ || closed_) return;
+  assert(seq >= slot_base_ && seq < slot_base_ + slots_.size());
+  Slot& s = slots_[seq - slot_base_];
+  // The first slot awaited: everything before it is in out_ already.
+  if (seq == slot_base_)
+    out_.append(data);
+  else
+    s.data.assign(data);
   s.ready = true;
   drain_slots();
   request_flush();

@@ -69,6 +69,9 @@ class Deferred {
   Connection* connection() const { return conn_.get(); }
   // `resp` is the complete encoded reply (one or more RESP values).
   void complete(std::string resp);
+  // The same from bytes owned elsewhere: copied once, straight into the output when no earlier
+  // reply is still awaited (the usual case).
+  void complete_from(std::string_view resp);
 
  private:
   std::shared_ptr<Connection> conn_;
@@ -147,6 +150,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   size_t process(const char* data, size_t len);
   void process_own_buffer();
   void complete_slot(uint64_t seq, std::string data);
+  void complete_slot_from(uint64_t seq, std::string_view data);
   void drain_slots();
   void request_flush();
   void update_reading();

@@ -281,17 +281,18 @@ void Server::forward(net::Connection& conn, const std::string& peer,
                      std::vector<std::string_view>& args, bool retry_on_failure, Token token) {
   size_t li = conn.loop().index();
   auto d = std::make_shared<net::Deferred>(conn.defer());
-  std::string req = encode(args);
+  // A read may be sent again to another copy: keep it encoded (a write is not retried).
+  std::string req = retry_on_failure ? encode(args) : std::string();
   int proto = conn.protocol();
   auto keep = conn.shared_from_this();
   cluster_->link(li, peer, proto)
-      .send_encoded(req, [this, d, li, proto, peer, req, retry_on_failure, token, keep](
-                             bool ok, std::string_view reply) {
+      .send(args, [this, d, li, proto, peer, req = std::move(req), token, keep](
+                      bool ok, std::string_view reply) {
         if (ok) {
-          d->complete(std::string(reply));
+          d->complete_from(reply);
           return;
         }
-        if (retry_on_failure && !keep->closing()) {
+        if (!req.empty() && !keep->closing()) {
           LOG_WARNING("Forwarding a read to %s failed (%.*s); trying another copy", peer.c_str(),
                       static_cast<int>(reply.size()), reply.data());
           // A read may go to the next live copy instead.
@@ -316,9 +317,11 @@ void Server::forward(net::Connection& conn, const std::string& peer,
               break;
             }
             cluster_->link(li, id, proto).send_encoded(req, [d](bool ok2, std::string_view r2) {
-              d->complete(ok2 ? std::string(r2)
-                              : error_reply("TRYAGAIN ringkv: no copy of the key answered: " +
-                                            std::string(r2)));
+              if (ok2)
+                d->complete_from(r2);
+              else
+                d->complete(error_reply("TRYAGAIN ringkv: no copy of the key answered: " +
+                                        std::string(r2)));
             });
             return;
           }
