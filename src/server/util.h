@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 #include "common/strings.h"
@@ -12,6 +13,14 @@
 #include "server/server.h"
 
 namespace ringkv::server {
+
+// An error reply encoded as RESP ("-<text>\r\n"), line breaks in the text turned into spaces.
+inline std::string error_reply(std::string_view text) {
+  std::string out = "-";
+  for (char c : text) out.push_back(c == '\r' || c == '\n' ? ' ' : c);
+  out += "\r\n";
+  return out;
+}
 
 // Parses an integer argument; on failure replies `error` (Redis's default text) and returns false.
 inline bool arg_int64(CommandContext& ctx, std::string_view s, int64_t* out,
