@@ -656,7 +656,6 @@ object encoding a b
 object help
 object help x
 object HELP
-object idletime str
 config set maxmemory-policy allkeys-lfu
 object idletime str
 object freq nokey
@@ -675,6 +674,28 @@ config set maxmemory-policy noeviction
 )");
   CHECK(p.k.call({"OBJECT", "ENCODING", "s45"}) == bulk("raw"));
   CHECK(p.k.call({"OBJECT", "REFCOUNT", "sh"}) == integer(2147483647));
+  // OBJECT IDLETIME counts whole seconds of the LRU clock (Unix time in seconds), as Redis does:
+  // 0 for a key written in the same second as the read, 1 if a second began in between. So it is
+  // checked against the wall clock around the write and the read, not against Redis's reply,
+  // which depends on where each server's own SET fell.
+  for (int i = 0; i < 5; ++i) {
+    auto unix_s = [] {
+      return std::chrono::duration_cast<std::chrono::seconds>(
+                 std::chrono::system_clock::now().time_since_epoch())
+          .count();
+    };
+    const int64_t before = unix_s();
+    CHECK(p.k.call({"SET", "idle", "x"}) == "+OK\r\n");
+    const std::string idle = p.k.call({"OBJECT", "IDLETIME", "idle"});
+    const int64_t after = unix_s();
+    INFO("OBJECT IDLETIME right after SET: " << printable(idle) << ", seconds passed "
+                                             << after - before);
+    REQUIRE(idle.size() > 3);
+    REQUIRE(idle.front() == ':');
+    const int64_t secs = std::stoll(idle.substr(1));
+    CHECK(secs >= 0);
+    CHECK(secs <= after - before);  // 0 when no second began in between
+  }
   CHECK(p.k.call({"OBJECT", "FREQ", "str"}) ==
         err("ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please "
             "note that when switching between policies at runtime LRU and LFU data will take "
