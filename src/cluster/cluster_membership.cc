@@ -229,15 +229,8 @@ Result<RingConfig> Cluster::propose_add(const RingConfig& cur, const std::string
                                     from.empty() ? ServerState::kUp : ServerState::kJoining,
                                     cur.next_ordinal});
   next.next_ordinal = cur.next_ordinal + 1;
-  if (!from.empty()) {
-    Migration m;
-    m.id = next.epoch;
-    m.kind = "addserver";
-    m.server = id;
-    m.started_ms = clock_.now_ms();
-    m.from = from;
-    next.migration = m;
-  }
+  if (!from.empty())
+    next.migration = Migration{next.epoch, "addserver", id, clock_.now_ms(), std::move(from)};
   auto r = build_ring(next.ring_servers(), next.vnodes);
   if (!r) return r.status();
   return next;
@@ -257,13 +250,7 @@ Result<RingConfig> Cluster::propose_remove(const RingConfig& cur, const std::str
   next.epoch = cur.epoch + 1;
   for (auto& e : next.servers)
     if (e.id == id) e.state = ServerState::kLeaving;
-  Migration m;
-  m.id = next.epoch;
-  m.kind = "removeserver";
-  m.server = id;
-  m.started_ms = clock_.now_ms();
-  m.from = from;
-  next.migration = m;
+  next.migration = Migration{next.epoch, "removeserver", id, clock_.now_ms(), std::move(from)};
   return next;
 }
 
