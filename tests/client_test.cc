@@ -115,14 +115,6 @@ long long commands_processed(Cluster& c, int i) {
   return std::stoll("0" + info_field(text, "total_commands_processed"));
 }
 
-// Resumes SIGSTOPped processes whatever happens in the test.
-struct ContinueOnExit {
-  std::vector<pid_t> pids;
-  ~ContinueOnExit() {
-    for (pid_t p : pids) ::kill(p, SIGCONT);
-  }
-};
-
 }  // namespace
 
 TEST_CASE("client: invalid options are refused before any I/O") {

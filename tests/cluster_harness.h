@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "ringkv/ring.h"
+#include "ringkv/token.h"
 #include "server_harness.h"
 
 namespace ringkv::testing {
@@ -331,6 +332,103 @@ inline std::vector<std::optional<std::string>> pipeline_get(redisContext* c,
     freeReplyObject(rep);
   }
   return out;
+}
+
+// ---------------------------------------------------------------- shared by the cluster tests
+
+inline const char* backend_name(bool etcd) { return etcd ? "etcd" : "embedded"; }
+
+using KeyValues = std::vector<std::pair<std::string, std::string>>;
+
+inline KeyValues make_keys(size_t n, const std::string& prefix) {
+  KeyValues kv;
+  kv.reserve(n);
+  for (size_t i = 0; i < n; ++i)
+    kv.emplace_back(prefix + std::to_string(i), "v" + std::to_string(i * 7919));
+  return kv;
+}
+
+// Loads the keys through the given nodes in turn, in pipelined batches.
+inline void load(Cluster& c, const KeyValues& kv, const std::vector<int>& via) {
+  std::vector<Context> clients;
+  for (int i : via) clients.push_back(c.client(i));
+  const size_t batch = 1000;
+  for (size_t off = 0, b = 0; off < kv.size(); off += batch, ++b) {
+    KeyValues part(kv.begin() + static_cast<long>(off),
+                   kv.begin() + static_cast<long>(std::min(kv.size(), off + batch)));
+    REQUIRE(pipeline_set(clients[b % clients.size()].get(), part));
+  }
+}
+
+// A field of node i's RING INFO.
+inline std::string info(Cluster& c, int i, const std::string& field) {
+  return info_field(c.ring_info(i), field);
+}
+
+inline uint64_t info_u64(Cluster& c, int i, const std::string& field) {
+  return std::stoull("0" + info(c, i, field));
+}
+
+inline std::string text(redisContext* c, const std::vector<std::string>& args) {
+  return reply_text(command(c, args));
+}
+
+// The index of the node with this id.
+inline int index_of(Cluster& c, const std::string& id) {
+  for (int i = 0; i < c.size(); ++i)
+    if (c.id(i) == id) return i;
+  FAIL("no node " << id);
+  return -1;
+}
+
+// Waits until every node in `nodes` counts `up` live servers in its view (RING INFO).
+inline bool wait_servers_up(Cluster& c, const std::vector<int>& nodes, int up,
+                            std::chrono::milliseconds limit) {
+  return eventually(
+      [&] {
+        for (int i : nodes)
+          if (info(c, i, "ring_servers_up") != std::to_string(up)) return false;
+        return true;
+      },
+      limit);
+}
+
+// A ring of these servers (weight 1, default virtual nodes), as the cluster builds it.
+inline std::shared_ptr<const ring::Ring> ring_of(const std::vector<std::string>& ids) {
+  std::vector<ring::ServerSpec> specs;
+  for (const auto& id : ids) specs.push_back({id, 1});
+  auto r = ring::Ring::build(specs);
+  REQUIRE(r.is_ok());
+  return *r;
+}
+
+// How many of `keys` lie in the ranges server `id` gains from ring `before` to ring `after`.
+inline uint64_t predicted_gain(const std::vector<std::string>& keys,
+                               const std::vector<std::string>& before,
+                               const std::vector<std::string>& after, const std::string& id,
+                               size_t n) {
+  auto plan = ring::diff(*ring_of(before), *ring_of(after), n);
+  REQUIRE(plan.is_ok());
+  std::vector<ring::TokenRange> ranges;
+  for (const auto& t : plan->gains_of(id)) ranges.push_back(t.range);
+  std::sort(ranges.begin(), ranges.end(), [](auto& a, auto& b) { return a.first < b.first; });
+  uint64_t count = 0;
+  for (const auto& k : keys) {
+    Token t = token_of(k);
+    auto it = std::upper_bound(ranges.begin(), ranges.end(), t,
+                               [](Token x, const ring::TokenRange& r) { return x < r.first; });
+    if (it != ranges.begin() && std::prev(it)->contains(t)) ++count;
+  }
+  return count;
+}
+
+inline uint64_t predicted_gain(const KeyValues& kv, const std::vector<std::string>& before,
+                               const std::vector<std::string>& after, const std::string& id,
+                               size_t n) {
+  std::vector<std::string> keys;
+  keys.reserve(kv.size());
+  for (const auto& [k, v] : kv) keys.push_back(k);
+  return predicted_gain(keys, before, after, id, n);
 }
 
 }  // namespace ringkv::testing

@@ -17,25 +17,8 @@ using namespace ringkv::testing;
 
 namespace {
 
-std::shared_ptr<const ring::Ring> make_ring(const std::vector<std::string>& ids) {
-  std::vector<ring::ServerSpec> specs;
-  for (const auto& id : ids) specs.push_back({id, 1});
-  auto r = ring::Ring::build(specs);
-  REQUIRE(r.is_ok());
-  return *r;
-}
-
-std::vector<std::pair<std::string, std::string>> make_keys(size_t n, const std::string& prefix) {
-  std::vector<std::pair<std::string, std::string>> kv;
-  kv.reserve(n);
-  for (size_t i = 0; i < n; ++i)
-    kv.emplace_back(prefix + std::to_string(i), "v" + std::to_string(i * 7919));
-  return kv;
-}
-
 // Loads the keys through random nodes, in pipelined batches.
-void load(Cluster& c, const std::vector<std::pair<std::string, std::string>>& kv,
-          std::mt19937& rng) {
+void load_random(Cluster& c, const KeyValues& kv, std::mt19937& rng) {
   std::vector<Context> clients;
   for (int i = 0; i < c.size(); ++i) clients.push_back(c.client(i));
   const size_t batch = 1000;
@@ -77,7 +60,7 @@ void check_all(Cluster& c, const std::map<std::string, std::string>& expected) {
 uint64_t check_digests(Cluster& c, const std::vector<int>& members, size_t n) {
   std::vector<std::string> ids;
   for (int m : members) ids.push_back(c.id(m));
-  auto ring = make_ring(ids);
+  auto ring = ring_of(ids);
   auto ranges = ring->ranges(n);
   REQUIRE(ranges.is_ok());
   // digests[node][range] = (count, digest)
@@ -128,26 +111,6 @@ uint64_t received(Cluster& c, int i) {
   return std::stoull("0" + info_field(c.ring_info(i), "node_keys_received"));
 }
 
-// Keys (from kv) whose tokens fall in the ranges `id` gains from `before` to `after`.
-uint64_t predicted_gain(const std::vector<std::pair<std::string, std::string>>& kv,
-                        const std::vector<std::string>& before,
-                        const std::vector<std::string>& after, const std::string& id, size_t n) {
-  auto plan = ring::diff(*make_ring(before), *make_ring(after), n);
-  REQUIRE(plan.is_ok());
-  auto gains = plan->gains_of(id);
-  std::vector<ring::TokenRange> ranges;
-  for (const auto& t : gains) ranges.push_back(t.range);
-  std::sort(ranges.begin(), ranges.end(), [](auto& a, auto& b) { return a.first < b.first; });
-  uint64_t count = 0;
-  for (const auto& [k, v] : kv) {
-    Token t = token_of(k);
-    auto it = std::upper_bound(ranges.begin(), ranges.end(), t,
-                               [](Token x, const ring::TokenRange& r) { return x < r.first; });
-    if (it != ranges.begin() && std::prev(it)->contains(t)) ++count;
-  }
-  return count;
-}
-
 }  // namespace
 
 TEST_CASE(
@@ -157,7 +120,7 @@ TEST_CASE(
       Cluster c(3, etcd);
       std::mt19937 rng(42);
       auto kv = make_keys(100000, "k:");
-      load(c, kv, rng);
+      load_random(c, kv, rng);
       std::map<std::string, std::string> expected(kv.begin(), kv.end());
       check_all(c, expected);
       CHECK(check_digests(c, {0, 1, 2}, 3) == kv.size());
@@ -173,7 +136,7 @@ TEST_CASE("adding and removing servers moves exactly what the ring's diff says")
       Cluster c(3, etcd);
       std::mt19937 rng(7);
       auto kv = make_keys(60000, "m:");
-      load(c, kv, rng);
+      load_random(c, kv, rng);
       std::map<std::string, std::string> expected(kv.begin(), kv.end());
       // Add a 4th server: it receives exactly the keys of the ranges it gains.
       int n4 = c.start_node();
@@ -204,7 +167,7 @@ TEST_CASE("ring changes under load: no failed command, no lost write") {
       Cluster c(3, etcd);
       std::mt19937 rng(99);
       auto kv = make_keys(20000, "base:");
-      load(c, kv, rng);
+      load_random(c, kv, rng);
       int n4 = c.start_node();
       std::atomic<bool> stop{false};
       std::atomic<uint64_t> ops{0}, failures{0};
@@ -270,12 +233,6 @@ std::vector<std::string> owners_of(Cluster& c, const std::string& key) {
   return out;
 }
 
-int index_of_id(Cluster& c, const std::string& id) {
-  for (int i = 0; i < c.size(); ++i)
-    if (c.id(i) == id) return i;
-  return -1;
-}
-
 // Puts a newer version of key on one node only, as a lost replication message would leave it.
 void diverge(Cluster& c, int node, const std::string& key, const std::string& value) {
   Reply e = command(c.client(node).get(), {"RINGKV.GETENTRY", key});
@@ -295,11 +252,11 @@ TEST_CASE("read quorum R=2: a read returns the newest of two copies and repairs 
   auto owners = owners_of(c, "rq");
   REQUIRE(owners.size() == 3);
   // The second copy gets a newer value behind the primary's back.
-  diverge(c, index_of_id(c, owners[1]), "rq", "newer");
+  diverge(c, index_of(c, owners[1]), "rq", "newer");
   for (int i = 0; i < 3; ++i)
     CHECK(reply_text(command(c.client(i).get(), {"GET", "rq"})) == "newer");
   // The primary now holds it too.
-  Reply p = command(c.client(index_of_id(c, owners[0])).get(), {"RINGKV.GETENTRY", "rq"});
+  Reply p = command(c.client(index_of(c, owners[0])).get(), {"RINGKV.GETENTRY", "rq"});
   REQUIRE(p->type == REDIS_REPLY_ARRAY);
   CHECK(std::string(p->element[0]->str, p->element[0]->len) == "newer");
 }
@@ -308,13 +265,13 @@ TEST_CASE("anti-entropy: RING REPAIR makes diverged replicas equal, newest value
   Cluster c(3, false);
   std::mt19937 rng(3);
   auto kv = make_keys(3000, "ae:");
-  load(c, kv, rng);
+  load_random(c, kv, rng);
   std::map<std::string, std::string> expected(kv.begin(), kv.end());
   // Diverge 20 keys on their third copy (a replica that does not serve reads).
   for (int i = 0; i < 20; ++i) {
     std::string key = "ae:" + std::to_string(i * 97);
     auto owners = owners_of(c, key);
-    diverge(c, index_of_id(c, owners[2]), key, "repaired-" + std::to_string(i));
+    diverge(c, index_of(c, owners[2]), key, "repaired-" + std::to_string(i));
     expected[key] = "repaired-" + std::to_string(i);
   }
   // Digests now differ somewhere; RING REPAIR on every node (each repairs its primary ranges).
@@ -341,12 +298,12 @@ struct SlowMove {
       : c(3, etcd, {"--replicas", "1", "--migration-rate", "1"}) {
     std::mt19937 rng(seed);
     auto kv = make_keys(keys, prefix);
-    load(c, kv, rng);
+    load_random(c, kv, rng);
     n4 = c.start_node();
     auto a = c.client(0);
     REQUIRE(reply_text(command(a.get(), {"RING", "ADDSERVER", "n4",
                                          "127.0.0.1:" + std::to_string(c.port(n4))})) == "OK");
-    auto after = make_ring({"n1", "n2", "n3", "n4"});
+    auto after = ring_of({"n1", "n2", "n3", "n4"});
     for (const auto& [k, v] : kv)
       if (after->owner(token_of(k)) == "n4") mine.emplace_back(k, v);
   }

@@ -71,6 +71,14 @@ inline Reply command(redisContext* c, const std::vector<std::string>& args) {
 }
 
 // A server process for one test. Extra flags are passed as "--name value" pairs.
+// Resumes SIGSTOPped processes whatever happens in the test.
+struct ContinueOnExit {
+  std::vector<pid_t> pids;
+  ~ContinueOnExit() {
+    for (pid_t p : pids) ::kill(p, SIGCONT);
+  }
+};
+
 class ServerProcess {
  public:
   // port 0: a free port, picked again at each start(); otherwise always that port.

@@ -1,0 +1,199 @@
+// Cluster admin commands: the exact texts of their errors, RING PLAN against what really moves,
+// and changes queued behind a move. Every test runs with the embedded configuration service and
+// with etcd.
+#include <catch2/catch.hpp>
+#include <map>
+
+#include "cluster_harness.h"
+
+using namespace ringkv;
+using namespace ringkv::testing;
+
+namespace {
+
+struct PlanLine {
+  std::string from, to;
+  long long ranges = 0, keys = 0, bytes = 0;
+};
+
+std::vector<PlanLine> parse_plan(const Reply& r) {
+  std::vector<PlanLine> out;
+  REQUIRE(r);
+  INFO(reply_text(r));
+  REQUIRE(r->type == REDIS_REPLY_ARRAY);
+  for (size_t i = 0; i < r->elements; ++i) {
+    const redisReply* m = r->element[i];
+    REQUIRE(m->type == REDIS_REPLY_ARRAY);
+    REQUIRE(m->elements == 10);
+    PlanLine l;
+    for (size_t f = 0; f + 1 < m->elements; f += 2) {
+      std::string name(m->element[f]->str, m->element[f]->len);
+      const redisReply* v = m->element[f + 1];
+      if (name == "from")
+        l.from.assign(v->str, v->len);
+      else if (name == "to")
+        l.to.assign(v->str, v->len);
+      else if (name == "ranges")
+        l.ranges = v->integer;
+      else if (name == "keys")
+        l.keys = v->integer;
+      else if (name == "bytes")
+        l.bytes = v->integer;
+      else
+        FAIL("unexpected plan field " << name);
+    }
+    out.push_back(l);
+  }
+  return out;
+}
+
+std::map<std::string, std::pair<long long, long long>> plan_by_destination(
+    const std::vector<PlanLine>& plan) {
+  std::map<std::string, std::pair<long long, long long>> out;
+  for (const auto& l : plan) {
+    out[l.to].first += l.keys;
+    out[l.to].second += l.bytes;
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("admin errors have exact texts - RING PLAN predicts exactly what moves") {
+  for (bool etcd : {false, true}) {
+    DYNAMIC_SECTION(backend_name(etcd) << " configuration service") {
+      Cluster c(3, etcd);
+      int n4 = c.start_node();  // running, not on the ring
+      auto a = c.client(1);
+      auto addr = [&](int i) { return "127.0.0.1:" + std::to_string(c.port(i)); };
+
+      CHECK(text(a.get(), {"RING", "REMOVESERVER", "nx"}) == "ERR no server 'nx' on the ring");
+      CHECK(text(a.get(), {"RING", "ADDSERVER", "n2", addr(1)}) ==
+            "ERR server 'n2' is already in the ring configuration");
+      int nobody = free_port();
+      std::string nobody_addr = "127.0.0.1:" + std::to_string(nobody);
+      CHECK(text(a.get(), {"RING", "ADDSERVER", "n9", nobody_addr}) ==
+            "ERR server 'n9' at " + nobody_addr + " is unreachable: " + nobody_addr +
+                ": Connection refused");
+      CHECK(text(a.get(), {"RING", "ADDSERVER", "n9", addr(n4)}) ==
+            "ERR the server at " + addr(n4) + " has node id 'n4', not 'n9'");
+      // Malformed requests.
+      CHECK(text(a.get(), {"RING", "ADDSERVER", "n4", "nohost"}) ==
+            "ERR server 'n4' at nohost is unreachable: bad address 'nohost'");
+      CHECK(text(a.get(), {"RING", "ADDSERVER", "n4", "127.0.0.1:70000"}) ==
+            "ERR server 'n4' at 127.0.0.1:70000 is unreachable: bad address '127.0.0.1:70000'");
+      for (std::string w : {"0", "1001", "-1", "x", "1.5"})
+        CHECK(text(a.get(), {"RING", "ADDSERVER", "n4", addr(n4), "WEIGHT", w}) ==
+              "ERR WEIGHT must be an integer between 1 and 1000");
+      CHECK(text(a.get(), {"RING", "ADDSERVER", "n4", addr(n4), "WEIGHT"}) == "ERR syntax error");
+      CHECK(text(a.get(), {"RING", "ADDSERVER", "n4", addr(n4), "COLOR", "3"}) ==
+            "ERR syntax error");
+      CHECK(text(a.get(), {"RING", "ADDSERVER", "n4"}) ==
+            "ERR wrong number of arguments for 'ring|addserver' command");
+      CHECK(text(a.get(), {"RING", "REMOVESERVER"}) ==
+            "ERR wrong number of arguments for 'ring|removeserver' command");
+      CHECK(text(a.get(), {"RING", "PLAN", "MOVE", "n4"}) ==
+            "ERR RING PLAN takes ADDSERVER <id> <host:port> [WEIGHT w] or REMOVESERVER <id>");
+      CHECK(text(a.get(), {"RING", "PLAN", "REMOVESERVER", "nx"}) ==
+            "ERR no server 'nx' on the ring");
+      CHECK(text(a.get(), {"RING", "PLAN", "ADDSERVER", "n4", "nohost"}) ==
+            "ERR 'nohost' is not a host:port address");
+      // None of these changed the ring.
+      std::string epoch = info(c, 0, "ring_epoch");
+      CHECK(info(c, 0, "ring_servers") == "3");
+
+      // RING PLAN ADDSERVER, then the change itself, with a second change sent right behind it.
+      auto kv = make_keys(100000, "p:");
+      load(c, kv, {0, 1, 2});
+      Reply plan_reply = command(a.get(), {"RING", "PLAN", "ADDSERVER", "n4", addr(n4)});
+      auto plan = parse_plan(plan_reply);
+      CHECK(info(c, 0, "ring_epoch") == epoch);  // a dry run
+      auto by_dest = plan_by_destination(plan);
+      REQUIRE(by_dest.size() == 1);  // with N = 3 on 3 servers, only the newcomer gains
+      CHECK(by_dest.count("n4") == 1);
+      long long planned_keys = 0;
+      for (const auto& l : plan) planned_keys += l.keys;
+      std::vector<std::string> keys;
+      for (const auto& [k, v] : kv) keys.push_back(k);
+      CHECK(planned_keys == static_cast<long long>(predicted_gain(
+                                keys, {"n1", "n2", "n3"}, {"n1", "n2", "n3", "n4"}, "n4", 3)));
+
+      // A second change sent while the first moves data waits for it instead of failing: the
+      // repeated ADDSERVER n4 is answered only once the ring is idle again (then it finds n4
+      // already there), and the removal of n2 runs after it.
+      // The second reply comes only when ~75,000 keys have moved (paced by migration-rate, and
+      // slower still under sanitizers on a loaded machine): this client waits up to 2 minutes.
+      auto w = connect(c.port(0), 120000);
+      REQUIRE(w);
+      const std::string add_cmd = "RING ADDSERVER n4 " + addr(n4);
+      redisAppendCommand(w.get(), add_cmd.c_str());
+      redisAppendCommand(w.get(), add_cmd.c_str());
+      redisAppendCommand(w.get(), "RING ADDSERVER n5 127.0.0.1:1");
+      void* r1 = nullptr;
+      void* r2 = nullptr;
+      void* r3 = nullptr;
+      REQUIRE(redisGetReply(w.get(), &r1) == REDIS_OK);
+      Reply add(static_cast<redisReply*>(r1));
+      REQUIRE(reply_text(add) == "OK");
+      REQUIRE(redisGetReply(w.get(), &r2) == REDIS_OK);
+      Reply second(static_cast<redisReply*>(r2));
+      CHECK(info(c, 0, "migration_state") == "idle");  // it waited for the move to finish
+      CHECK(reply_text(second) == "ERR server 'n4' is already in the ring configuration");
+      REQUIRE(redisGetReply(w.get(), &r3) == REDIS_OK);
+      Reply third(static_cast<redisReply*>(r3));
+      // An unreachable address is reported before the ring is even looked at.
+      CHECK(reply_text(third) ==
+            "ERR server 'n5' at 127.0.0.1:1 is unreachable: 127.0.0.1:1: Connection refused");
+      REQUIRE(c.wait_idle());
+      CHECK(info_u64(c, n4, "node_keys_received") == static_cast<uint64_t>(by_dest["n4"].first));
+      CHECK(info_u64(c, n4, "node_bytes_received") == static_cast<uint64_t>(by_dest["n4"].second));
+      for (int i : {0, 1, 2}) CHECK(info_u64(c, i, "node_keys_received") == 0);
+
+      // RING PLAN REMOVESERVER, then the removal: each gainer receives what the plan said.
+      plan = parse_plan(command(a.get(), {"RING", "PLAN", "REMOVESERVER", "n2"}));
+      by_dest = plan_by_destination(plan);
+      CHECK(by_dest.count("n2") == 0);
+      long long total = 0;
+      for (const auto& [dest, kb] : by_dest) total += kb.first;
+      CHECK(total > 0);
+      REQUIRE(text(a.get(), {"RING", "REMOVESERVER", "n2"}) == "OK");
+      REQUIRE(c.wait_idle());
+      long long received = 0;
+      for (int i : {0, 2, 3}) {
+        INFO("gainer " << c.id(i));
+        CHECK(info_u64(c, i, "node_keys_received") ==
+              static_cast<uint64_t>(by_dest[c.id(i)].first));
+        CHECK(info_u64(c, i, "node_bytes_received") ==
+              static_cast<uint64_t>(by_dest[c.id(i)].second));
+        CHECK(info_u64(c, i, "node_keys_received") ==
+              predicted_gain(keys, {"n1", "n2", "n3", "n4"}, {"n1", "n3", "n4"}, c.id(i), 3));
+        received += static_cast<long long>(info_u64(c, i, "node_keys_received"));
+      }
+      CHECK(received == total);
+
+      // A server that replaced a dead one at the same address, but under a new id, while the
+      // dead one is still on the ring.
+      c.node(2).kill_hard();  // n3
+      ServerProcess n9({"--node-id", "n9", "--discovery", c.discovery()}, RINGKV_SERVER_PATH,
+                       c.port(2));
+      CHECK(text(a.get(), {"RING", "ADDSERVER", "n9", addr(2)}) ==
+            "ERR address " + addr(2) + " is already used by server 'n3'");
+    }
+  }
+}
+
+TEST_CASE("removing the last server of the ring is refused") {
+  for (bool etcd : {false, true}) {
+    DYNAMIC_SECTION(backend_name(etcd) << " configuration service") {
+      Cluster c(1, etcd);
+      auto a = c.client(0);
+      CHECK(text(a.get(), {"RING", "REMOVESERVER", "n1"}) ==
+            "ERR can't remove the last server of the ring");
+      CHECK(text(a.get(), {"RING", "PLAN", "REMOVESERVER", "n1"}) ==
+            "ERR can't remove the last server of the ring");
+      CHECK(info(c, 0, "ring_servers") == "1");
+      CHECK(text(a.get(), {"SET", "k", "v"}) == "OK");
+      CHECK(text(a.get(), {"GET", "k"}) == "v");
+    }
+  }
+}
