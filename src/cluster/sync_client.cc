@@ -10,58 +10,95 @@
 
 namespace ringkv::cluster {
 
+class SyncClient::Lease {
+ public:
+  Lease() = default;
+  Lease(const Lease&) = delete;
+  Lease& operator=(const Lease&) = delete;
+  ~Lease() {
+    if (c_) owner_->give_back(address_, c_);
+  }
+  redisContext* get() const { return c_; }
+  // Closes the connection (a failed call leaves it in an unknown state) and says why.
+  Status fail(const std::string& why) {
+    redisFree(c_);
+    c_ = nullptr;
+    return Status::unreachable(address_ + ": " + why);
+  }
+  // Why a hiredis call on this connection failed; errno is the one the call left.
+  std::string why(int err) const {
+    if (c_->err == REDIS_ERR_IO && (err == EAGAIN || err == EWOULDBLOCK)) return "timed out";
+    return c_->errstr;
+  }
+
+ private:
+  friend class SyncClient;
+  SyncClient* owner_ = nullptr;
+  std::string address_;
+  redisContext* c_ = nullptr;
+};
+
 SyncClient::~SyncClient() {
-  for (auto& [a, c] : conns_) redisFree(c);
+  for (auto& [a, conns] : idle_)
+    for (redisContext* c : conns) redisFree(c);
 }
 
-void SyncClient::forget(const std::string& address) {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = conns_.find(address);
-  if (it == conns_.end()) return;
-  redisFree(it->second);
-  conns_.erase(it);
-}
-
-redisContext* SyncClient::connect_locked(const std::string& address, timeval tv, Status* error) {
-  redisContext*& c = conns_[address];
-  if (c != nullptr && !c->err) return c;
-  if (c) redisFree(c);
-  c = nullptr;
-  std::string host;
-  int port;
-  if (!split_address(address, &host, &port)) {
-    conns_.erase(address);
-    *error = Status::invalid_argument("bad address '" + address + "'");
-    return nullptr;
-  }
-  redisContext* nc = redisConnectWithTimeout(host.c_str(), port, tv);
-  if (nc == nullptr || nc->err) {
-    std::string why = nc ? nc->errstr : "out of memory";
-    if (nc) redisFree(nc);
-    conns_.erase(address);
-    *error = Status::unreachable(address + ": " + why);
-    return nullptr;
-  }
-  if (!password_.empty()) {
-    auto* r =
-        static_cast<redisReply*>(redisCommand(nc, "AUTH %b", password_.data(), password_.size()));
-    if (r) freeReplyObject(r);
-  }
-  auto* r =
-      static_cast<redisReply*>(redisCommand(nc, "RINGKV.HELLO %b 2", my_id_.data(), my_id_.size()));
-  if (r) freeReplyObject(r);
-  conns_[address] = nc;
-  return nc;
-}
-
-redisContext* SyncClient::send_many_locked(const std::string& address,
-                                           const std::vector<std::vector<std::string>>& requests,
-                                           int timeout_ms, Status* error) {
+Status SyncClient::take(const std::string& address, int timeout_ms, Lease* lease) {
   int t = timeout_ms > 0 ? timeout_ms : timeout_ms_;
   timeval tv{t / 1000, (t % 1000) * 1000};
-  redisContext* c = connect_locked(address, tv, error);
-  if (c == nullptr) return nullptr;
-  redisSetTimeout(c, tv);
+  lease->owner_ = this;
+  lease->address_ = address;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = idle_.find(address);
+    if (it != idle_.end() && !it->second.empty()) {
+      lease->c_ = it->second.back();
+      it->second.pop_back();
+    }
+  }
+  if (lease->c_ == nullptr) {
+    std::string host;
+    int port;
+    if (!split_address(address, &host, &port))
+      return Status::invalid_argument("bad address '" + address + "'");
+    redisContext* nc = redisConnectWithTimeout(host.c_str(), port, tv);
+    if (nc == nullptr || nc->err) {
+      std::string why = nc ? nc->errstr : "out of memory";
+      if (nc) redisFree(nc);
+      return Status::unreachable(address + ": " + why);
+    }
+    // A peer that accepts but never answers (stopped, overloaded) must not hold the handshake
+    // forever either.
+    redisSetTimeout(nc, tv);
+    if (!password_.empty()) {
+      auto* r =
+          static_cast<redisReply*>(redisCommand(nc, "AUTH %b", password_.data(), password_.size()));
+      if (r) freeReplyObject(r);
+    }
+    auto* r = static_cast<redisReply*>(
+        redisCommand(nc, "RINGKV.HELLO %b 2", my_id_.data(), my_id_.size()));
+    if (r) freeReplyObject(r);
+    lease->c_ = nc;
+    if (nc->err) return lease->fail(lease->why(errno));
+  }
+  redisSetTimeout(lease->c_, tv);
+  return Status::ok();
+}
+
+void SyncClient::give_back(const std::string& address, redisContext* c) {
+  if (c->err == 0) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto& conns = idle_[address];
+    if (conns.size() < kMaxIdlePerAddress) {
+      conns.push_back(c);
+      return;
+    }
+  }
+  redisFree(c);
+}
+
+namespace {
+void append_commands(redisContext* c, const std::vector<std::vector<std::string>>& requests) {
   for (const auto& args : requests) {
     std::vector<const char*> argv;
     std::vector<size_t> lens;
@@ -71,51 +108,46 @@ redisContext* SyncClient::send_many_locked(const std::string& address,
     }
     redisAppendCommandArgv(c, static_cast<int>(args.size()), argv.data(), lens.data());
   }
-  return c;
 }
+}  // namespace
 
 Result<std::vector<SyncReply>> SyncClient::call_many(
     const std::string& address, const std::vector<std::vector<std::string>>& requests,
     int timeout_ms) {
-  std::lock_guard<std::mutex> lock(mu_);
-  Status error;
-  redisContext* c = send_many_locked(address, requests, timeout_ms, &error);
-  if (c == nullptr) return error;
+  Lease lease;
+  Status st = take(address, timeout_ms, &lease);
+  if (!st) return st;
+  redisContext* c = lease.get();
+  append_commands(c, requests);
   std::vector<SyncReply> out;
   for (size_t i = 0; i < requests.size(); ++i) {
     void* r = nullptr;
-    if (redisGetReply(c, &r) != REDIS_OK || r == nullptr) return fail_locked(address, c, c->errstr);
+    if (redisGetReply(c, &r) != REDIS_OK || r == nullptr) return lease.fail(lease.why(errno));
     out.emplace_back(static_cast<redisReply*>(r));
   }
   return out;
 }
 
-Status SyncClient::fail_locked(const std::string& address, redisContext* c,
-                               const std::string& why) {
-  redisFree(c);
-  conns_.erase(address);
-  return Status::unreachable(address + ": " + why);
-}
-
 Result<std::vector<std::string>> SyncClient::call_many_raw(
     const std::string& address, const std::vector<std::vector<std::string>>& requests,
     int timeout_ms) {
-  std::lock_guard<std::mutex> lock(mu_);
-  Status error;
-  redisContext* c = send_many_locked(address, requests, timeout_ms, &error);
-  if (c == nullptr) return error;
+  Lease lease;
+  Status st = take(address, timeout_ms, &lease);
+  if (!st) return st;
+  redisContext* c = lease.get();
+  append_commands(c, requests);
   // Replies are read from the socket here, past hiredis's reader: it must hold nothing.
-  if (c->reader->len > c->reader->pos) return fail_locked(address, c, "unexpected data");
+  if (c->reader->len > c->reader->pos) return lease.fail("unexpected data");
   int written = 0;
   while (!written)
-    if (redisBufferWrite(c, &written) != REDIS_OK) return fail_locked(address, c, c->errstr);
+    if (redisBufferWrite(c, &written) != REDIS_OK) return lease.fail(lease.why(errno));
   std::vector<std::string> out;
   // buf[off, len) holds bytes read and not yet framed; buf grows only when a reply outgrows it.
   std::string buf(256 * 1024, '\0');
   size_t off = 0, len = 0;
   while (out.size() < requests.size()) {
     int64_t n = off < len ? resp::scan_reply(buf.data() + off, len - off) : 0;
-    if (n < 0) return fail_locked(address, c, "protocol error in a reply");
+    if (n < 0) return lease.fail("protocol error in a reply");
     if (n > 0) {
       out.emplace_back(buf, off, static_cast<size_t>(n));
       off += static_cast<size_t>(n);
@@ -133,46 +165,20 @@ Result<std::vector<std::string>> SyncClient::call_many_raw(
       std::string why = got == 0                                    ? "connection closed"
                         : (errno == EAGAIN || errno == EWOULDBLOCK) ? "timed out"
                                                                     : std::strerror(errno);
-      return fail_locked(address, c, why);
+      return lease.fail(why);
     }
     len += static_cast<size_t>(got);
   }
-  if (off < len) return fail_locked(address, c, "unexpected data after the replies");
+  if (off < len) return lease.fail("unexpected data after the replies");
   return out;
 }
 
 Result<SyncReply> SyncClient::call(const std::string& address, const std::vector<std::string>& args,
                                    int timeout_ms) {
-  std::lock_guard<std::mutex> lock(mu_);
-  int t = timeout_ms > 0 ? timeout_ms : timeout_ms_;
-  timeval tv{t / 1000, (t % 1000) * 1000};
   for (int attempt = 0; attempt < 2; ++attempt) {
-    redisContext*& c = conns_[address];
-    if (c == nullptr || c->err) {
-      if (c) redisFree(c);
-      c = nullptr;
-      std::string host;
-      int port;
-      if (!split_address(address, &host, &port))
-        return Status::invalid_argument("bad address '" + address + "'");
-      redisContext* nc = redisConnectWithTimeout(host.c_str(), port, tv);
-      if (nc == nullptr || nc->err) {
-        std::string why = nc ? nc->errstr : "out of memory";
-        if (nc) redisFree(nc);
-        conns_.erase(address);
-        return Status::unreachable(address + ": " + why);
-      }
-      if (!password_.empty()) {
-        auto* r = static_cast<redisReply*>(
-            redisCommand(nc, "AUTH %b", password_.data(), password_.size()));
-        if (r) freeReplyObject(r);
-      }
-      auto* r = static_cast<redisReply*>(
-          redisCommand(nc, "RINGKV.HELLO %b 2", my_id_.data(), my_id_.size()));
-      if (r) freeReplyObject(r);
-      c = nc;
-    }
-    redisSetTimeout(c, tv);
+    Lease lease;
+    Status st = take(address, timeout_ms, &lease);
+    if (!st) return st;
     std::vector<const char*> argv;
     std::vector<size_t> lens;
     for (const auto& a : args) {
@@ -180,13 +186,14 @@ Result<SyncReply> SyncClient::call(const std::string& address, const std::vector
       lens.push_back(a.size());
     }
     SyncReply reply(static_cast<redisReply*>(
-        redisCommandArgv(c, static_cast<int>(args.size()), argv.data(), lens.data())));
+        redisCommandArgv(lease.get(), static_cast<int>(args.size()), argv.data(), lens.data())));
     if (!reply) {
-      std::string why = c->errstr;
-      redisFree(c);
-      conns_.erase(address);
-      if (attempt == 0 && why.find("Timeout") == std::string::npos) continue;  // stale connection
-      return Status::unreachable(address + ": " + why);
+      std::string why = lease.why(errno);
+      Status failed = lease.fail(why);
+      // A pooled connection the peer closed since (a restart): once more on a new one. A
+      // timeout is not retried: the peer is there and slow.
+      if (attempt == 0 && why != "timed out") continue;
+      return failed;
     }
     if (reply->type == REDIS_REPLY_ERROR)
       return Status::refused(std::string(reply->str, reply->len));

@@ -1,5 +1,6 @@
-// Blocking RESP requests to other nodes, for the control and transfer threads (never an event
-// loop). One cached connection per address; thread-safe.
+// Blocking RESP requests to other nodes, for the cluster's own threads (never an event loop).
+// Thread-safe: each call takes a connection to its address from a pool (or opens one) and holds
+// it alone for the call, so a call that waits on a slow peer delays no other thread's calls.
 #pragma once
 
 #include <hiredis/hiredis.h>
@@ -39,21 +40,20 @@ class SyncClient {
   Result<std::vector<std::string>> call_many_raw(
       const std::string& address, const std::vector<std::vector<std::string>>& requests,
       int timeout_ms = 0);
-  void forget(const std::string& address);
 
  private:
-  redisContext* connect_locked(const std::string& address, timeval tv, Status* error);
-  // Connects (or reuses the connection) and queues the requests in hiredis's output buffer.
-  redisContext* send_many_locked(const std::string& address,
-                                 const std::vector<std::vector<std::string>>& requests,
-                                 int timeout_ms, Status* error);
-  // Drops the connection to address; returns why as an unreachable status.
-  Status fail_locked(const std::string& address, redisContext* c, const std::string& why);
+  // A pooled connection held by one call; it goes back to the pool when the lease ends, unless
+  // the call failed on it.
+  class Lease;
+  // Takes an idle connection to address, or opens one (without holding mu_).
+  Status take(const std::string& address, int timeout_ms, Lease* lease);
+  void give_back(const std::string& address, redisContext* c);
 
+  static constexpr size_t kMaxIdlePerAddress = 4;
   std::string my_id_, password_;
   int timeout_ms_;
-  std::mutex mu_;
-  std::map<std::string, redisContext*> conns_;
+  std::mutex mu_;  // guards idle_ only: no I/O happens under it
+  std::map<std::string, std::vector<redisContext*>> idle_;
 };
 
 }  // namespace ringkv::cluster
