@@ -1,6 +1,9 @@
 // Cluster admin commands: the exact texts of their errors, RING PLAN against what really moves,
-// and changes queued behind a move. Every test runs with the embedded configuration service and
-// with etcd.
+// changes queued behind a move, and admin work that waits on a hung node without holding up the
+// node's failure detection. Every test runs with the embedded configuration service and with
+// etcd.
+#include <poll.h>
+
 #include <catch2/catch.hpp>
 #include <map>
 
@@ -194,6 +197,52 @@ TEST_CASE("removing the last server of the ring is refused") {
       CHECK(info(c, 0, "ring_servers") == "1");
       CHECK(text(a.get(), {"SET", "k", "v"}) == "OK");
       CHECK(text(a.get(), {"GET", "k"}) == "v");
+    }
+  }
+}
+
+TEST_CASE("a RING PLAN waiting on a stopped node does not hold up that node's failure detection") {
+  for (bool etcd : {false, true}) {
+    DYNAMIC_SECTION(backend_name(etcd) << " configuration service") {
+      Cluster c(3, etcd);
+      auto kv = make_keys(3000, "h:");
+      load(c, kv, {0, 1, 2});
+      REQUIRE(wait_servers_up(c, {0}, 3, std::chrono::milliseconds(20000)));
+
+      // n3 stops answering (its socket still accepts): RING PLAN through n1 asks every source,
+      // n3 last, for its key counts and waits up to 30 s for n3's reply.
+      ContinueOnExit resume;
+      REQUIRE(::kill(c.node(2).pid(), SIGSTOP) == 0);
+      resume.pids.push_back(c.node(2).pid());
+      auto p = connect(c.port(0), 60000);
+      REQUIRE(p);
+      const std::string plan_cmd =
+          "RING PLAN ADDSERVER n4 127.0.0.1:" + std::to_string(free_port());
+      redisAppendCommand(p.get(), plan_cmd.c_str());
+      int done = 0;
+      while (!done) REQUIRE(redisBufferWrite(p.get(), &done) == REDIS_OK);
+
+      // Meanwhile n1 keeps pinging its peers: it marks n3 down after the down-after time (3 s),
+      // while the plan is still unanswered.
+      CHECK(wait_servers_up(c, {0}, 2, std::chrono::milliseconds(15000)));
+      pollfd pfd{p->fd, POLLIN, 0};
+      CHECK(::poll(&pfd, 1, 0) == 0);
+
+      // n3 resumes: it answers the plan's request, and n1 counts it up again.
+      REQUIRE(::kill(c.node(2).pid(), SIGCONT) == 0);
+      void* r = nullptr;
+      REQUIRE(redisGetReply(p.get(), &r) == REDIS_OK);
+      auto plan = parse_plan(Reply(static_cast<redisReply*>(r)));
+      long long from_n3 = -1;
+      for (const auto& l : plan)
+        if (l.from == "n3" && l.to == "n4") from_n3 = l.keys;
+      // With N = 3 on 3 servers only n4 gains; each range comes from its old primary.
+      long long planned = 0;
+      for (const auto& l : plan) planned += l.keys;
+      CHECK(planned == static_cast<long long>(predicted_gain(kv, {"n1", "n2", "n3"},
+                                                             {"n1", "n2", "n3", "n4"}, "n4", 3)));
+      CHECK(from_n3 > 0);
+      CHECK(wait_servers_up(c, {0}, 3, std::chrono::milliseconds(20000)));
     }
   }
 }

@@ -152,6 +152,7 @@ Status Cluster::start(std::vector<net::EventLoop*> loops) {
   report_status();
   control_ = std::thread([this] { control_loop(); });
   transfer_ = std::thread([this] { transfer_loop(); });
+  admin_ = std::thread([this] { admin_loop(); });
   LOG_NOTICE("Cluster node '%s' at %s, configuration service %s, epoch %llu",
              options_.node_id.c_str(), options_.address.c_str(), service_->describe().c_str(),
              static_cast<unsigned long long>(c.epoch));
@@ -160,10 +161,18 @@ Status Cluster::start(std::vector<net::EventLoop*> loops) {
 
 void Cluster::stop() {
   if (stop_.exchange(true)) return;
+  {
+    // The admin thread checks stop_ under mu_ before it waits: taking mu_ here means it either
+    // saw stop_ or is already waiting when notified.
+    std::lock_guard<std::mutex> lock(mu_);
+  }
   wake_.notify_all();
   transfer_wake_.notify_all();
+  admin_wake_.notify_all();
   if (control_.joinable()) control_.join();
   if (transfer_.joinable()) transfer_.join();
+  // An admin task under way ends with its blocking calls' timeouts.
+  if (admin_.joinable()) admin_.join();
   // Peer links belong to their loops; the server destroys them on the loop threads.
 }
 
@@ -239,8 +248,7 @@ void Cluster::publish_view() {
   view_ = std::move(v);
   view_version_.fetch_add(1, std::memory_order_release);
   if (epoch_changed) {
-    for (size_t i = 0; i < loops_.size(); ++i)
-      loops_[i]->post([this, i] { run_waiters(i, false); });
+    for (size_t i = 0; i < loops_.size(); ++i) loops_[i]->post([this, i] { run_waiters(i); });
   }
 }
 
@@ -299,12 +307,12 @@ void Cluster::when_epoch(size_t loop_index, uint64_t epoch, Millis max_wait_ms,
   ls.waiters.emplace_back(epoch, clock_.now_ms() + max_wait_ms, std::move(fn));
   if (!ls.waiter_timer) {
     ls.waiter_timer = std::make_unique<net::Timer>(*loops_[loop_index]);
-    ls.waiter_timer->start(20, 20, [this, loop_index] { run_waiters(loop_index, true); });
+    ls.waiter_timer->start(20, 20, [this, loop_index] { run_waiters(loop_index); });
   }
   wake_.notify_all();  // look for the new configuration now
 }
 
-void Cluster::run_waiters(size_t loop_index, bool expire_only) {
+void Cluster::run_waiters(size_t loop_index) {
   LoopState& ls = loop_states_[loop_index];
   if (ls.waiters.empty()) return;
   uint64_t applied = view(loop_index).config.epoch;
@@ -313,7 +321,7 @@ void Cluster::run_waiters(size_t loop_index, bool expire_only) {
   auto& w = ls.waiters;
   for (size_t i = 0; i < w.size();) {
     auto& [epoch, deadline, fn] = w[i];
-    if (epoch <= applied || now >= deadline || (!expire_only && false)) {
+    if (epoch <= applied || now >= deadline) {
       ready.push_back(std::move(fn));
       w.erase(w.begin() + static_cast<long>(i));
     } else {

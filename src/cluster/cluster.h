@@ -9,8 +9,10 @@
 //     reports this node's status, pings peers (failure detection), finalizes migrations and runs
 //     admin changes (RING ADDSERVER/REMOVESERVER);
 //   - the transfer thread pulls ranges this node gains (migration, recovery after a restart),
-//     replays hints to peers that came back, and repairs replicas (anti-entropy).
-// Blocking I/O happens only on the last two.
+//     replays hints to peers that came back, and repairs replicas (anti-entropy);
+//   - the admin thread runs admin work that may take long (RING PLAN, RING REPAIR), so that the
+//     control thread's heartbeats, status reports and epochs never wait for it.
+// Blocking I/O happens only on the last three.
 #pragma once
 
 #include <atomic>
@@ -191,7 +193,8 @@ class Cluster {
   Result<RingConfig> propose_add(const RingConfig& cur, const std::string& id,
                                  const std::string& address, uint32_t weight);
   Result<RingConfig> propose_remove(const RingConfig& cur, const std::string& id);
-  // Runs fn on the control thread (for blocking admin work), never on the caller.
+  // Runs fn on the admin thread (for blocking admin work), never on the caller; tasks run one at
+  // a time, in the order they came.
   void run_admin(std::function<void()> fn);
   // Runs a ring change (add_server/remove_server) on the control thread once no earlier change is
   // moving data, waiting at most kChangeWaitMs for it; then calls done with the result. Changes
@@ -209,15 +212,17 @@ class Cluster {
   void clear_hints();
   // Anti-entropy: for every range this node is primary of, compares digests with the other
   // replicas and, where they differ, exchanges entries so both keep the newest of each.
-  // Blocks (control or transfer thread). Returns (ranges compared, ranges repaired).
+  // Blocks (admin or transfer thread). Returns (ranges compared, ranges repaired).
   std::pair<size_t, size_t> repair();
 
  private:
   void control_loop();
   void transfer_loop();
+  void admin_loop();
   void apply_config(const RingConfig& cfg);
   void publish_view();
-  void run_waiters(size_t loop_index, bool expire_only);
+  // Runs the waiters whose epoch is applied or whose wait is over.
+  void run_waiters(size_t loop_index);
   void fetch_from(size_t loop_index, const std::string& key,
                   std::shared_ptr<std::vector<std::string>> sources, size_t i,
                   std::function<void()> done);
@@ -263,7 +268,7 @@ class Cluster {
   std::vector<NodeStatus> statuses_;
   uint64_t routes_current_epoch_ = 0;  // the migration epoch every live server routes with
   std::map<std::string, std::unordered_set<std::string>> hints_;  // peer -> keys
-  std::deque<std::function<void()>> admin_tasks_;
+  std::deque<std::function<void()>> admin_tasks_;                 // see run_admin
   struct PendingChange {
     Millis deadline_ms = 0;
     std::function<Status()> change;
@@ -280,8 +285,10 @@ class Cluster {
   std::atomic<bool> beat_now_{false};  // a link broke: check liveness without waiting
   std::condition_variable wake_;
   std::condition_variable transfer_wake_;
+  std::condition_variable admin_wake_;
   std::thread control_;
   std::thread transfer_;
+  std::thread admin_;
 };
 
 // Thread-local capture of the keys a command modifies, so the dispatcher can replicate them.

@@ -312,7 +312,21 @@ void Cluster::run_admin(std::function<void()> fn) {
     std::lock_guard<std::mutex> lock(mu_);
     admin_tasks_.push_back(std::move(fn));
   }
-  wake_.notify_all();
+  admin_wake_.notify_all();
+}
+
+void Cluster::admin_loop() {
+  for (;;) {
+    std::function<void()> task;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      admin_wake_.wait(lock, [this] { return stop_.load() || !admin_tasks_.empty(); });
+      if (stop_) return;
+      task = std::move(admin_tasks_.front());
+      admin_tasks_.pop_front();
+    }
+    task();
+  }
 }
 
 Result<std::vector<Cluster::PlanLine>> Cluster::plan(const RingConfig& proposed) {
@@ -369,12 +383,6 @@ void Cluster::control_loop() {
   auto next_beat = clk::now();
   auto next_report = clk::now();
   while (!stop_) {
-    std::deque<std::function<void()>> tasks;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      tasks.swap(admin_tasks_);
-    }
-    for (auto& t : tasks) t();
     run_pending_change();
     auto cfg = service_->wait_newer(applied_epoch_.load(), 20);
     if (stop_) break;

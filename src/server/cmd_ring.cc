@@ -23,7 +23,7 @@ cluster::Cluster& cl(CommandContext& ctx) { return *ctx.server.cluster(); }
 
 const cluster::View& view_of(CommandContext& ctx) { return cl(ctx).view(ctx.conn.loop().index()); }
 
-// Runs blocking admin work on the control thread and replies when it is done.
+// Runs blocking admin work on the admin thread and replies when it is done.
 void admin_async(CommandContext& ctx, std::function<std::string(int proto)> work) {
   auto d = std::make_shared<net::Deferred>(ctx.conn.defer());
   net::EventLoop* loop = &ctx.conn.loop();
