@@ -15,6 +15,23 @@ namespace ringkv::server {
 
 using cluster::View;
 
+namespace {
+
+// If a node of a fan-out failed, completes d with the first failure (the node's error, or
+// TRYAGAIN saying why it did not answer) and returns true.
+bool complete_with_failure(net::Deferred& d,
+                           const std::vector<std::pair<bool, std::string>>& replies) {
+  for (const auto& [ok, r] : replies) {
+    if (ok) continue;
+    d.complete(
+        resp::reply_is_error(r) ? r : error_reply("TRYAGAIN ringkv: a node did not answer: " + r));
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 // ---------------------------------------------------------------- fan-out
 
 void Server::fanout(net::Connection& conn, ClientSession& s,
@@ -87,14 +104,7 @@ void Server::keyspace_command(net::Connection& conn, ClientSession& s,
                  return;
                }
              }
-             for (auto& [ok, r] : replies) {
-               if (!ok) {
-                 d->complete(resp::reply_is_error(r)
-                                 ? r
-                                 : error_reply("TRYAGAIN ringkv: a node did not answer: " + r));
-                 return;
-               }
-             }
+             if (complete_with_failure(*d, replies)) return;
              std::string out;
              resp::Writer(&out, proto).null();
              d->complete(std::move(out));
@@ -130,14 +140,7 @@ void Server::keyspace_command(net::Connection& conn, ClientSession& s,
   std::string cmd(name);
   fanout(conn, s, targets, fargs,
          [d, cmd, proto](std::vector<std::pair<bool, std::string>> replies) {
-           for (auto& [ok, r] : replies) {
-             if (!ok) {
-               d->complete(resp::reply_is_error(r)
-                               ? r
-                               : error_reply("TRYAGAIN ringkv: a node did not answer: " + r));
-               return;
-             }
-           }
+           if (complete_with_failure(*d, replies)) return;
            std::string out;
            resp::Writer w(&out, proto);
            if (cmd == "dbsize") {
