@@ -18,6 +18,7 @@
 
 #include "common/strings.h"
 #include "redis_pair.h"
+#include "resp_node.h"
 
 using namespace ringkv::testing;
 
@@ -940,51 +941,6 @@ dbsize
 }
 
 // ---------------------------------------------------------------- COMMAND INFO / DOCS
-
-namespace {
-
-// A parsed reply, for picking fields out of COMMAND INFO/DOCS.
-struct Node {
-  char type = 0;
-  std::string text;  // status, error, integer or bulk text
-  std::vector<Node> kids;
-  bool operator==(const Node&) const = default;
-};
-
-Node parse(std::string_view s, size_t* pos) {
-  Node n;
-  const size_t eol = s.find("\r\n", *pos);
-  n.type = s[*pos];
-  std::string head(s.substr(*pos + 1, eol - *pos - 1));
-  *pos = eol + 2;
-  if (n.type == '$') {
-    const long len = std::stol(head);
-    if (len >= 0) {
-      n.text.assign(s.substr(*pos, static_cast<size_t>(len)));
-      *pos += static_cast<size_t>(len) + 2;
-    }
-  } else if (n.type == '*' || n.type == '%' || n.type == '~') {
-    const long len = std::stol(head) * (n.type == '%' ? 2 : 1);
-    for (long i = 0; i < len; ++i) n.kids.push_back(parse(s, pos));
-  } else {
-    n.text = head;
-  }
-  return n;
-}
-
-Node parse(std::string_view s) {
-  size_t pos = 0;
-  return parse(s, &pos);
-}
-
-// A map-like reply (flat key/value list) as key -> value.
-const Node* field(const Node& map, std::string_view key) {
-  for (size_t i = 0; i + 1 < map.kids.size(); i += 2)
-    if (map.kids[i].text == key) return &map.kids[i + 1];
-  return nullptr;
-}
-
-}  // namespace
 
 TEST_CASE("COMMAND INFO and DOCS of the new commands match Redis", "[command]") {
   Pair p;

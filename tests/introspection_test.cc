@@ -1,7 +1,7 @@
-// Integration tests for introspection, administration and transactions: COMMAND (INFO, DOCS,
-// COUNT, LIST, GETKEYS, GETKEYSANDFLAGS), CLIENT (every subcommand, PAUSE/UNPAUSE semantics),
-// SLOWLOG, MONITOR, LATENCY, INFO (sections, fields, selection), CONFIG, TIME, MEMORY and
-// MULTI/EXEC/DISCARD/WATCH/UNWATCH.
+// Integration tests for introspection and administration: COMMAND (INFO, DOCS, COUNT, LIST,
+// GETKEYS, GETKEYSANDFLAGS), CLIENT (every subcommand, PAUSE/UNPAUSE semantics), SLOWLOG,
+// MONITOR, LATENCY, INFO (sections, fields, selection), CONFIG, TIME and MEMORY. Transactions are
+// in transactions_test.cc.
 //
 // Most checks are differential: the test starts a real redis-server 7.0.15 (REDIS_SERVER_PATH,
 // "databases 1" like ringkv) next to ringkv-server, sends both the same requests and compares
@@ -23,6 +23,7 @@
 
 #include "common/strings.h"
 #include "redis_pair.h"
+#include "resp_node.h"
 #include "server/latency.h"
 
 using namespace ringkv::testing;
@@ -30,102 +31,6 @@ using namespace std::chrono_literals;
 using SteadyClock = std::chrono::steady_clock;
 
 namespace {
-
-// ---------------------------------------------------------------- RESP values
-
-// A parsed RESP2/RESP3 value: its type byte, its text (simple/bulk/error/number) and children
-// (aggregates; a map's children alternate key, value).
-struct Node {
-  char type = 0;
-  std::string text;
-  std::vector<Node> kids;
-  bool operator==(const Node& o) const {
-    return type == o.type && text == o.text && kids == o.kids;
-  }
-  bool operator<(const Node& o) const {
-    return std::tie(type, text, kids) < std::tie(o.type, o.text, o.kids);
-  }
-};
-
-// Parses the value at `pos`; returns its end, or npos while incomplete.
-size_t parse_at(std::string_view s, size_t pos, Node* out) {
-  if (pos >= s.size()) return std::string_view::npos;
-  size_t eol = s.find("\r\n", pos);
-  if (eol == std::string_view::npos) return eol;
-  out->type = s[pos];
-  std::string_view line = s.substr(pos + 1, eol - pos - 1);
-  size_t after = eol + 2;
-  int64_t n = 0;
-  switch (out->type) {
-    case '$':
-    case '=':
-    case '!':
-      ringkv::parse_int64(line, &n);
-      if (n < 0) {
-        out->text = "(nil)";
-        return after;
-      }
-      if (after + static_cast<size_t>(n) + 2 > s.size()) return std::string_view::npos;
-      out->text = std::string(s.substr(after, static_cast<size_t>(n)));
-      return after + static_cast<size_t>(n) + 2;
-    case '*':
-    case '~':
-    case '%':
-    case '>': {
-      ringkv::parse_int64(line, &n);
-      if (n < 0) {
-        out->text = "(nil)";
-        return after;
-      }
-      size_t count = static_cast<size_t>(out->type == '%' ? 2 * n : n);
-      size_t p = after;
-      for (size_t i = 0; i < count; ++i) {
-        Node kid;
-        p = parse_at(s, p, &kid);
-        if (p == std::string_view::npos) return p;
-        out->kids.push_back(std::move(kid));
-      }
-      return p;
-    }
-    default:
-      out->text = std::string(line);
-      return after;
-  }
-}
-
-Node parse(std::string_view s) {
-  Node n;
-  parse_at(s, 0, &n);
-  return n;
-}
-
-std::string encode_node(const Node& n) {
-  switch (n.type) {
-    case '$':
-    case '=':
-    case '!':
-      if (n.text == "(nil)") return std::string(1, n.type) + "-1\r\n";
-      return std::string(1, n.type) + std::to_string(n.text.size()) + "\r\n" + n.text + "\r\n";
-    case '*':
-    case '~':
-    case '%':
-    case '>': {
-      size_t count = n.type == '%' ? n.kids.size() / 2 : n.kids.size();
-      std::string out = std::string(1, n.type) + std::to_string(count) + "\r\n";
-      for (const Node& k : n.kids) out += encode_node(k);
-      return out;
-    }
-    default:
-      return std::string(1, n.type) + n.text + "\r\n";
-  }
-}
-
-// The value of `key` in a map (RESP3 '%', or RESP2's flat array of pairs).
-const Node* field(const Node& map, std::string_view key) {
-  for (size_t i = 0; i + 1 < map.kids.size(); i += 2)
-    if (map.kids[i].text == key) return &map.kids[i + 1];
-  return nullptr;
-}
 
 // Waits until `cond` holds (polling) or the deadline passes.
 template <class F>
@@ -1266,127 +1171,4 @@ memory purge
   p.resp3();
   p.both({"MEMORY", "USAGE", "nokey"});
   p.both({"MEMORY", "DOCTOR"});
-}
-
-// ================================================================ transactions
-
-std::vector<std::pair<std::string, std::string>> transaction_scenario(int port, int proto) {
-  Client c(port), d(port);
-  std::vector<std::pair<std::string, std::string>> out;
-  if (proto == 3) c.call({"HELLO", "3"});
-  c.call({"FLUSHALL"});
-  auto p = [&](const Args& a) { out.emplace_back(show(a), c.call(a)); };
-  auto other = [&](const Args& a) { d.call(a); };
-  // Waits (in wall time) until a key's TTL has run out, without touching the key.
-  auto past = [](int ms) {
-    const auto until = SteadyClock::now() + std::chrono::milliseconds(ms);
-    while (SteadyClock::now() < until) std::this_thread::sleep_for(5ms);
-  };
-  p({"EXEC"}), p({"DISCARD"}), p({"MULTI"}), p({"MULTI"}), p({"WATCH", "a"}), p({"SET", "a", "1"});
-  p({"INCR", "a"}), p({"GET"}), p({"NOSUCH"}), p({"EXEC"}), p({"EXEC"});
-  p({"MULTI"}), p({"SET", "a", "x"}), p({"INCR", "a"}), p({"EXEC"});
-  p({"WATCH"}), p({"UNWATCH", "x"}), p({"MULTI"}), p({"EXEC"});
-  p({"MULTI"}), p({"WATCH", "x"}), p({"EXEC"});
-  p({"MULTI"}), p({"EXEC", "x"}), p({"DISCARD"});
-  p({"MULTI"}), p({"RESET"}), p({"EXEC"});
-  if (proto == 3) c.call({"HELLO", "3"});
-  p({"MULTI"}), p({"SHUTDOWN"}), p({"EXEC"});
-  p({"MULTI"}), p({"CLIENT", "PAUSE", "0"}), p({"MONITOR"}), p({"EXEC"});
-  // WATCH: a key expiring, expired before, touched by another client, by the transaction.
-  p({"SET", "w", "1", "PX", "100"}), p({"WATCH", "w"}), past(200), p({"MULTI"}), p({"PING"});
-  p({"EXEC"});
-  p({"SET", "w", "1", "PX", "50"}), past(100), p({"WATCH", "w"}), p({"MULTI"}), p({"PING"});
-  p({"EXEC"});
-  p({"SET", "w", "1", "PX", "50"}), past(100), p({"WATCH", "w"}), p({"SET", "w", "2"});
-  p({"MULTI"}), p({"PING"}), p({"EXEC"});
-  p({"WATCH", "z"}), other({"SET", "z", "1"}), p({"MULTI"}), p({"PING"}), p({"EXEC"});
-  p({"WATCH", "z"}), p({"MULTI"}), p({"SET", "z", "2"}), p({"EXEC"});
-  p({"WATCH", "z"}), p({"UNWATCH"}), other({"SET", "z", "3"}), p({"MULTI"}), p({"PING"});
-  p({"EXEC"});
-  // FLUSHALL/FLUSHDB touch watched keys that exist, not the others.
-  p({"SET", "y", "1"}), p({"WATCH", "y"}), other({"FLUSHDB"}), p({"MULTI"}), p({"PING"});
-  p({"EXEC"});
-  p({"SET", "y", "1"}), p({"WATCH", "y"}), other({"FLUSHALL"}), p({"MULTI"}), p({"PING"});
-  p({"EXEC"});
-  p({"WATCH", "nokey"}), other({"FLUSHALL"}), p({"MULTI"}), p({"PING"}), p({"EXEC"});
-  // Which commands count as touching.
-  p({"SET", "y", "1"}), p({"WATCH", "y"}), other({"EXPIRE", "y", "100"}), p({"MULTI"});
-  p({"PING"}), p({"EXEC"});
-  p({"SET", "y", "1"}), p({"WATCH", "y"}), other({"GET", "y"}), p({"MULTI"}), p({"PING"});
-  p({"EXEC"});
-  p({"WATCH", "y"}), other({"SET", "y", "2", "NX"}), p({"MULTI"}), p({"PING"}), p({"EXEC"});
-  p({"WATCH", "q"}), other({"DEL", "q"}), p({"MULTI"}), p({"PING"}), p({"EXEC"});
-  p({"WATCH", "y"}), p({"MULTI"}), p({"FOO"}), p({"EXEC"}), other({"SET", "y", "5"});
-  p({"MULTI"}), p({"PING"}), p({"EXEC"});
-  p({"WATCH", "y"}), p({"MULTI"}), p({"DISCARD"}), other({"SET", "y", "6"}), p({"MULTI"});
-  p({"PING"}), p({"EXEC"});
-  p({"WATCH", "y", "y2"}), other({"SET", "y2", "6"}), p({"MULTI"}), p({"GET", "y"}), p({"EXEC"});
-  p({"WATCH", "r1"}), other({"RENAME", "y", "r1"}), p({"MULTI"}), p({"PING"}), p({"EXEC"});
-  p({"SET", "c1", "v"}), p({"WATCH", "c2"}), other({"COPY", "c1", "c2"}), p({"MULTI"});
-  p({"PING"}), p({"EXEC"});
-  p({"SET", "n", "1"}), p({"WATCH", "n"}), other({"INCR", "n"}), p({"MULTI"}), p({"GET", "n"});
-  p({"EXEC"});
-  p({"WATCH", "n"}), other({"PERSIST", "n"}), p({"MULTI"}), p({"GET", "n"}), p({"EXEC"});
-  // Runtime errors inside EXEC do not abort it; replies keep their types (RESP3 too).
-  p({"MULTI"}), p({"SET", "m", "1"}), p({"GET", "m"}), p({"INCRBYFLOAT", "m", "1.5"});
-  p({"INCR", "nonum"}), p({"SET", "s", "x"}), p({"INCR", "s"}), p({"GET", "missing"});
-  p({"CONFIG", "GET", "maxmemory"}), p({"EXEC"});
-  p({"MULTI"}), p({"MULTI"}), p({"PING"}), p({"EXEC"});
-  p({"MULTI"}), p({"WATCH", "a"}), p({"PING"}), p({"EXEC"});
-  p({"MULTI"}), p({"SET", "a"}), p({"PING"}), p({"DISCARD"}), p({"EXEC"});
-  p({"MULTI"}), p({"PING"}), p({"UNWATCH"}), p({"EXEC"});
-  p({"MULTI"}), p({"SELECT", "0"}), p({"GET", "a"}), p({"EXEC"});
-  p({"MULTI"}), p({"INFO", "nosuch"}), p({"TIME", "x"}), p({"EXEC"});
-  return out;
-}
-
-TEST_CASE("MULTI, EXEC, DISCARD, WATCH and UNWATCH follow Redis's rules", "[transactions]") {
-  for (int proto : {2, 3}) {
-    INFO("RESP" << proto);
-    std::vector<std::pair<std::string, std::string>> want, got;
-    {
-      ServerProcess redis{{"--databases", "1"}, REDIS_SERVER_PATH};
-      want = transaction_scenario(redis.port(), proto);
-    }
-    {
-      ServerProcess ringkv;
-      got = transaction_scenario(ringkv.port(), proto);
-    }
-    REQUIRE(got.size() == want.size());
-    for (size_t i = 0; i < want.size(); ++i) {
-      INFO("step " << i << ": " << want[i].first);
-      CHECK(got[i].first == want[i].first);
-      CHECK(printable(got[i].second) == printable(want[i].second));
-    }
-  }
-}
-
-TEST_CASE("WATCH with a concurrent modifier: optimistic locking counts exactly", "[transactions]") {
-  ServerProcess server({"--io-threads", "4"});
-  const int kClients = 8, kEach = 60;
-  std::atomic<int> aborted{0}, unexpected{0};
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kClients; ++t) {
-    threads.emplace_back([&] {  // no Catch2 assertions off the main thread: count surprises
-      Client c(server.port());
-      for (int i = 0; i < kEach && unexpected == 0; ++i) {
-        for (int attempt = 0; attempt < 10000; ++attempt) {  // optimistic locking's retry loop
-          if (c.call({"WATCH", "counter"}) != kOk) ++unexpected;
-          Node v = parse(c.call({"GET", "counter"}));
-          int64_t n = v.text == "(nil)" ? 0 : std::stoll(v.text);
-          if (c.call({"MULTI"}) != kOk) ++unexpected;
-          if (c.call({"SET", "counter", std::to_string(n + 1)}) != "+QUEUED\r\n") ++unexpected;
-          std::string r = c.call({"EXEC"});
-          if (r == "*1\r\n+OK\r\n") break;
-          if (r != "*-1\r\n") ++unexpected;
-          ++aborted;
-        }
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  CHECK(unexpected == 0);
-  Client c(server.port());
-  CHECK(c.call({"GET", "counter"}) == bulk(std::to_string(kClients * kEach)));
-  INFO("aborted transactions: " << aborted.load());
 }
