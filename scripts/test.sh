@@ -143,7 +143,7 @@ redis_tests() {
 tsan_build() {
   "$ROOT/scripts/build.sh" --type RelWithDebInfo --dir "$B_TSAN" \
     --target store_test --target server_test --target cluster_test --target cluster_admin_test \
-    --target ringkv-server -- \
+    --target client_test --target ringkv-server -- \
     -DRINGKV_SANITIZE=thread -DRINGKV_BENCH=OFF
 }
 
@@ -152,7 +152,7 @@ tsan_tests() {
   export TSAN_OPTIONS="halt_on_error=1:abort_on_error=1:second_deadlock_stack=1"
   ctest --test-dir "$B_TSAN" -R '^store_test:' "${CTEST_FLAGS[@]}" -j "$JOBS" &&
     ctest --test-dir "$B_TSAN" -R '^server_test:' "${CTEST_FLAGS[@]}" &&
-    ctest --test-dir "$B_TSAN" -R '^cluster_(admin_)?test:' "${CTEST_FLAGS[@]}" -j "$JOBS"
+    ctest --test-dir "$B_TSAN" -R '^(cluster|cluster_admin|client)_test:' "${CTEST_FLAGS[@]}" -j "$JOBS"
 }
 
 SKIP_REASON=""
