@@ -11,13 +11,7 @@ namespace ringkv::server {
 
 namespace {
 
-std::string status_error(const Status& st) {
-  std::string code = "ERR";
-  std::string out = "-" + code + " " + st.message() + "\r\n";
-  for (size_t i = 1; i + 2 < out.size(); ++i)
-    if (out[i] == '\r' || out[i] == '\n') out[i] = ' ';
-  return out;
-}
+std::string status_error(const Status& st) { return error_reply("ERR " + st.message()); }
 
 cluster::Cluster& cl(CommandContext& ctx) { return *ctx.server.cluster(); }
 

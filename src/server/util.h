@@ -8,17 +8,17 @@
 
 #include "common/strings.h"
 #include "resp/errors.h"
+#include "resp/writer.h"
 #include "ringkv/token.h"
 #include "server/command.h"
 #include "server/server.h"
 
 namespace ringkv::server {
 
-// An error reply encoded as RESP ("-<text>\r\n"), line breaks in the text turned into spaces.
+// An error reply encoded as RESP ("-<text>\r\n"), as resp::Writer::error writes it.
 inline std::string error_reply(std::string_view text) {
-  std::string out = "-";
-  for (char c : text) out.push_back(c == '\r' || c == '\n' ? ' ' : c);
-  out += "\r\n";
+  std::string out;
+  resp::Writer(&out).error(text);
   return out;
 }
 
