@@ -246,3 +246,41 @@ TEST_CASE("a RING PLAN waiting on a stopped node does not hold up that node's fa
     }
   }
 }
+
+TEST_CASE("a node stops at once while a RING PLAN it runs waits on a stopped peer") {
+  for (bool etcd : {false, true}) {
+    DYNAMIC_SECTION(backend_name(etcd) << " configuration service") {
+      Cluster c(3, etcd);
+      auto kv = make_keys(300, "s:");
+      load(c, kv, {0, 1, 2});
+      REQUIRE(wait_servers_up(c, {1}, 3, std::chrono::milliseconds(20000)));
+
+      // As in the test above: a plan through n2 waits (up to 30 s) for the stopped n3's counts.
+      ContinueOnExit resume;
+      REQUIRE(::kill(c.node(2).pid(), SIGSTOP) == 0);
+      resume.pids.push_back(c.node(2).pid());
+      auto p = connect(c.port(1), 60000);
+      REQUIRE(p);
+      const std::string plan_cmd =
+          "RING PLAN ADDSERVER n4 127.0.0.1:" + std::to_string(free_port());
+      redisAppendCommand(p.get(), plan_cmd.c_str());
+      int done = 0;
+      while (!done) REQUIRE(redisBufferWrite(p.get(), &done) == REDIS_OK);
+      // n2 has marked n3 down (3 s of silence) and the plan is still unanswered: it waits on n3.
+      REQUIRE(wait_servers_up(c, {1}, 2, std::chrono::milliseconds(15000)));
+      pollfd pfd{p->fd, POLLIN, 0};
+      REQUIRE(::poll(&pfd, 1, 0) == 0);
+
+      // SIGTERM: n2 ends the plan's call to n3 instead of waiting out its timeout, and exits
+      // cleanly within the 5 s the harness allows (else it is killed, and this fails).
+      c.node(1).stop();
+      CHECK(c.node(1).clean_exit());
+      // The plan's client gets no plan: the connection closes (or an error, if one got out).
+      void* r = nullptr;
+      if (redisGetReply(p.get(), &r) == REDIS_OK) {
+        Reply reply(static_cast<redisReply*>(r));
+        CHECK(show(reply.get()).rfind("-", 0) == 0);
+      }
+    }
+  }
+}

@@ -106,18 +106,13 @@ std::optional<ChangeRecord> snapshot_entry(store::Store& store, std::string_view
 // ---------------------------------------------------------------- lifecycle
 
 Cluster::Cluster(ClusterOptions options, store::Store& store, HybridClock& hlc, const Clock& clock)
-    : options_(std::move(options)), store_(store), hlc_(hlc), clock_(clock) {}
+    : options_(std::move(options)),
+      store_(store),
+      hlc_(hlc),
+      clock_(clock),
+      sync_(std::make_unique<SyncClient>(options_.node_id, options_.password, 1000)) {}
 
 Cluster::~Cluster() { stop(); }
-
-SyncClient& sync_client(const ClusterOptions& o) {
-  static std::mutex mu;
-  static std::map<std::string, std::unique_ptr<SyncClient>> clients;
-  std::lock_guard<std::mutex> lock(mu);
-  auto& c = clients[o.node_id];
-  if (!c) c = std::make_unique<SyncClient>(o.node_id, o.password, 1000);
-  return *c;
-}
 
 Status Cluster::start(std::vector<net::EventLoop*> loops) {
   loops_ = std::move(loops);
@@ -169,9 +164,11 @@ void Cluster::stop() {
   wake_.notify_all();
   transfer_wake_.notify_all();
   admin_wake_.notify_all();
+  // The threads' blocking calls under way (a plan or a range pull waiting on a hung peer, up to
+  // 30 s) fail now, so that they end without waiting for their timeouts.
+  sync_->shutdown();
   if (control_.joinable()) control_.join();
   if (transfer_.joinable()) transfer_.join();
-  // An admin task under way ends with its blocking calls' timeouts.
   if (admin_.joinable()) admin_.join();
   // Peer links belong to their loops; the server destroys them on the loop threads.
 }

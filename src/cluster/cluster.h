@@ -39,6 +39,8 @@
 
 namespace ringkv::cluster {
 
+class SyncClient;
+
 struct ClusterOptions {
   std::string node_id;
   std::string address;     // host:port this node announces
@@ -250,6 +252,8 @@ class Cluster {
   store::Store& store_;
   HybridClock& hlc_;
   const Clock& clock_;
+  // The blocking client of the control, transfer and admin threads.
+  std::unique_ptr<SyncClient> sync_;
   std::unique_ptr<ConfigService> service_;
   std::vector<net::EventLoop*> loops_;
   std::vector<LoopState> loop_states_;

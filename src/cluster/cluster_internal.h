@@ -11,10 +11,6 @@
 
 namespace ringkv::cluster {
 
-// The blocking client of the control and transfer threads, one per node id (tests run several
-// nodes in one process).
-SyncClient& sync_client(const ClusterOptions& o);
-
 // Whether every server of `ids` other than `self` that `live` calls up has reported, within the
 // last 5 s, that it routes with `epoch` or a newer one.
 bool all_route_with(const std::vector<std::string>& ids, const std::string& self,

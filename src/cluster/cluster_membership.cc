@@ -258,7 +258,7 @@ Status Cluster::add_server(const std::string& id, const std::string& address, ui
   Status st = validate_server_id(id);
   if (!st) return st;
   // The address must answer, and be the server it claims to be.
-  auto r = sync_client(options_).call(address, {"RINGKV.PING"}, 1000);
+  auto r = sync_->call(address, {"RINGKV.PING"}, 1000);
   if (!r)
     return Status::unreachable("server '" + id + "' at " + address +
                                " is unreachable: " + r.status().message());
@@ -361,7 +361,7 @@ Result<std::vector<Cluster::PlanLine>> Cluster::plan(const RingConfig& proposed)
       args.push_back(std::to_string(r.last));
     }
     if (s) {
-      auto r = sync_client(options_).call(s->address, args, 30000);
+      auto r = sync_->call(s->address, args, 30000);
       if (!r)
         return Status::unreachable("can't count the keys on '" + k.first +
                                    "': " + r.status().message());
@@ -418,7 +418,7 @@ void Cluster::heartbeat() {
   bool changed = false;
   std::vector<std::string> came_back;
   for (const auto& [id, address] : peers) {
-    auto r = sync_client(options_).call(address, {"RINGKV.PING"}, 300);
+    auto r = sync_->call(address, {"RINGKV.PING"}, 300);
     Millis now = clock_.now_ms();
     bool ok = false;
     // Nothing listens at the address: the process is gone (a restart makes it come back up),

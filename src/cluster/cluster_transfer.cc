@@ -85,7 +85,7 @@ void Cluster::transfer_loop() {
               args.push_back(std::to_string(r.last));
             }
             mu_.unlock();
-            auto r = sync_client(options_).call(address, args, 30000);
+            auto r = sync_->call(address, args, 30000);
             mu_.lock();
             if (r) {
               const redisReply* rep = r->get();
@@ -245,7 +245,7 @@ bool Cluster::pull_ranges(const std::vector<PendingRange>& ranges, uint64_t gain
                           std::to_string(options_.batch_keys)});
           batch.push_back(j);
         }
-        auto replies = sync_client(options_).call_many_raw(address, reqs, 30000);
+        auto replies = sync_->call_many_raw(address, reqs, 30000);
         if (!replies) {
           LOG_WARNING("Fetching ranges from %s failed: %s", src.c_str(),
                       replies.status().message().c_str());
@@ -344,9 +344,9 @@ void Cluster::replay_hints() {
       Token t = token_of(k);
       auto rec = snapshot_entry(store_, k, t);
       if (!rec) continue;
-      auto r = sync_client(options_).call(
-          address, {"RINGKV.REPL", rec->key, rec->value, std::to_string(rec->expire_at),
-                    std::to_string(rec->version), rec->tombstone ? "t" : ""});
+      auto r =
+          sync_->call(address, {"RINGKV.REPL", rec->key, rec->value, std::to_string(rec->expire_at),
+                                std::to_string(rec->version), rec->tombstone ? "t" : ""});
       if (!r) {
         add_hint(peer, k);
         continue;
@@ -391,7 +391,7 @@ std::pair<size_t, size_t> Cluster::repair() {
       for (size_t i = off; i < end; ++i)
         reqs.push_back(
             {"RINGKV.DIGEST", std::to_string(ranges[i].first), std::to_string(ranges[i].last)});
-      auto replies = sync_client(options_).call_many(address, reqs, 30000);
+      auto replies = sync_->call_many(address, reqs, 30000);
       if (!replies) return out;
       for (size_t i = off; i < end; ++i) {
         const redisReply* rep = (*replies)[i - off].get();
@@ -414,7 +414,7 @@ std::pair<size_t, size_t> Cluster::repair() {
       repaired_ranges.emplace(range.first, range.last);
       Token cursor = range.first;
       for (;;) {
-        auto f = sync_client(options_).call(
+        auto f = sync_->call(
             address, {"RINGKV.FETCH", std::to_string(cursor), std::to_string(range.last), "1000"},
             30000);
         if (!f) break;
@@ -450,7 +450,7 @@ std::pair<size_t, size_t> Cluster::repair() {
                               std::to_string(e.expire_at()), std::to_string(e.version()),
                               e.tombstone() ? "t" : ""});
             });
-        if (!push.empty()) sync_client(options_).call_many(address, push, 30000);
+        if (!push.empty()) sync_->call_many(address, push, 30000);
         push.clear();
         if (next == range.last + 1 || next <= c) break;
         c = next;

@@ -1,5 +1,6 @@
 #include "cluster/sync_client.h"
 
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -21,7 +22,7 @@ class SyncClient::Lease {
   redisContext* get() const { return c_; }
   // Closes the connection (a failed call leaves it in an unknown state) and says why.
   Status fail(const std::string& why) {
-    redisFree(c_);
+    owner_->discard(c_);
     c_ = nullptr;
     return Status::unreachable(address_ + ": " + why);
   }
@@ -43,6 +44,10 @@ SyncClient::~SyncClient() {
     for (redisContext* c : conns) redisFree(c);
 }
 
+namespace {
+const char kShuttingDown[] = "this node is shutting down";
+}  // namespace
+
 Status SyncClient::take(const std::string& address, int timeout_ms, Lease* lease) {
   int t = timeout_ms > 0 ? timeout_ms : timeout_ms_;
   timeval tv{t / 1000, (t % 1000) * 1000};
@@ -50,10 +55,12 @@ Status SyncClient::take(const std::string& address, int timeout_ms, Lease* lease
   lease->address_ = address;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    if (shut_down_) return Status::unreachable(address + ": " + kShuttingDown);
     auto it = idle_.find(address);
     if (it != idle_.end() && !it->second.empty()) {
       lease->c_ = it->second.back();
       it->second.pop_back();
+      leased_fds_.insert(lease->c_->fd);
     }
   }
   if (lease->c_ == nullptr) {
@@ -66,6 +73,14 @@ Status SyncClient::take(const std::string& address, int timeout_ms, Lease* lease
       std::string why = nc ? nc->errstr : "out of memory";
       if (nc) redisFree(nc);
       return Status::unreachable(address + ": " + why);
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (shut_down_) {
+        redisFree(nc);
+        return Status::unreachable(address + ": " + kShuttingDown);
+      }
+      leased_fds_.insert(nc->fd);
     }
     // A peer that accepts but never answers (stopped, overloaded) must not hold the handshake
     // forever either.
@@ -86,15 +101,38 @@ Status SyncClient::take(const std::string& address, int timeout_ms, Lease* lease
 }
 
 void SyncClient::give_back(const std::string& address, redisContext* c) {
-  if (c->err == 0) {
+  {
     std::lock_guard<std::mutex> lock(mu_);
+    leased_fds_.erase(c->fd);
     auto& conns = idle_[address];
-    if (conns.size() < kMaxIdlePerAddress) {
+    if (c->err == 0 && !shut_down_ && conns.size() < kMaxIdlePerAddress) {
       conns.push_back(c);
       return;
     }
   }
   redisFree(c);
+}
+
+void SyncClient::discard(redisContext* c) {
+  {
+    // Out of the set before the socket is closed: shutdown() never touches a closed one.
+    std::lock_guard<std::mutex> lock(mu_);
+    leased_fds_.erase(c->fd);
+  }
+  redisFree(c);
+}
+
+void SyncClient::shutdown() {
+  std::map<std::string, std::vector<redisContext*>> idle;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    shut_down_ = true;
+    // The calls' blocking reads and writes return at once: EOF or EPIPE.
+    for (int fd : leased_fds_) ::shutdown(fd, SHUT_RDWR);
+    idle.swap(idle_);
+  }
+  for (auto& [a, conns] : idle)
+    for (redisContext* c : conns) redisFree(c);
 }
 
 namespace {

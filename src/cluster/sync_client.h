@@ -1,6 +1,8 @@
 // Blocking RESP requests to other nodes, for the cluster's own threads (never an event loop).
 // Thread-safe: each call takes a connection to its address from a pool (or opens one) and holds
 // it alone for the call, so a call that waits on a slow peer delays no other thread's calls.
+// shutdown() ends the calls under way at once, so that a stopping node need not wait for their
+// timeouts.
 #pragma once
 
 #include <hiredis/hiredis.h>
@@ -8,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -41,6 +44,10 @@ class SyncClient {
       const std::string& address, const std::vector<std::vector<std::string>>& requests,
       int timeout_ms = 0);
 
+  // Every call under way fails now (its socket is shut down) and every later call fails at
+  // once, with "this node is shutting down".
+  void shutdown();
+
  private:
   // A pooled connection held by one call; it goes back to the pool when the lease ends, unless
   // the call failed on it.
@@ -48,12 +55,16 @@ class SyncClient {
   // Takes an idle connection to address, or opens one (without holding mu_).
   Status take(const std::string& address, int timeout_ms, Lease* lease);
   void give_back(const std::string& address, redisContext* c);
+  // Frees a leased connection that failed.
+  void discard(redisContext* c);
 
   static constexpr size_t kMaxIdlePerAddress = 4;
   std::string my_id_, password_;
   int timeout_ms_;
-  std::mutex mu_;  // guards idle_ only: no I/O happens under it
+  std::mutex mu_;  // guards the three below; no I/O happens under it
   std::map<std::string, std::vector<redisContext*>> idle_;
+  std::set<int> leased_fds_;  // sockets of the connections calls hold now
+  bool shut_down_ = false;
 };
 
 }  // namespace ringkv::cluster
