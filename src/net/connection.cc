@@ -113,7 +113,8 @@ void Connection::on_closed(uv_handle_t* h) {
   c->closed_ = true;
   c->net_.service.on_close(*c);
   c->slots_.clear();
-  c->writer_.set_buffer(&c->out_);
+  c->writer_.set_buffer(c->discarding_ ? &c->discard_ : &c->out_);
+  if (c->discarding_) c->kept_ = &c->out_;
   std::shared_ptr<Connection> self = std::move(c->self_);
   // `self` may be the last reference: the connection is freed here.
 }
@@ -281,17 +282,34 @@ size_t Connection::process(const char* data, size_t len) {
 
 Deferred Connection::defer() {
   uint64_t seq = slot_base_ + slots_.size();
-  slots_.push_back(Slot{});
+  slots_.push_back(Slot{std::string(), false, discarding_});
+  // Replies after this one queue in a new tail slot (deque references stay valid on push_back).
   slots_.push_back(Slot{std::string(), true});
-  writer_.set_buffer(&slots_.back().data);
+  if (discarding_)
+    kept_ = &slots_.back().data;
+  else
+    writer_.set_buffer(&slots_.back().data);
   return Deferred(shared_from_this(), seq);
+}
+
+void Connection::set_discarding(bool on) {
+  if (on == discarding_) return;
+  discarding_ = on;
+  if (on) {
+    kept_ = writer_.buffer();
+    writer_.set_buffer(&discard_);
+  } else {
+    discard_.clear();
+    writer_.set_buffer(kept_);
+    kept_ = nullptr;
+  }
 }
 
 void Connection::complete_slot(uint64_t seq, std::string data) {
   if (closing_ || closed_) return;
   assert(seq >= slot_base_ && seq < slot_base_ + slots_.size());
   Slot& s = slots_[seq - slot_base_];
-  s.data = std::move(data);
+  if (!s.discard) s.data = std::move(data);
   s.ready = true;
   drain_slots();
   request_flush();
@@ -302,10 +320,12 @@ void Connection::complete_slot_from(uint64_t seq, std::string_view data) {
   assert(seq >= slot_base_ && seq < slot_base_ + slots_.size());
   Slot& s = slots_[seq - slot_base_];
   // The first slot awaited: everything before it is in out_ already.
-  if (seq == slot_base_)
-    out_.append(data);
-  else
-    s.data.assign(data);
+  if (!s.discard) {
+    if (seq == slot_base_)
+      out_.append(data);
+    else
+      s.data.assign(data);
+  }
   s.ready = true;
   drain_slots();
   request_flush();
@@ -315,10 +335,12 @@ void Connection::drain_slots() {
   while (!slots_.empty() && slots_.front().ready) {
     Slot& f = slots_.front();
     bool is_tail = writer_.buffer() == &f.data;
+    bool kept_tail = kept_ == &f.data;
     out_.append(f.data);
     slots_.pop_front();
     ++slot_base_;
     if (is_tail) writer_.set_buffer(&out_);
+    if (kept_tail) kept_ = &out_;
   }
 }
 

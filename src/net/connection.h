@@ -97,7 +97,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // Where the reply to the current request goes.
   resp::Writer& out() { return writer_; }
+  // Holds the current request's place in the reply order for a reply that comes later (forwarded
+  // to a peer, waiting on a fetch); later requests' replies queue behind it.
   Deferred defer();
+  // While on, the current request's replies go nowhere (CLIENT REPLY OFF/SKIP), a reply it
+  // defers included, without disturbing the order of the others.
+  void set_discarding(bool on);
   int protocol() const { return writer_.protocol(); }
   void set_protocol(int p);
 
@@ -140,6 +145,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   struct Slot {
     std::string data;
     bool ready = false;
+    bool discard = false;  // deferred by a request whose reply goes nowhere
   };
   static void on_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
   static void on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
@@ -176,6 +182,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::deque<Slot> slots_;  // replies waiting for a deferred one ahead of them
   uint64_t slot_base_ = 0;  // sequence number of slots_.front()
   resp::Writer writer_{&out_};
+  // set_discarding: the writer writes into discard_, and kept_ is where it writes after.
+  bool discarding_ = false;
+  std::string discard_;
+  std::string* kept_ = nullptr;
 
   bool closing_ = false;
   bool closed_ = false;

@@ -545,22 +545,19 @@ void Server::on_command(net::Connection& conn, std::vector<std::string_view>& ar
 
   // CLIENT REPLY OFF/SKIP: replies of this request go nowhere. CLIENT REPLY ON is the exception:
   // Redis clears the flags before replying, so it always gets its +OK.
-  std::string discard;
   const bool reply_on = args.size() == 3 && equals_nocase(args[0], "client") &&
                         equals_nocase(args[1], "reply") && equals_nocase(args[2], "on");
   const bool silent = !reply_on && (s.reply_mode == ClientSession::ReplyMode::kOff ||
                                     s.reply_mode == ClientSession::ReplyMode::kSkip);
   if (s.reply_mode == ClientSession::ReplyMode::kSkip) s.reply_mode = ClientSession::ReplyMode::kOn;
-  std::string* real_out = conn.out().buffer();
-  if (silent) conn.out().set_buffer(&discard);
+  if (silent) conn.set_discarding(true);
   struct Restore {
     net::Connection& c;
-    std::string* buf;
     bool on;
     ~Restore() {
-      if (on) c.out().set_buffer(buf);
+      if (on) c.set_discarding(false);
     }
-  } restore{conn, real_out, silent};
+  } restore{conn, silent};
 
   auto reject = [&](std::string_view text, const CommandSpec* spec) {
     if (spec != nullptr && spec->name == "exec") {
