@@ -3,6 +3,7 @@
 the raw reply bytes compared.
 
 Usage: compat.py [options] [case files...]     (default: redis-tests/compat/*.txt)
+       compat.py --cluster 3 [case files...]     the same cases through a 3-node ringkv cluster
 
 Case file format
 ----------------
@@ -30,6 +31,11 @@ checked:
   !closed            after the reply, both servers must close the connection
   !conn=N            send on the case's N-th connection (opened on first use; default 1), to
                      test what one client sees of another's writes (WATCH, CLIENT KILL)
+  !cluster-type      with --cluster: compare only types and sizes (a SCAN cursor, which is a
+                     token on the ring there)
+  !cluster-ringkv="<bytes>"
+                     with --cluster: as !ringkv, a deliberate difference of a cluster (a
+                     transaction or MSETNX whose keys live on different nodes is refused)
 
 Raw bytes (inline requests, pipelines, protocol errors) are sent with a line starting with !raw,
 followed by quoted strings that are concatenated and sent as they are; !replies=N says how many
@@ -39,6 +45,11 @@ replies to read (default 1), and !closed can follow.
   !raw "*a\\r\\n"                        # !closed   protocol error, connection closed
 
 A line "#!skip <reason>" in a case skips the whole case; skipped cases are listed in the summary.
+A line "#!single-node <reason>" skips the case with --cluster only.
+
+With --cluster K the cases run through a K-node ringkv cluster (embedded discovery, the default
+replicas and quorums), each case through the next node in turn, so that most keys are served by
+another node than the one the client talks to.
 
 The exit status is 0 only when every compared reply matched and every !unknown/!ringkv check
 held. Each mismatch is printed as a unified diff of the two replies (one RESP line per line).
@@ -78,6 +89,7 @@ class Case:
         self.line = line
         self.steps = []
         self.skip = None
+        self.single_node = None  # why the case is skipped with --cluster
 
     def where(self, step=None):
         return f"{os.path.relpath(self.path)}:{step.line if step else self.line}"
@@ -101,7 +113,7 @@ def parse_markers(comment):
 
 
 KNOWN_MARKERS = {"type", "approx", "ignore", "noreply", "unknown", "ringkv", "closed", "replies",
-                 "unordered", "map", "scan-all", "conn"}
+                 "unordered", "map", "scan-all", "conn", "cluster-type", "cluster-ringkv"}
 
 
 def parse_case_file(path):
@@ -121,6 +133,10 @@ def parse_case_file(path):
             current = Case(path, lineno)
         if stripped.startswith(b"#!skip"):
             current.skip = stripped[6:].strip().decode("utf-8", "replace") or "no reason given"
+            continue
+        if stripped.startswith(b"#!single-node"):
+            current.single_node = (stripped[13:].strip().decode("utf-8", "replace") or
+                                   "no reason given")
             continue
         if stripped.startswith(b"#"):
             continue
@@ -296,9 +312,13 @@ class Endpoint:
 
 
 class Runner:
-    def __init__(self, redis_server, ringkv_server, verbose=False, timeout=5.0):
+    """ringkv_servers: one server, or a cluster's nodes (cases go to each in turn)."""
+
+    def __init__(self, redis_server, ringkv_servers, verbose=False, timeout=5.0, cluster=False):
         self.redis_server = redis_server
-        self.ringkv_server = ringkv_server
+        self.ringkv_servers = ringkv_servers if isinstance(ringkv_servers, list) else \
+            [ringkv_servers]
+        self.cluster = cluster
         self.verbose = verbose
         self.timeout = timeout
         self.mismatches = 0
@@ -323,9 +343,13 @@ class Runner:
         if case.skip:
             self.skipped.append((case.where(), case.skip))
             return
+        if self.cluster and case.single_node:
+            self.skipped.append((case.where(), "single node only: " + case.single_node))
+            return
+        server = self.ringkv_servers[self.cases_run % len(self.ringkv_servers)]
         self.cases_run += 1
         redis_ep = Endpoint("redis", self.redis_server, self.timeout)
-        ringkv_ep = Endpoint("ringkv", self.ringkv_server, self.timeout)
+        ringkv_ep = Endpoint("ringkv", server, self.timeout)
         try:
             for ep in (redis_ep, ringkv_ep):
                 ep.open()
@@ -339,7 +363,12 @@ class Runner:
             ringkv_ep.close()
 
     def run_step(self, case, step, redis_ep, ringkv_ep):
-        m = step.markers
+        m = dict(step.markers)
+        if self.cluster:
+            if "cluster-ringkv" in m:
+                m["ringkv"] = m["cluster-ringkv"]
+            if "cluster-type" in m:
+                m["type"] = b""
         if self.verbose:
             print(f"  {case.where(step)}: {step.text}")
         conn = int(m.get("conn", b"1") or 1)
@@ -438,7 +467,11 @@ def main(argv=None):
     ap.add_argument("--redis-server", default=harness.redis_server_path())
     ap.add_argument("-v", "--verbose", action="store_true", help="print every command")
     ap.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for a reply")
+    ap.add_argument("--cluster", type=int, default=0, metavar="K",
+                    help="run the cases through a K-node ringkv cluster (K >= 2)")
     args = ap.parse_args(argv)
+    if args.cluster == 1 or args.cluster < 0:
+        ap.error("--cluster needs at least 2 nodes")
 
     files = args.files or sorted(glob.glob(os.path.join(here, "compat", "*.txt")))
     if not files:
@@ -451,9 +484,13 @@ def main(argv=None):
         return 2
 
     started = time.monotonic()
-    with harness.Server("redis", binary=args.redis_server) as redis_srv, \
-            harness.Server("ringkv", binary=args.ringkv_server) as ringkv_srv:
-        runner = Runner(redis_srv, ringkv_srv, args.verbose, args.timeout)
+    if args.cluster:
+        ringkv = harness.Cluster(args.cluster, binary=args.ringkv_server)
+    else:
+        ringkv = harness.Server("ringkv", binary=args.ringkv_server)
+    with harness.Server("redis", binary=args.redis_server) as redis_srv, ringkv:
+        nodes = ringkv.nodes if args.cluster else [ringkv]
+        runner = Runner(redis_srv, nodes, args.verbose, args.timeout, cluster=bool(args.cluster))
         crashed = None
         for case in cases:
             try:
@@ -461,18 +498,21 @@ def main(argv=None):
             except (RuntimeError, OSError) as e:
                 runner.mismatches += 1
                 print(f"MISMATCH {case.where()}: case setup failed: {e}")
-            if not ringkv_srv.alive():
-                crashed = (case, ringkv_srv.proc.returncode, ringkv_srv.log_text())
+            dead = [n for n in nodes if not n.alive()]
+            if dead:
+                crashed = (case, dead[0].proc.returncode, dead[0].log_text())
                 break
             if not redis_srv.alive():
                 print(f"compat: redis-server exited during {case.where()}", file=sys.stderr)
                 return 2
     runner.summary()
-    print(f"compat: {len(files)} files in {time.monotonic() - started:.1f}s")
-    if crashed is None and ringkv_srv.returncode != 0:
+    where = f"through a {args.cluster}-node cluster " if args.cluster else ""
+    print(f"compat: {len(files)} files {where}in {time.monotonic() - started:.1f}s")
+    unclean = [n for n in nodes if n.returncode != 0]
+    if crashed is None and unclean:
         # A clean SIGTERM shutdown exits 0; sanitizer reports at exit (leaks) do not.
-        print(f"compat: FAIL: ringkv-server exited with status {ringkv_srv.returncode} at "
-              f"shutdown\n{ringkv_srv.final_log}")
+        print(f"compat: FAIL: ringkv-server exited with status {unclean[0].returncode} at "
+              f"shutdown\n{unclean[0].final_log}")
         return 1
     if crashed is not None:
         case, status, log = crashed

@@ -229,3 +229,63 @@ def ringkv(extra_args=()):
 
 def redis(extra_args=()):
     return Server("redis", extra_args)
+
+
+def command(port, *args, timeout=5.0):
+    """Sends one command to 127.0.0.1:port on a new connection; returns its raw reply bytes."""
+    import resp
+    with resp.Connection(port, timeout=timeout) as conn:
+        conn.send(resp.encode([a if isinstance(a, bytes) else str(a).encode() for a in args]))
+        return conn.read_reply()[0]
+
+
+class Cluster:
+    """k ringkv nodes on loopback (embedded discovery: node n1 hosts the configuration), joined
+    with RING ADDSERVER through n1. Use as a context manager; every node is stopped on exit."""
+
+    JOIN_DEADLINE_S = 60.0
+
+    def __init__(self, k, binary=None, extra_args=()):
+        self.k = k
+        self.binary = binary
+        self.extra_args = list(extra_args)
+        self.nodes = []
+
+    def __enter__(self):
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+    def start(self):
+        first = Server("ringkv", ["--node-id", "n1"] + self.extra_args, binary=self.binary)
+        self.nodes.append(first.start())
+        for i in range(2, self.k + 1):
+            flags = ["--node-id", f"n{i}", "--discovery", f"ringkv://127.0.0.1:{first.port}"]
+            self.nodes.append(Server("ringkv", flags + self.extra_args, binary=self.binary).start())
+        for i, node in enumerate(self.nodes[1:], 2):
+            reply = command(first.port, "RING", "ADDSERVER", f"n{i}", f"127.0.0.1:{node.port}")
+            if reply != b"+OK\r\n":
+                raise ServerError(f"RING ADDSERVER n{i}: {reply!r}")
+            self.wait_idle()
+        return self
+
+    def wait_idle(self):
+        """Polls RING INFO on every node until none is moving data (bounded)."""
+        deadline = time.monotonic() + self.JOIN_DEADLINE_S
+        while time.monotonic() < deadline:
+            if all(b"migration_state:idle" in command(n.port, "RING", "INFO") for n in self.nodes):
+                return
+            time.sleep(0.05)  # polling interval, not synchronisation
+        raise ServerError("the cluster did not finish moving data within "
+                          f"{self.JOIN_DEADLINE_S:.0f} s")
+
+    def stop(self):
+        """Stops every node; returns the exit statuses (0 each for clean shutdowns)."""
+        return [n.stop() for n in self.nodes]

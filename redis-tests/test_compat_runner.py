@@ -11,7 +11,7 @@ import compat
 import resp
 
 
-def run_cases(text):
+def run_cases(text, *flags):
     """Runs compat.main on a temporary case file; returns (exit status, output)."""
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
         f.write(text)
@@ -19,7 +19,7 @@ def run_cases(text):
     out = io.StringIO()
     try:
         with contextlib.redirect_stdout(out):
-            rc = compat.main(["--timeout", "1", path])
+            rc = compat.main(["--timeout", "1", *flags, path])
     finally:
         os.unlink(path)
     return rc, out.getvalue()
@@ -54,6 +54,17 @@ class Parsing(unittest.TestCase):
         self.assertEqual(cases[2].steps[0].markers, {"replies": b"2"})
         self.assertEqual(cases[2].steps[1].markers, {"ringkv": b"-ERR x\r\n"})
 
+    def test_single_node_case_marker(self):
+        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+            f.write("#!single-node keys on two nodes\nMSETNX a 1 b 2\n\nPING\n")
+            path = f.name
+        try:
+            cases = compat.parse_case_file(path)
+        finally:
+            os.unlink(path)
+        self.assertEqual([c.single_node for c in cases], ["keys on two nodes", None])
+        self.assertEqual([c.skip for c in cases], [None, None])
+
     def test_unknown_reply_text(self):
         self.assertEqual(compat.unknown_command_reply([b"LPUSH", b"k", b"a\x00b", b"c\r\n"]),
                          b"-ERR unknown command 'LPUSH', with args beginning with: 'k' 'a' 'c  ' "
@@ -80,8 +91,8 @@ class DetectsDifferences(unittest.TestCase):
     """Each case below differs between Redis and ringkv (or breaks a marker's promise): the
     runner must report it and exit non-zero."""
 
-    def assertFails(self, text):
-        rc, out = run_cases(text)
+    def assertFails(self, text, *flags):
+        rc, out = run_cases(text, *flags)
         self.assertEqual(rc, 1, out)
         self.assertIn("MISMATCH", out)
 
@@ -103,11 +114,26 @@ class DetectsDifferences(unittest.TestCase):
     def test_number_of_replies_compared(self):
         self.assertFails('!raw "PING\\r\\n"   # !replies=2\n')  # the second never comes
 
+    def test_cluster_markers_apply_with_cluster_only(self):
+        # Through a cluster, !cluster-ringkv is ringkv's documented reply (here a wrong one);
+        # on one node the marker does nothing and the replies are compared as usual.
+        case = 'PING   # !cluster-ringkv="+NOPE\\r\\n"\n'
+        self.assertFails(case, "--cluster", "2")
+        rc, out = run_cases(case)
+        self.assertEqual(rc, 0, out)
+
     def test_passes_when_equal(self):
         rc, out = run_cases("SET k v\nGET k\nTTL k\nFOOBAR\nLPUSH l a   # !unknown\n"
                             'SELECT 1   # !ringkv="-ERR DB index is out of range\\r\\n"\n')
         self.assertEqual(rc, 0, out)
         self.assertIn("compat: OK", out)
+
+    def test_cluster_mode_passes_and_skips_single_node_cases(self):
+        rc, out = run_cases("SET k v\nGET k\n\n#!single-node one node only\nSELECT 1\n",
+                            "--cluster", "2")
+        self.assertEqual(rc, 0, out)
+        self.assertIn("through a 2-node cluster", out)
+        self.assertIn("single node only: one node only", out)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@
 #   3. ctest       unit and integration tests (Catch2, hiredis; clusters of real servers, etcd),
 #                  and the install test (cmake --install, then find_package(ringkv))
 #   4. redis-tests black-box tests with redis-py, redis-cli, redis-benchmark, and the
-#                  differential compatibility run against Debian's redis-server (compat.py)
+#                  differential compatibility run against Debian's redis-server (compat.py),
+#                  on one node and through a 3-node cluster
 #   5. tsan build  TSan build into build-tsan/ (the store's tests, the server and cluster tests,
 #                  the server)
 #   6. tsan tests  the store's unit tests, the server's integration tests (io-threads 4
@@ -137,7 +138,8 @@ redis_tests() {
   local server="$ROOT/$B_ASAN/ringkv-server"
   [ -x "$server" ] || { echo "missing $server"; return 1; }
   RINGKV_SERVER="$server" "$PY" -m unittest discover -s "$ROOT/redis-tests" -p 'test_*.py' -v &&
-    "$PY" "$ROOT/redis-tests/compat.py" --ringkv-server "$server"
+    "$PY" "$ROOT/redis-tests/compat.py" --ringkv-server "$server" &&
+    "$PY" "$ROOT/redis-tests/compat.py" --ringkv-server "$server" --cluster 3
 }
 
 tsan_build() {
