@@ -31,8 +31,6 @@ checked:
   !closed            after the reply, both servers must close the connection
   !conn=N            send on the case's N-th connection (opened on first use; default 1), to
                      test what one client sees of another's writes (WATCH, CLIENT KILL)
-  !cluster-type      with --cluster: compare only types and sizes (a SCAN cursor, which is a
-                     token on the ring there)
   !cluster-ringkv="<bytes>"
                      with --cluster: as !ringkv, a deliberate difference of a cluster (a
                      transaction or MSETNX whose keys live on different nodes is refused)
@@ -113,7 +111,7 @@ def parse_markers(comment):
 
 
 KNOWN_MARKERS = {"type", "approx", "ignore", "noreply", "unknown", "ringkv", "closed", "replies",
-                 "unordered", "map", "scan-all", "conn", "cluster-type", "cluster-ringkv"}
+                 "unordered", "map", "scan-all", "conn", "cluster-ringkv"}
 
 
 def parse_case_file(path):
@@ -367,8 +365,6 @@ class Runner:
         if self.cluster:
             if "cluster-ringkv" in m:
                 m["ringkv"] = m["cluster-ringkv"]
-            if "cluster-type" in m:
-                m["type"] = b""
         if self.verbose:
             print(f"  {case.where(step)}: {step.text}")
         conn = int(m.get("conn", b"1") or 1)

@@ -404,14 +404,19 @@ std::vector<std::string> array_strings(const Reply& r) {
   return out;
 }
 
-// A full SCAN through one client; `between` runs after the given number of calls.
+// A full SCAN (COUNT 50, then `extra` arguments) through one client; `between` runs before call
+// number `call_hook` (which the scan must reach). *calls_out: the number of calls.
 std::multiset<std::string> full_scan(redisContext* cl, int call_hook,
-                                     const std::function<void()>& between) {
+                                     const std::function<void()>& between,
+                                     std::vector<std::string> extra = {},
+                                     int* calls_out = nullptr) {
   std::multiset<std::string> seen;
   std::string cursor = "0";
   for (int calls = 0; calls < 200000; ++calls) {
     if (calls == call_hook) between();
-    Reply r = command(cl, {"SCAN", cursor, "COUNT", "50"});
+    std::vector<std::string> args = {"SCAN", cursor, "COUNT", "50"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    Reply r = command(cl, args);
     REQUIRE(r);
     INFO(reply_text(r));
     REQUIRE(r->type == REDIS_REPLY_ARRAY);
@@ -419,7 +424,12 @@ std::multiset<std::string> full_scan(redisContext* cl, int call_hook,
     cursor.assign(r->element[0]->str, r->element[0]->len);
     for (size_t i = 0; i < r->element[1]->elements; ++i)
       seen.emplace(r->element[1]->element[i]->str, r->element[1]->element[i]->len);
-    if (cursor == "0") return seen;
+    if (cursor == "0") {
+      INFO("the scan ended after " << calls + 1 << " calls");
+      REQUIRE(calls >= call_hook);
+      if (calls_out) *calls_out = calls + 1;
+      return seen;
+    }
   }
   FAIL("SCAN did not finish");
   return seen;
@@ -614,11 +624,22 @@ TEST_CASE(
           }
         }
 
-        // SCAN through any node visits every key, also when a server joins mid-iteration.
+        // SCAN through any node visits every key, also when a server joins mid-iteration. COUNT
+        // bounds the keys each call looks at, as in Redis: with MATCH too.
         for (int j = 0; j < 3; ++j) {
           auto seen = full_scan(via[static_cast<size_t>(j)].get(), -1, [] {});
           std::set<std::string> distinct(seen.begin(), seen.end());
           CHECK(distinct == all);
+          auto matched = full_scan(via[static_cast<size_t>(j)].get(), -1, [] {}, {"MATCH", "s:1?"});
+          CHECK(std::set<std::string>(matched.begin(), matched.end()) ==
+                std::set<std::string>{"s:10", "s:11", "s:12", "s:13", "s:14", "s:15", "s:16",
+                                      "s:17", "s:18", "s:19"});
+          Reply none = command(via[static_cast<size_t>(j)].get(),
+                               {"SCAN", "0", "COUNT", "10", "MATCH", "nothing:*"});
+          REQUIRE(none);
+          REQUIRE(none->type == REDIS_REPLY_ARRAY);
+          CHECK(std::string(none->element[0]->str) != "0");  // 3,000 keys are not looked at once
+          CHECK(none->element[1]->elements == 0);
         }
         int n4 = c.start_node();
         auto seen = full_scan(via[2].get(), 5, [&] {
@@ -642,11 +663,18 @@ TEST_CASE(
           CHECK(text(c.client(j).get(), {"RANDOMKEY"}) == "<nil>");
         }
 
-        // RANDOMKEY through every node finds the one key of the cluster, wherever it lives.
+        // RANDOMKEY through every node finds the one key of the cluster, wherever it lives, and
+        // a SCAN of this nearly empty cluster takes a call or two, not one per range of the ring
+        // (4,096 here).
         REQUIRE(text(via[0].get(), {"SET", "lonely", "1"}) == "OK");
         for (int j = 0; j < 4; ++j) {
-          INFO("RANDOMKEY through " << c.id(j));
+          INFO("RANDOMKEY and SCAN through " << c.id(j));
           CHECK(text(c.client(j).get(), {"RANDOMKEY"}) == "lonely");
+          int calls = 0;
+          auto seen = full_scan(
+              c.client(j).get(), -1, [] {}, {}, &calls);
+          CHECK(seen == std::multiset<std::string>{"lonely"});
+          CHECK(calls <= 2);
         }
       }
     }

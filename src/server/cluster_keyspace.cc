@@ -2,6 +2,7 @@
 // keyspace commands (keyspace_command), and SCAN with a cursor that spans the nodes
 // (cluster_scan). The requests go out through fanout().
 #include <algorithm>
+#include <limits>
 #include <map>
 #include <set>
 
@@ -167,9 +168,40 @@ void Server::keyspace_command(net::Connection& conn, ClientSession& s,
          });
 }
 
+// One SCAN call through the cluster. It walks the ring's ranges from the cursor in rounds of 1,
+// 2, 4, ... ranges (each round's ranges asked in parallel, each of its holder), until the holders
+// have looked at `count` keys, a range stops early (it had more than `count` entries), the ring
+// ends, or kScanMaxRanges ranges were walked: so a sparse or empty cluster is scanned in one or a
+// few calls, and a dense one in about one range per call.
+struct Server::ScanCall {
+  std::shared_ptr<net::Deferred> d;
+  std::shared_ptr<net::Connection> conn;
+  int proto = 2;
+  size_t count = 10;
+  std::string pattern, type;
+  Token cursor = 0;    // where the next range to ask starts
+  size_t walked = 0;   // ranges finished
+  size_t visited = 0;  // keys looked at (COUNT bounds this, as in Redis: not the keys returned)
+  std::set<std::string> keys;
+
+  void finish(Token next) {
+    std::string out;
+    resp::Writer w(&out, proto);
+    w.array(2);
+    w.bulk(std::to_string(next));
+    w.array(keys.size());
+    for (const auto& k : keys) w.bulk(k);
+    d->complete(std::move(out));
+  }
+};
+
+namespace {
+constexpr size_t kScanMaxRanges = 4096;
+}  // namespace
+
 void Server::cluster_scan(net::Connection& conn, ClientSession& s,
                           std::vector<std::string_view>& args, Millis now) {
-  // Validate exactly like the local SCAN (same errors), then ask the owner of the cursor's range.
+  // Validate exactly like the local SCAN (same errors), then walk the ring from the cursor.
   std::string c(args[1]);
   char* end = nullptr;
   errno = 0;
@@ -208,69 +240,110 @@ void Server::cluster_scan(net::Connection& conn, ClientSession& s,
       return;
     }
   }
+  auto call = std::make_shared<ScanCall>();
+  call->d = std::make_shared<net::Deferred>(conn.defer());
+  call->conn = conn.shared_from_this();
+  call->proto = conn.protocol();
+  call->count = static_cast<size_t>(count);
+  call->pattern = std::move(pattern);
+  call->type = std::move(type);
+  call->cursor = static_cast<Token>(cursor);
+  scan_round(call, 1);
+}
+
+void Server::scan_round(const std::shared_ptr<ScanCall>& call, size_t width) {
+  if (call->conn->closing()) {
+    call->d->complete("");
+    return;
+  }
+  net::Connection& conn = *call->conn;
   size_t li = conn.loop().index();
   const View& v = cluster_->view(li);
-  Token t = static_cast<Token>(cursor);
-  ring::TokenRange r = v.ring->range(v.ring->range_index(t));
-  Token last = r.last;
-  std::vector<std::string> targets = {v.ring->servers()[v.primary(t)].id};
-  if (v.previous) {
-    // During a migration the old primary still has everything that has not arrived yet.
-    ring::TokenRange pr = v.previous->range(v.previous->range_index(t));
-    last = std::min(last, pr.last);
-    uint32_t list[ring::kMaxReplicasLimit];
-    size_t k = v.previous->preference_list(t, v.n, list);
-    for (size_t i = 0; i < k; ++i) {
-      const std::string& id = v.previous->servers()[list[i]].id;
-      if (!cluster_->peer_live(id)) continue;
-      if (std::find(targets.begin(), targets.end(), id) == targets.end()) targets.push_back(id);
-      break;
+  struct Part {
+    Token last;
+    std::vector<std::string> targets;
+    std::vector<std::pair<bool, std::string>> replies;
+  };
+  auto parts = std::make_shared<std::vector<Part>>();
+  Token t = call->cursor;
+  for (size_t i = 0; i < width; ++i) {
+    ring::TokenRange r = v.ring->range(v.ring->range_index(t));
+    Part part{r.last, {v.ring->servers()[v.primary(t)].id}, {}};
+    if (v.previous) {
+      // During a migration the old primary still has everything that has not arrived yet.
+      ring::TokenRange pr = v.previous->range(v.previous->range_index(t));
+      part.last = std::min(part.last, pr.last);
+      uint32_t list[ring::kMaxReplicasLimit];
+      size_t k = v.previous->preference_list(t, v.n, list);
+      for (size_t j = 0; j < k; ++j) {
+        const std::string& id = v.previous->servers()[list[j]].id;
+        if (!cluster_->peer_live(id)) continue;
+        if (std::find(part.targets.begin(), part.targets.end(), id) == part.targets.end())
+          part.targets.push_back(id);
+        break;
+      }
     }
+    parts->push_back(std::move(part));
+    if (parts->back().last == std::numeric_limits<Token>::max()) break;  // the end of the ring
+    t = parts->back().last + 1;
   }
-  std::vector<std::string> fargs = {"RINGKV.SCAN",         std::to_string(t), std::to_string(last),
-                                    std::to_string(count), pattern,           type};
-  auto d = std::make_shared<net::Deferred>(conn.defer());
-  int proto = conn.protocol();
-  fanout(conn, s, targets, fargs,
-         [d, proto, last](std::vector<std::pair<bool, std::string>> replies) {
-           std::set<std::string> keys;
-           bool all_done = true;
-           Token next = 0;
-           bool have_next = false;
-           for (auto& [ok, r] : replies) {
-             std::vector<std::string_view> e;
-             if (!ok || !resp::split_aggregate(r, &e) || e.size() < 2) {
-               d->complete(resp::reply_is_error(r)
-                               ? r
-                               : error_reply("TRYAGAIN ringkv: a node did not answer"));
-               return;
-             }
-             int64_t done = 0;
-             resp::reply_integer(e[0], &done);
-             std::string_view nx;
-             resp::reply_string(e[1], &nx);
-             uint64_t n = 0;
-             parse_uint64(nx, &n);
-             if (!done) {
-               all_done = false;
-               if (!have_next || n < next) next = n;
-               have_next = true;
-             }
-             for (size_t i = 2; i < e.size(); ++i) {
-               std::string_view k;
-               if (resp::reply_string(e[i], &k)) keys.emplace(k);
-             }
-           }
-           Token cursor_out =
-               all_done ? last + 1 : next;  // last + 1 wraps to 0 at the end of the ring
-           std::string out;
-           resp::Writer w(&out, proto);
-           w.array(2);
-           w.bulk(std::to_string(cursor_out));
-           w.array(keys.size());
-           for (const auto& k : keys) w.bulk(k);
-           d->complete(std::move(out));
-         });
+  auto left = std::make_shared<size_t>(parts->size());
+  // Runs once every part has its replies: takes the parts in ring order.
+  auto merge = [this, call, parts] {
+    for (Part& part : *parts) {
+      if (complete_with_failure(*call->d, part.replies)) return;
+      bool all_done = true;
+      Token next = 0;
+      for (auto& [ok, r] : part.replies) {
+        std::vector<std::string_view> e;
+        if (!resp::split_aggregate(r, &e) || e.size() < 3) {
+          call->d->complete(error_reply("TRYAGAIN ringkv: a node's SCAN reply was malformed"));
+          return;
+        }
+        int64_t done = 0;
+        resp::reply_integer(e[0], &done);
+        std::string_view nx;
+        resp::reply_string(e[1], &nx);
+        uint64_t n = 0;
+        parse_uint64(nx, &n);
+        if (!done) {
+          // A holder stopped inside the range: every key before the earliest stop is in.
+          next = all_done ? n : std::min<Token>(next, n);
+          all_done = false;
+        }
+        int64_t visited = 0;
+        resp::reply_integer(e[2], &visited);
+        call->visited += static_cast<size_t>(std::max<int64_t>(visited, 0));
+        for (size_t i = 3; i < e.size(); ++i) {
+          std::string_view k;
+          if (resp::reply_string(e[i], &k)) call->keys.emplace(k);
+        }
+      }
+      ++call->walked;
+      if (!all_done) return call->finish(next);
+      call->cursor = part.last + 1;  // wraps to 0 after the ring's last range: the scan is over
+      if (call->cursor == 0 || call->visited >= call->count || call->walked >= kScanMaxRanges)
+        return call->finish(call->cursor);
+    }
+    // Later parts of a round are dropped once one ends the call; their keys come again later.
+    scan_round(call, std::min(parts->size() * 2, kScanMaxRanges - call->walked));
+  };
+  ClientSession& s = *static_cast<ClientSession*>(conn.session());
+  for (size_t i = 0; i < parts->size(); ++i) {
+    Part& part = (*parts)[i];
+    std::vector<std::string> fargs = {
+        "RINGKV.SCAN",
+        std::to_string(i == 0 ? call->cursor : (*parts)[i - 1].last + 1),
+        std::to_string(part.last),
+        std::to_string(call->count),
+        call->pattern,
+        call->type};
+    fanout(conn, s, part.targets, std::move(fargs),
+           [parts, i, left, merge](std::vector<std::pair<bool, std::string>> replies) {
+             (*parts)[i].replies = std::move(replies);
+             if (--*left == 0) merge();
+           });
+  }
 }
 
 }  // namespace ringkv::server

@@ -493,15 +493,19 @@ void cmd_ringkv_scan(CommandContext& ctx) {
   std::string_view pattern = ctx.arg(4), type = ctx.arg(5);
   bool type_ok = type.empty() || equals_nocase(type, "string");
   std::vector<std::string> keys;
+  int64_t visited = 0;
   Token next = ctx.server.store().scan_range(
       cursor, last, static_cast<size_t>(count), ctx.now, false, [&](const store::EntryView& e) {
+        ++visited;
         if (!type_ok) return;
         if (!pattern.empty() && pattern != "*" && !glob_match(pattern, e.key())) return;
         keys.emplace_back(e.key());
       });
-  ctx.w.array(2 + keys.size());
+  // [done (1: the range is finished), next cursor, keys looked at, matching keys...]
+  ctx.w.array(3 + keys.size());
   ctx.w.integer(next == last + 1 ? 1 : 0);
   ctx.w.bulk(std::to_string(next));
+  ctx.w.integer(visited);
   for (const auto& k : keys) ctx.w.bulk(k);
 }
 

@@ -204,6 +204,8 @@ class Server : public net::Service {
                         std::vector<std::string_view>& args, const CommandSpec* spec, Millis now);
   void cluster_scan(net::Connection& conn, ClientSession& s, std::vector<std::string_view>& args,
                     Millis now);
+  struct ScanCall;
+  void scan_round(const std::shared_ptr<ScanCall>& call, size_t width);
   bool cluster_exec(net::Connection& conn, ClientSession& s, Millis now);
   void cluster_watch(net::Connection& conn, ClientSession& s, std::vector<std::string_view>& args,
                      Millis now);
