@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "cluster_harness.h"
+#include "loopback.h"
 #include "ringkv/token.h"
 
 using namespace ringkv;
@@ -155,16 +156,11 @@ TEST_CASE("client: nothing listening at the seeds is kUnreachable, naming every 
 TEST_CASE("client: a server that accepts and never answers is kTimedOut") {
   // A listening socket nobody accepts on: the kernel completes the handshake (backlog), so the
   // connection succeeds and the request is never answered.
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  REQUIRE(::listen(fd, 16) == 0);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  int port = 0;
+  int fd = listen_loopback(&port);
+  REQUIRE(fd >= 0);
   ClientOptions o;
-  o.seeds = {address(ntohs(a.sin_port))};
+  o.seeds = {address(port)};
   o.command_timeout_ms = 300;
   auto start = std::chrono::steady_clock::now();
   auto r = Client::open(o);

@@ -201,32 +201,38 @@ TEST_CASE("removing the last server of the ring is refused") {
   }
 }
 
+namespace {
+
+// Stops n3 (its socket still accepts) and sends RING PLAN ADDSERVER n4 through node `via`: the plan
+// asks every source, n3 last, for its key counts and waits up to 30 s for n3's reply. Meanwhile
+// `via` keeps pinging its peers; returns the plan's connection once `via` has marked n3 down (after
+// the 3 s down-after time) while the plan is still unanswered.
+Context plan_waiting_on_stopped_n3(Cluster& c, int via, ContinueOnExit& resume) {
+  REQUIRE(wait_servers_up(c, {via}, 3, std::chrono::milliseconds(20000)));
+  REQUIRE(::kill(c.node(2).pid(), SIGSTOP) == 0);
+  resume.pids.push_back(c.node(2).pid());
+  auto p = connect(c.port(via), 60000);
+  REQUIRE(p);
+  const std::string plan_cmd = "RING PLAN ADDSERVER n4 127.0.0.1:" + std::to_string(free_port());
+  redisAppendCommand(p.get(), plan_cmd.c_str());
+  int done = 0;
+  while (!done) REQUIRE(redisBufferWrite(p.get(), &done) == REDIS_OK);
+  REQUIRE(wait_servers_up(c, {via}, 2, std::chrono::milliseconds(15000)));
+  pollfd pfd{p->fd, POLLIN, 0};
+  REQUIRE(::poll(&pfd, 1, 0) == 0);
+  return p;
+}
+
+}  // namespace
+
 TEST_CASE("a RING PLAN waiting on a stopped node does not hold up that node's failure detection") {
   for (bool etcd : {false, true}) {
     DYNAMIC_SECTION(backend_name(etcd) << " configuration service") {
       Cluster c(3, etcd);
       auto kv = make_keys(3000, "h:");
       load(c, kv, {0, 1, 2});
-      REQUIRE(wait_servers_up(c, {0}, 3, std::chrono::milliseconds(20000)));
-
-      // n3 stops answering (its socket still accepts): RING PLAN through n1 asks every source,
-      // n3 last, for its key counts and waits up to 30 s for n3's reply.
       ContinueOnExit resume;
-      REQUIRE(::kill(c.node(2).pid(), SIGSTOP) == 0);
-      resume.pids.push_back(c.node(2).pid());
-      auto p = connect(c.port(0), 60000);
-      REQUIRE(p);
-      const std::string plan_cmd =
-          "RING PLAN ADDSERVER n4 127.0.0.1:" + std::to_string(free_port());
-      redisAppendCommand(p.get(), plan_cmd.c_str());
-      int done = 0;
-      while (!done) REQUIRE(redisBufferWrite(p.get(), &done) == REDIS_OK);
-
-      // Meanwhile n1 keeps pinging its peers: it marks n3 down after the down-after time (3 s),
-      // while the plan is still unanswered.
-      CHECK(wait_servers_up(c, {0}, 2, std::chrono::milliseconds(15000)));
-      pollfd pfd{p->fd, POLLIN, 0};
-      CHECK(::poll(&pfd, 1, 0) == 0);
+      auto p = plan_waiting_on_stopped_n3(c, 0, resume);
 
       // n3 resumes: it answers the plan's request, and n1 counts it up again.
       REQUIRE(::kill(c.node(2).pid(), SIGCONT) == 0);
@@ -251,25 +257,9 @@ TEST_CASE("a node stops at once while a RING PLAN it runs waits on a stopped pee
   for (bool etcd : {false, true}) {
     DYNAMIC_SECTION(backend_name(etcd) << " configuration service") {
       Cluster c(3, etcd);
-      auto kv = make_keys(300, "s:");
-      load(c, kv, {0, 1, 2});
-      REQUIRE(wait_servers_up(c, {1}, 3, std::chrono::milliseconds(20000)));
-
-      // As in the test above: a plan through n2 waits (up to 30 s) for the stopped n3's counts.
+      load(c, make_keys(300, "s:"), {0, 1, 2});
       ContinueOnExit resume;
-      REQUIRE(::kill(c.node(2).pid(), SIGSTOP) == 0);
-      resume.pids.push_back(c.node(2).pid());
-      auto p = connect(c.port(1), 60000);
-      REQUIRE(p);
-      const std::string plan_cmd =
-          "RING PLAN ADDSERVER n4 127.0.0.1:" + std::to_string(free_port());
-      redisAppendCommand(p.get(), plan_cmd.c_str());
-      int done = 0;
-      while (!done) REQUIRE(redisBufferWrite(p.get(), &done) == REDIS_OK);
-      // n2 has marked n3 down (3 s of silence) and the plan is still unanswered: it waits on n3.
-      REQUIRE(wait_servers_up(c, {1}, 2, std::chrono::milliseconds(15000)));
-      pollfd pfd{p->fd, POLLIN, 0};
-      REQUIRE(::poll(&pfd, 1, 0) == 0);
+      auto p = plan_waiting_on_stopped_n3(c, 1, resume);
 
       // SIGTERM: n2 ends the plan's call to n3 instead of waiting out its timeout, and exits
       // cleanly within the 5 s the harness allows (else it is killed, and this fails).

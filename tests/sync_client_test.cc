@@ -15,6 +15,8 @@
 #include <future>
 #include <string>
 
+#include "loopback.h"
+
 using namespace ringkv;
 
 namespace {
@@ -23,15 +25,8 @@ namespace {
 class FakePeer {
  public:
   FakePeer() {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-    REQUIRE(::listen(fd_, 16) == 0);
-    socklen_t len = sizeof a;
-    REQUIRE(::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) == 0);
-    port_ = ntohs(a.sin_port);
+    fd_ = testing::listen_loopback(&port_);
+    REQUIRE(fd_ >= 0);
   }
   ~FakePeer() {
     for (int c : conns_) ::close(c);
