@@ -233,7 +233,7 @@ const std::vector<Directive>& directives() {
        "memory only)."},
       {"migration-rate",
        Type::kInt,
-       "50000",
+       "25000",
        false,
        0,
        100000000,
