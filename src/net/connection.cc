@@ -113,8 +113,10 @@ void Connection::on_closed(uv_handle_t* h) {
   c->closed_ = true;
   c->net_.service.on_close(*c);
   c->slots_.clear();
-  c->writer_.set_buffer(c->discarding_ ? &c->discard_ : &c->out_);
-  if (c->discarding_) c->kept_ = &c->out_;
+  if (c->discarding())
+    c->kept_ = &c->out_;
+  else
+    c->writer_.set_buffer(&c->out_);
   std::shared_ptr<Connection> self = std::move(c->self_);
   // `self` may be the last reference: the connection is freed here.
 }
@@ -282,10 +284,11 @@ size_t Connection::process(const char* data, size_t len) {
 
 Deferred Connection::defer() {
   uint64_t seq = slot_base_ + slots_.size();
-  slots_.push_back(Slot{std::string(), false, discarding_});
+  bool discarding_now = discarding();
+  slots_.push_back(Slot{std::string(), false, discarding_now});
   // Replies after this one queue in a new tail slot (deque references stay valid on push_back).
   slots_.push_back(Slot{std::string(), true});
-  if (discarding_)
+  if (discarding_now)
     kept_ = &slots_.back().data;
   else
     writer_.set_buffer(&slots_.back().data);
@@ -293,8 +296,7 @@ Deferred Connection::defer() {
 }
 
 void Connection::set_discarding(bool on) {
-  if (on == discarding_) return;
-  discarding_ = on;
+  if (on == discarding()) return;
   if (on) {
     kept_ = writer_.buffer();
     writer_.set_buffer(&discard_);

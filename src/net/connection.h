@@ -182,10 +182,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::deque<Slot> slots_;  // replies waiting for a deferred one ahead of them
   uint64_t slot_base_ = 0;  // sequence number of slots_.front()
   resp::Writer writer_{&out_};
-  // set_discarding: the writer writes into discard_, and kept_ is where it writes after.
-  bool discarding_ = false;
+  // set_discarding: the writer writes into discard_, and kept_ is where it writes after. kept_
+  // is set exactly while discarding.
   std::string discard_;
   std::string* kept_ = nullptr;
+  bool discarding() const { return kept_ != nullptr; }
 
   bool closing_ = false;
   bool closed_ = false;

@@ -78,7 +78,7 @@ void Server::keyspace_command(net::Connection& conn, ClientSession& s,
   const View& v = cluster_->view(li);
   std::string_view name = spec->name;
   if (name == "scan") {
-    cluster_scan(conn, s, args, now);
+    cluster_scan(conn, args);
     return;
   }
   if (name == "randomkey") {
@@ -199,8 +199,7 @@ namespace {
 constexpr size_t kScanMaxRanges = 4096;
 }  // namespace
 
-void Server::cluster_scan(net::Connection& conn, ClientSession& s,
-                          std::vector<std::string_view>& args, Millis now) {
+void Server::cluster_scan(net::Connection& conn, std::vector<std::string_view>& args) {
   // Validate exactly like the local SCAN (same errors), then walk the ring from the cursor.
   std::string c(args[1]);
   char* end = nullptr;
@@ -288,7 +287,8 @@ void Server::scan_round(const std::shared_ptr<ScanCall>& call, size_t width) {
     t = parts->back().last + 1;
   }
   auto left = std::make_shared<size_t>(parts->size());
-  // Runs once every part has its replies: takes the parts in ring order.
+  // Runs once every part has its replies: takes the parts in ring order. A part that ends the
+  // call drops the parts after it; their keys come again in the next call.
   auto merge = [this, call, parts] {
     for (Part& part : *parts) {
       if (complete_with_failure(*call->d, part.replies)) return;
@@ -325,7 +325,6 @@ void Server::scan_round(const std::shared_ptr<ScanCall>& call, size_t width) {
       if (call->cursor == 0 || call->visited >= call->count || call->walked >= kScanMaxRanges)
         return call->finish(call->cursor);
     }
-    // Later parts of a round are dropped once one ends the call; their keys come again later.
     scan_round(call, std::min(parts->size() * 2, kScanMaxRanges - call->walked));
   };
   ClientSession& s = *static_cast<ClientSession*>(conn.session());

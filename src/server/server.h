@@ -202,8 +202,7 @@ class Server : public net::Service {
                      const std::vector<uint32_t>& owners);
   void keyspace_command(net::Connection& conn, ClientSession& s,
                         std::vector<std::string_view>& args, const CommandSpec* spec, Millis now);
-  void cluster_scan(net::Connection& conn, ClientSession& s, std::vector<std::string_view>& args,
-                    Millis now);
+  void cluster_scan(net::Connection& conn, std::vector<std::string_view>& args);
   struct ScanCall;
   void scan_round(const std::shared_ptr<ScanCall>& call, size_t width);
   bool cluster_exec(net::Connection& conn, ClientSession& s, Millis now);
