@@ -433,3 +433,36 @@ TEST_CASE(
     }
   }
 }
+
+TEST_CASE("CONFIG SET migration-rate changes the pace of a move under way") {
+  // At 1 key/s n4 would need minutes for the ~500 keys it gains.
+  SlowMove m(false, 2000, "mr:", 13);
+  Cluster& c = m.c;
+  const int n4 = m.n4;
+  REQUIRE(m.mine.size() >= 200);
+  REQUIRE(eventually([&] {
+    std::string p = info_field(c.ring_info(n4), "node_pending_ranges");
+    return !p.empty() && p != "0";
+  }));
+  REQUIRE(info_field(c.ring_info(n4), "migration_state") == "moving");
+  auto b = c.client(n4);
+  REQUIRE(reply_text(command(b.get(), {"CONFIG", "SET", "migration-rate", "0"})) == "OK");
+  Reply r = command(b.get(), {"CONFIG", "GET", "migration-rate"});
+  REQUIRE(r->type == REDIS_REPLY_ARRAY);
+  REQUIRE(r->elements == 2);
+  CHECK(std::string(r->element[1]->str, r->element[1]->len) == "0");
+  REQUIRE(c.wait_idle(std::chrono::milliseconds(30000)));
+  CHECK(info_field(c.ring_info(n4), "node_pending_ranges") == "0");
+  // Every key n4 gained is on n4 now: reading them takes no read-through.
+  uint64_t before = m.n4_count("node_read_throughs");
+  auto values = pipeline_get(b.get(), [&] {
+    std::vector<std::string> keys;
+    for (const auto& [k, v] : m.mine) keys.push_back(k);
+    return keys;
+  }());
+  size_t wrong = 0;
+  for (size_t i = 0; i < m.mine.size(); ++i)
+    if (!values[i] || *values[i] != m.mine[i].second) ++wrong;
+  CHECK(wrong == 0);
+  CHECK(m.n4_count("node_read_throughs") == before);
+}

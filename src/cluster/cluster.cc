@@ -110,7 +110,8 @@ Cluster::Cluster(ClusterOptions options, store::Store& store, HybridClock& hlc, 
       store_(store),
       hlc_(hlc),
       clock_(clock),
-      sync_(std::make_unique<SyncClient>(options_.node_id, options_.password, 1000)) {}
+      sync_(std::make_unique<SyncClient>(options_.node_id, options_.password, 1000)),
+      migrate_rate_(options_.migrate_keys_per_sec) {}
 
 Cluster::~Cluster() { stop(); }
 
@@ -152,6 +153,15 @@ Status Cluster::start(std::vector<net::EventLoop*> loops) {
              options_.node_id.c_str(), options_.address.c_str(), service_->describe().c_str(),
              static_cast<unsigned long long>(c.epoch));
   return Status::ok();
+}
+
+void Cluster::set_migration_rate(int64_t keys_per_sec) {
+  {
+    // Under mu_, so a pace wait between checking the rate and sleeping cannot miss the change.
+    std::lock_guard<std::mutex> lock(mu_);
+    migrate_rate_ = keys_per_sec;
+  }
+  transfer_wake_.notify_all();
 }
 
 void Cluster::stop() {

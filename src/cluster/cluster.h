@@ -124,6 +124,9 @@ class Cluster {
 
   const std::string& node_id() const { return options_.node_id; }
   const ClusterOptions& options() const { return options_; }
+  // CONFIG SET migration-rate: the pace of copies into this node from now on, a copy under way
+  // included (0: unlimited).
+  void set_migration_rate(int64_t keys_per_sec);
   ConfigService* config_service() { return service_.get(); }
   // The local backend, when this node hosts it (for RINGKV.CFG), else null.
   LocalConfigService* local_service();
@@ -287,6 +290,7 @@ class Cluster {
   std::atomic<uint64_t> read_throughs_{0};
   std::atomic<uint64_t> old_holder_writes_{0};
   std::atomic<bool> beat_now_{false};  // a link broke: check liveness without waiting
+  std::atomic<int64_t> migrate_rate_;  // keys/s, from options_ and CONFIG SET migration-rate
   std::condition_variable wake_;
   std::condition_variable transfer_wake_;
   std::condition_variable admin_wake_;

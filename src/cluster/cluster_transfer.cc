@@ -202,23 +202,36 @@ bool Cluster::pull_ranges(const std::vector<PendingRange>& ranges, uint64_t gain
       if (sources_left[i] == 0 && !failed[i]) complete(i);
     publish_view();
   }
-  // Pacing: at most migrate_keys_per_sec keys copied in per second, in calls of about 100 ms
-  // worth of keys, so no source's event loop is busy with one huge pipelined batch.
-  const int64_t rate = options_.migrate_keys_per_sec;
-  size_t pipeline = 64;
-  if (rate > 0) {
-    pipeline = static_cast<size_t>(
+  // Pacing: at most migrate_rate_ keys copied in per second, in calls of about 100 ms worth of
+  // keys, so no source's event loop is busy with one huge pipelined batch. CONFIG SET
+  // migration-rate takes effect at the next batch, and ends a wait paced at the old rate.
+  auto pipeline_for = [&](int64_t rate) {
+    if (rate <= 0) return size_t{64};
+    return static_cast<size_t>(
         std::clamp<int64_t>(rate / 10 / std::max(1, options_.batch_keys), 1, 64));
-  }
-  const auto pace_start = std::chrono::steady_clock::now();
+  };
+  int64_t pace_rate = migrate_rate_.load();
+  auto pace_start = std::chrono::steady_clock::now();
   uint64_t paced_keys = 0;
   auto pace = [&](uint64_t keys) {
-    if (rate <= 0) return;
     paced_keys += keys;
-    auto due =
-        pace_start + std::chrono::microseconds(paced_keys * 1000000 / static_cast<uint64_t>(rate));
     std::unique_lock<std::mutex> lock(mu_);
-    transfer_wake_.wait_until(lock, due, [&] { return stop_.load() || gains_for_ != gains_for; });
+    for (;;) {
+      int64_t rate = migrate_rate_.load();
+      if (rate != pace_rate) {
+        // A new rate: pace from here on, without owing or being owed time from the old one.
+        pace_rate = rate;
+        pace_start = std::chrono::steady_clock::now();
+        paced_keys = 0;
+      }
+      if (rate <= 0) return;
+      auto due = pace_start +
+                 std::chrono::microseconds(paced_keys * 1000000 / static_cast<uint64_t>(rate));
+      bool woken = transfer_wake_.wait_until(lock, due, [&] {
+        return stop_.load() || gains_for_ != gains_for || migrate_rate_.load() != rate;
+      });
+      if (!woken || migrate_rate_.load() == rate) return;
+    }
   };
   std::set<std::string> failed_sources;
   for (auto& round : by_source) {
@@ -237,7 +250,7 @@ bool Cluster::pull_ranges(const std::vector<PendingRange>& ranges, uint64_t gain
         }
         std::vector<Job> batch;
         std::vector<std::vector<std::string>> reqs;
-        while (!queue.empty() && batch.size() < pipeline) {
+        while (!queue.empty() && batch.size() < pipeline_for(pace_rate)) {
           Job j = queue.front();
           queue.pop_front();
           reqs.push_back({"RINGKV.FETCH", std::to_string(j.cursor),

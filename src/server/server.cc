@@ -240,6 +240,12 @@ Status Server::start_cluster() {
   for (auto& l : loops_) loops.push_back(l.get());
   Status st = cluster_->start(loops);
   if (!st.is_ok()) return st;
+  config_.on_change("migration-rate", [this](const std::string& v) {
+    int64_t n = 0;
+    parse_int64(v, &n);
+    cluster_->set_migration_rate(n);
+    return Status::ok();
+  });
   for (size_t i = 0; i < loops_.size(); ++i) {
     loops_[i]->add_stop_hook([this, i] { cluster_->close_links(i); });
   }
