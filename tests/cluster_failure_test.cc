@@ -371,6 +371,93 @@ TEST_CASE("RING REMOVESERVER of a dead node re-replicates its ranges from the su
   }
 }
 
+// ---------------------------------------------------------------- a restart during a move
+
+namespace {
+void set_migration_rate(Cluster& c, int i, const std::string& rate) {
+  REQUIRE(reply_text(command(c.client(i).get(), {"CONFIG", "SET", "migration-rate", rate})) ==
+          "OK");
+}
+}  // namespace
+
+TEST_CASE("a move survives a SIGKILL and restart of either side: it resumes and completes") {
+  for (bool etcd : {false, true}) {
+    // The gaining node (n4), or a source (n3: with N = 3 every key is on all three old nodes).
+    for (int victim : {3, 2}) {
+      DYNAMIC_SECTION(backend_name(etcd)
+                      << " configuration service, "
+                      << (victim == 3 ? "gaining node" : "source node") << " killed") {
+        // A slow pace (n4 gains about 9,000 keys: over 4 s) keeps the move under way at the kill.
+        Cluster c(3, etcd, {"--migration-rate", "2000"});
+        auto kv = make_keys(12000, "base:");
+        load(c, kv, {0, 1, 2});
+        int n4 = c.start_node();
+        Checker checker(c, std::map<std::string, std::string>(kv.begin(), kv.end()), kv.size(),
+                        "base:");
+        checker.start({0, 1}, 3);
+        Reply r = command(c.client(0).get(),
+                          {"RING", "ADDSERVER", "n4", "127.0.0.1:" + std::to_string(c.port(n4))});
+        REQUIRE(reply_text(r) == "OK");
+        // Mid-move: n4 has received some keys and is still receiving.
+        REQUIRE(eventually([&] { return info_u64(c, n4, "node_keys_received") > 0; }));
+        std::string n4_info = c.ring_info(n4);
+        INFO("RING INFO of n4 before the kill:\n" << n4_info);
+        REQUIRE(info_field(n4_info, "migration_state") == "moving");
+        REQUIRE(info_field(n4_info, "node_receiving") == "yes");
+
+        auto t_kill = SteadyClock::now();
+        c.node(victim).kill_hard();
+        std::vector<int> survivors;
+        for (int i = 0; i < 4; ++i)
+          if (i != victim) survivors.push_back(i);
+        REQUIRE(wait_servers_up(c, survivors, 3, std::chrono::milliseconds(20000)));
+        auto t_detected = SteadyClock::now();
+        // The move cannot finish without the victim: n4 must confirm its ranges, and n3 is a
+        // holder in the new ring.
+        CHECK(info_field(c.ring_info(0), "migration_state") == "moving");
+
+        // From here on the copies run unpaced (CONFIG SET reaches the pulls under way), to keep
+        // the test short: the restarted node copies every range it holds in again.
+        for (int i : survivors) set_migration_rate(c, i, "0");
+        c.restart(victim);
+        set_migration_rate(c, victim, "0");
+        REQUIRE(c.wait_idle(std::chrono::milliseconds(60000)));
+        REQUIRE(eventually(
+            [&] {
+              return info(c, victim, "node_pending_ranges") == "0" &&
+                     info(c, victim, "node_receiving") == "no";
+            },
+            std::chrono::milliseconds(60000)));
+        REQUIRE(wait_servers_up(c, {0, 1, 2, 3}, 4, std::chrono::milliseconds(20000)));
+        uint64_t ops_at_end = checker.ops();
+        REQUIRE(eventually([&] { return checker.ops() >= ops_at_end + 300; }));
+        checker.stop();
+
+        // Commands fail only in the window between the kill and its detection.
+        size_t before_kill = 0, after_detection = 0;
+        std::string first;
+        for (const auto& f : checker.failures()) {
+          if (f.done < t_kill) ++before_kill;
+          if (f.at > t_detected && after_detection++ == 0) first = f.what;
+        }
+        INFO("first failure after the kill was detected: " << first);
+        CHECK(before_kill == 0);
+        CHECK(after_detection == 0);
+        CHECK(checker.ops() > 1000);
+
+        // Every acknowledged write is readable through every node, and every key is held by
+        // exactly its N = 3 servers of the 4-node ring, with equal copies.
+        check_all(c, {0, 1, 2, 3}, checker.certain());
+        check_uncertain(c, {0, 1, 2, 3}, checker.uncertain());
+        DigestCheck d = settled_digests(c, {0, 1, 2, 3}, 3);
+        INFO(d.first_problem);
+        CHECK(d.ok());
+        CHECK(d.keys >= checker.certain().size());
+      }
+    }
+  }
+}
+
 // ---------------------------------------------------------------- any-node semantics
 
 namespace {

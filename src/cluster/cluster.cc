@@ -23,11 +23,16 @@ constexpr size_t kMaxHintsPerPeer = 1'000'000;
 
 // ---------------------------------------------------------------- View
 
-uint32_t View::primary(Token t) const {
+uint32_t View::primary(Token t) const { return primary(t, live, ready); }
+
+uint32_t View::primary(Token t, const std::vector<uint8_t>& live_by,
+                       const std::vector<uint8_t>& ready_by) const {
   uint32_t list[ring::kMaxReplicasLimit];
   size_t k = ring->preference_list(t, n, list);
   for (size_t i = 0; i < k; ++i)
-    if (live[list[i]]) return list[i];
+    if (ready_by[list[i]]) return list[i];
+  for (size_t i = 0; i < k; ++i)
+    if (live_by[list[i]]) return list[i];
   return k ? list[0] : ring::kNoServer;
 }
 
@@ -245,7 +250,16 @@ void Cluster::publish_view() {
   for (const auto& s : v->ring->servers()) {
     const ServerInfo* info = config_.find(s.id);
     v->addresses.push_back(info ? info->address : std::string());
-    v->live.push_back(live_locked(s.id, now) ? 1 : 0);
+    bool live = live_locked(s.id, now);
+    v->live.push_back(live ? 1 : 0);
+    bool ready = false;
+    if (s.id == options_.node_id) {
+      ready = !recovering_ && !catching_up_;
+    } else if (live) {
+      auto it = peer_ready_.find(s.id);
+      ready = it == peer_ready_.end() || it->second;
+    }
+    v->ready.push_back(ready ? 1 : 0);
   }
   v->pending = pending_;
   v->recovering = recovering_;
@@ -400,7 +414,7 @@ void Cluster::replicate(size_t loop_index, std::vector<ChangeRecord> records,
     size_t records;
     bool finished = false;
     bool satisfied_all = false;
-    size_t extra_left = 0;  // answers still awaited from old holders (migration)
+    size_t extra_left = 0;  // answers still awaited from old holders and unready replicas
     int acks = 0;
     std::string error;
     std::function<void(int, int, std::string)> done;
@@ -412,7 +426,10 @@ void Cluster::replicate(size_t loop_index, std::vector<ChangeRecord> records,
   st->needed = static_cast<int>(v.w) - 1;
   st->done = std::move(done);
   // Success needs W-1 acks per record and, during a migration, an answer (any answer) from
-  // every old holder, so that a read routed with the previous epoch sees this write.
+  // every old holder, so that a read routed with the previous epoch sees this write. It also
+  // needs an answer from every replica that is live but not ready (catching up after a
+  // restart): once it is ready, other nodes make it primary, one by one, while this node may
+  // still act as primary for a moment; it must then already hold every acknowledged write.
   auto finish = [st](bool ok) {
     if (st->finished) return;
     if (ok) {
@@ -423,6 +440,7 @@ void Cluster::replicate(size_t loop_index, std::vector<ChangeRecord> records,
     st->done(st->acks, st->needed, ok ? std::string() : st->error);
   };
   std::vector<std::pair<size_t, std::string>> sends;  // (record, replica) counted for W
+  std::vector<uint8_t> required;                      // per send: a replica not ready yet
   std::vector<std::pair<size_t, std::string>> extra;  // old holders during a migration
   for (size_t i = 0; i < records.size(); ++i) {
     uint32_t list[ring::kMaxReplicasLimit];
@@ -437,6 +455,7 @@ void Cluster::replicate(size_t loop_index, std::vector<ChangeRecord> records,
         continue;
       }
       sends.emplace_back(i, peer);
+      required.push_back(v.ready[list[j]] ? 0 : 1);
       ++st->outstanding[i];
     }
     // While data moves, the old holders keep receiving writes too, so a node still routing
@@ -460,6 +479,7 @@ void Cluster::replicate(size_t loop_index, std::vector<ChangeRecord> records,
     if (st->needed <= 0) ++st->satisfied;
   }
   st->extra_left = extra.size();
+  for (uint8_t r : required) st->extra_left += r;
   for (auto& [i, peer] : extra) {
     const ChangeRecord& r = records[i];
     std::string expire = std::to_string(r.expire_at);
@@ -482,7 +502,9 @@ void Cluster::replicate(size_t loop_index, std::vector<ChangeRecord> records,
     }
   }
   if (st->satisfied == st->records) finish(true);
-  for (auto& [i, peer] : sends) {
+  for (size_t s = 0; s < sends.size(); ++s) {
+    const auto& [i, peer] = sends[s];
+    bool must_answer = required[s] != 0;
     const ChangeRecord& r = records[i];
     std::string expire = std::to_string(r.expire_at);
     std::string version = std::to_string(r.version);
@@ -490,7 +512,8 @@ void Cluster::replicate(size_t loop_index, std::vector<ChangeRecord> records,
                                           expire,        version, r.tombstone ? "t" : ""};
     std::string key = r.key;
     link(loop_index, peer, kControl)
-        .send(args, [this, st, i, peer, key, finish](bool ok, std::string_view reply) {
+        .send(args, [this, st, i, peer, key, finish, must_answer](bool ok, std::string_view reply) {
+          if (must_answer) --st->extra_left;
           --st->outstanding[i];
           if (ok && !resp::reply_is_error(reply)) {
             ++st->got[i];
@@ -501,6 +524,10 @@ void Cluster::replicate(size_t loop_index, std::vector<ChangeRecord> records,
             add_hint(peer, key);
             if (st->error.empty()) st->error = "NOREPLICAS Not enough good replicas to write.";
             if (st->got[i] + st->outstanding[i] < st->needed) finish(false);
+          }
+          if (must_answer && st->extra_left == 0 && st->satisfied_all && !st->finished) {
+            st->finished = true;
+            st->done(st->acks, st->needed, std::string());
           }
         });
   }
@@ -589,6 +616,11 @@ void Cluster::read_repair(size_t loop_index, const std::string& key,
           if (--*left == 0) done();
         });
   }
+}
+
+void Cluster::note_peer_ping(const std::string& peer, bool caught_up) {
+  std::lock_guard<std::mutex> lock(mu_);
+  peer_caught_up_[peer] = caught_up;
 }
 
 void Cluster::add_hint(const std::string& peer, const std::string& key) {

@@ -71,8 +71,11 @@ struct View {
   uint32_t self = ring::kNoServer;  // my index on `ring`
   uint32_t n = 1, w = 1, r = 1;
   std::vector<std::string> addresses;  // by ring index
-  std::vector<uint8_t> live;           // by ring index: up and ready
-  std::vector<PendingRange> pending;   // my incomplete gains, sorted by range
+  std::vector<uint8_t> live;           // by ring index: reachable (replicas write to these)
+  // By ring index: live and ready (Cluster::ready): a node recovering or catching up after a
+  // restart is written to but is no key's primary while another holder is ready.
+  std::vector<uint8_t> ready;
+  std::vector<PendingRange> pending;  // my incomplete gains, sorted by range
   // True when more than one server is involved: routing and replication are on.
   bool distributed = false;
   // During a migration: every live server has reported routing with this epoch, so no request
@@ -80,8 +83,12 @@ struct View {
   bool previous_routes_gone = false;
   bool recovering = false;  // pending holds this node's own ranges after a restart
 
-  // The first live server of the token's preference list (the first server if none is live).
+  // The first ready server of the token's preference list; else the first live one; else the
+  // first server.
   uint32_t primary(Token t) const;
+  // The same with other live and ready flags (by ring index).
+  uint32_t primary(Token t, const std::vector<uint8_t>& live_by,
+                   const std::vector<uint8_t>& ready_by) const;
   // The preference list (size n), in ring indices.
   size_t replicas_of(Token t, uint32_t* out) const;
   bool in_pending(Token t, const PendingRange** range = nullptr) const;
@@ -164,12 +171,22 @@ class Cluster {
   uint64_t old_holder_writes() const { return old_holder_writes_.load(std::memory_order_relaxed); }
 
   // ---- status
-  // False while recovering ranges after a restart: other nodes then do not read from it.
+  // False after a restart while this node recovers its ranges, and then until every live peer
+  // has said (in its RINGKV.PING) that it writes to this node and has no hinted writes left for
+  // it: until then a peer may hold acknowledged writes this node lacks. Other nodes then neither
+  // read from it nor make it a primary.
   bool ready() const {
     std::lock_guard<std::mutex> lock(mu_);
-    return !recovering_;
+    return !recovering_ && !catching_up_;
   }
+  // A peer's RINGKV.PING: whether it saw this node up at its last beat and holds no hints for it.
+  void note_peer_ping(const std::string& peer, bool caught_up);
   bool recovering() const { return !ready(); }
+  // RING INFO node_state: "recovering", "catching_up" (see ready()) or "ready".
+  const char* readiness() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return recovering_ ? "recovering" : catching_up_ ? "catching_up" : "ready";
+  }
   uint64_t applied_epoch() const { return applied_epoch_.load(); }
   struct Progress {
     bool moving = false;
@@ -270,7 +287,11 @@ class Cluster {
   std::vector<PendingRange> pending_;           // my incomplete gains
   uint64_t gains_for_ = 0;                      // the migration (or recovery) pending_ belongs to
   uint64_t migration_done_ = 0;
-  bool recovering_ = false;  // pending_ holds this node's own ranges after a restart
+  bool recovering_ = false;   // pending_ holds this node's own ranges after a restart
+  bool catching_up_ = false;  // after a restart, until every live peer reports caught up
+  bool repair_due_ = false;   // recovered: run a repair round once no data moves
+  std::map<std::string, bool> peer_caught_up_;  // their last RINGKV.PING flag, see ready()
+  std::set<std::string> replaying_;             // peers replay_hints is sending hints to
   Progress progress_;
   std::vector<NodeStatus> statuses_;
   uint64_t routes_current_epoch_ = 0;  // the migration epoch every live server routes with

@@ -116,6 +116,7 @@ void Cluster::apply_config(const RingConfig& cfg) {
         }
       }
       recovering_ = true;
+      catching_up_ = true;
       gains_for_ = cfg.migration ? cfg.migration->id : 0;
       progress_ = Progress{};
       progress_.moving = !pending_.empty();
@@ -418,7 +419,18 @@ void Cluster::heartbeat() {
   bool changed = false;
   std::vector<std::string> came_back;
   for (const auto& [id, address] : peers) {
-    auto r = sync_->call(address, {"RINGKV.PING"}, 300);
+    // Tell the peer whether it is caught up with us: we saw it up at the last beat (so our
+    // loops write to it, with the view published then) and hold no hinted writes for it.
+    bool caught_up = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto seen = last_seen_ms_.find(id);
+      auto hints = hints_.find(id);
+      caught_up = seen != last_seen_ms_.end() && seen->second != 0 &&
+                  clock_.now_ms() - seen->second < options_.down_after_ms &&
+                  (hints == hints_.end() || hints->second.empty()) && !replaying_.count(id);
+    }
+    auto r = sync_->call(address, {"RINGKV.PING", options_.node_id, caught_up ? "1" : "0"}, 300);
     Millis now = clock_.now_ms();
     bool ok = false;
     // Nothing listens at the address: the process is gone (a restart makes it come back up),
@@ -431,7 +443,10 @@ void Cluster::heartbeat() {
            std::string(rep->element[0]->str, rep->element[0]->len) == id;
       if (ok && rep->elements >= 3) {
         std::lock_guard<std::mutex> lock(mu_);
-        peer_ready_[id] = rep->element[2]->integer != 0;
+        bool ready = rep->element[2]->integer != 0;
+        auto [it, added] = peer_ready_.emplace(id, ready);
+        if (added ? !ready : it->second != ready) changed = true;  // routing changes
+        it->second = ready;
       }
     }
     std::lock_guard<std::mutex> lock(mu_);
@@ -451,9 +466,24 @@ void Cluster::heartbeat() {
       changed = true;
     }
   }
-  if (changed) {
+  {
     std::lock_guard<std::mutex> lock(mu_);
-    publish_view();
+    if (catching_up_ && !recovering_) {
+      // Ready once every peer we can reach says it is caught up with us.
+      Millis now = clock_.now_ms();
+      bool all = true;
+      for (const auto& [id, address] : peers) {
+        if (!live_locked(id, now)) continue;
+        auto it = peer_caught_up_.find(id);
+        if (it == peer_caught_up_.end() || !it->second) all = false;
+      }
+      if (all) {
+        catching_up_ = false;
+        changed = true;
+        LOG_NOTICE("Every live peer writes to this node and has replayed its hinted writes: ready");
+      }
+    }
+    if (changed) publish_view();
   }
   if (!came_back.empty()) transfer_wake_.notify_all();
 }

@@ -100,6 +100,10 @@ void Cluster::transfer_loop() {
       std::lock_guard<std::mutex> lock(mu_);
       if (ok && gains_for_ == gains_for && pending_.empty() && progress_.moving) {
         progress_.moving = false;
+        // After a restart: the other copies may lack writes this node executed but had not
+        // sent to all of them when it stopped. It has the newest of every copy now; a repair
+        // round (below, once no data moves) brings them up to date.
+        if (recovering_) repair_due_ = true;
         recovering_ = false;
         if (gains_for != 0) migration_done_ = gains_for;
         LOG_NOTICE("Received every range (%llu keys, %llu bytes)",
@@ -112,6 +116,17 @@ void Cluster::transfer_loop() {
     if (now_ms - last_sweep_ms_ > 5000) {
       last_sweep_ms_ = now_ms;
       drop_unheld_ranges();
+    }
+    bool repair_now = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      repair_now = repair_due_ && !config_.migration && pending_.empty();
+      if (repair_now) repair_due_ = false;
+    }
+    if (repair_now) {
+      auto [compared, repaired] = repair();
+      LOG_NOTICE("Repair after recovery: %zu of %zu ranges differed between replicas", repaired,
+                 compared);
     }
     if (options_.anti_entropy_s > 0) {
       if (last_repair_ms_ == 0) last_repair_ms_ = now_ms;
@@ -350,8 +365,9 @@ void Cluster::replay_hints() {
       keys.swap(hints_[peer]);
       const ServerInfo* s = config_.find(peer);
       if (s) address = s->address;
+      if (!address.empty()) replaying_.insert(peer);  // ping flags wait for the replay's end
     }
-    if (address.empty()) continue;
+    if (address.empty()) continue;  // no longer a server: its hints go
     size_t sent = 0;
     for (const auto& k : keys) {
       Token t = token_of(k);
@@ -365,6 +381,10 @@ void Cluster::replay_hints() {
         continue;
       }
       ++sent;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      replaying_.erase(peer);
     }
     if (sent > 0) LOG_NOTICE("Replayed %zu hinted writes to %s", sent, peer.c_str());
   }

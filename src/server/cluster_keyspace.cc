@@ -135,6 +135,11 @@ void Server::keyspace_command(net::Connection& conn, ClientSession& s,
       fargs = {"RINGKV.COUNT"};
     else
       fargs = {"RINGKV.KEYS", std::string(args[1])};
+    // This node's view of who is primary where, so that every node counts each key once.
+    for (size_t i = 0; i < v.ring->server_count(); ++i) {
+      fargs.push_back(v.ring->servers()[i].id);
+      fargs.push_back(v.ready[i] ? "2" : v.live[i] ? "1" : "0");
+    }
   }
   auto d = std::make_shared<net::Deferred>(conn.defer());
   int proto = conn.protocol();

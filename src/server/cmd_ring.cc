@@ -214,6 +214,7 @@ std::string ring_info_text(cluster::Cluster& node, const cluster::View& v, Milli
     line("migration_state", "idle");
   }
   auto p = node.progress();
+  line("node_state", node.readiness());
   line("node_receiving", p.moving ? "yes" : "no");
   line("node_keys_received", std::to_string(p.keys_done));
   line("node_bytes_received", std::to_string(p.bytes_done));
@@ -309,6 +310,8 @@ void cmd_ringkv_epoch(CommandContext& ctx) {
 }
 
 void cmd_ringkv_ping(CommandContext& ctx) {
+  // RINGKV.PING [<sender id> <1 if the sender is caught up with this node, else 0>]
+  if (ctx.argc() == 3) cl(ctx).note_peer_ping(std::string(ctx.arg(1)), ctx.arg(2) == "1");
   ctx.w.array(3);
   ctx.w.bulk(cl(ctx).node_id());
   ctx.w.integer(static_cast<int64_t>(cl(ctx).applied_epoch()));
@@ -443,13 +446,36 @@ void cmd_ringkv_digest(CommandContext& ctx) {
   ctx.w.bulk(token_hex(digest));
 }
 
+// RINGKV.COUNT and RINGKV.KEYS take, after their own arguments, the asking node's view of every
+// server as "<id> <2 ready, 1 live, 0 down>" pairs, and count a key here when this node is its
+// primary in that view: while nodes disagree (a node just came up or became ready), each key is
+// still counted by exactly one node. Servers not named keep this node's own flags.
+namespace {
+struct PrimaryFlags {
+  std::vector<uint8_t> live, ready;
+};
+
+PrimaryFlags primary_flags(CommandContext& ctx, const cluster::View& v, size_t from) {
+  PrimaryFlags f{v.live, v.ready};
+  for (size_t i = from; i + 1 < ctx.argc(); i += 2) {
+    auto idx = v.ring->index_of(ctx.arg(i));
+    if (!idx) continue;
+    std::string_view rank = ctx.arg(i + 1);
+    f.live[*idx] = rank != "0";
+    f.ready[*idx] = rank == "2";
+  }
+  return f;
+}
+}  // namespace
+
 void cmd_ringkv_count(CommandContext& ctx) {
   const cluster::View& v = view_of(ctx);
+  PrimaryFlags f = primary_flags(ctx, v, 1);
   int64_t n = 0;
   Token c = 0;
   do {
     c = ctx.server.store().scan(c, 4096, ctx.now, [&](const store::EntryView& e) {
-      if (v.primary(e.token()) == v.self) ++n;
+      if (v.primary(e.token(), f.live, f.ready) == v.self) ++n;
     });
   } while (c != 0);
   ctx.w.integer(n);
@@ -468,12 +494,13 @@ void cmd_ringkv_randomkey(CommandContext& ctx) {
 void cmd_ringkv_keys(CommandContext& ctx) {
   const cluster::View& v = view_of(ctx);
   std::string_view pattern = ctx.arg(1);
+  PrimaryFlags f = primary_flags(ctx, v, 2);
   bool all = pattern == "*";
   std::vector<std::string> keys;
   Token c = 0;
   do {
     c = ctx.server.store().scan(c, 4096, ctx.now, [&](const store::EntryView& e) {
-      if (v.primary(e.token()) != v.self) return;
+      if (v.primary(e.token(), f.live, f.ready) != v.self) return;
       if (all || glob_match(pattern, e.key())) keys.emplace_back(e.key());
     });
   } while (c != 0);

@@ -368,7 +368,7 @@ std::vector<CommandSpec> make_table() {
   t.push_back(S("ringkv.epoch", 2, kInt | kFast, 0, 0, 0, cmd_ringkv_epoch, "cluster")
                   .doc("Internal: the epoch the following requests on this link were routed with.",
                        "0.1.0"));
-  t.push_back(S("ringkv.ping", 1, kInt | kFast, 0, 0, 0, cmd_ringkv_ping, "cluster")
+  t.push_back(S("ringkv.ping", -1, kInt | kFast, 0, 0, 0, cmd_ringkv_ping, "cluster")
                   .doc("Internal: heartbeat.", "0.1.0"));
   t.push_back(S("ringkv.repl", 6, kInt | kWrite | kFast, 0, 0, 0, cmd_ringkv_repl, "cluster")
                   .doc("Internal: applies a replicated entry if it is newer.", "0.1.0"));
@@ -384,9 +384,9 @@ std::vector<CommandSpec> make_table() {
                   .doc("Count and digest of a token range's live entries.", "0.1.0"));
   t.push_back(S("ringkv.randomkey", 1, kInt, 0, 0, 0, cmd_ringkv_randomkey, "cluster")
                   .doc("Internal: a random key of this node's store.", "0.1.0"));
-  t.push_back(S("ringkv.count", 1, kInt, 0, 0, 0, cmd_ringkv_count, "cluster")
+  t.push_back(S("ringkv.count", -1, kInt, 0, 0, 0, cmd_ringkv_count, "cluster")
                   .doc("Internal: keys this node is the primary of.", "0.1.0"));
-  t.push_back(S("ringkv.keys", 2, kInt, 0, 0, 0, cmd_ringkv_keys, "cluster")
+  t.push_back(S("ringkv.keys", -2, kInt, 0, 0, 0, cmd_ringkv_keys, "cluster")
                   .doc("Internal: matching keys this node is the primary of.", "0.1.0"));
   t.push_back(S("ringkv.scan", 6, kInt, 0, 0, 0, cmd_ringkv_scan, "cluster")
                   .doc("Internal: a SCAN step within one token range.", "0.1.0"));
