@@ -439,8 +439,19 @@ void Cluster::replicate(size_t loop_index, std::vector<ChangeRecord> records,
     st->finished = true;
     st->done(st->acks, st->needed, ok ? std::string() : st->error);
   };
-  std::vector<std::pair<size_t, std::string>> sends;  // (record, replica) counted for W
-  std::vector<uint8_t> required;                      // per send: a replica not ready yet
+  // An awaited answer (old holder, replica not ready) came: the last one may end the wait.
+  auto answered = [st] {
+    if (--st->extra_left == 0 && st->satisfied_all && !st->finished) {
+      st->finished = true;
+      st->done(st->acks, st->needed, std::string());
+    }
+  };
+  struct Send {
+    size_t record;
+    std::string peer;
+    bool awaited;  // a replica not ready yet: its answer is awaited too
+  };
+  std::vector<Send> sends;                            // counted for W
   std::vector<std::pair<size_t, std::string>> extra;  // old holders during a migration
   for (size_t i = 0; i < records.size(); ++i) {
     uint32_t list[ring::kMaxReplicasLimit];
@@ -454,8 +465,8 @@ void Cluster::replicate(size_t loop_index, std::vector<ChangeRecord> records,
         add_hint(peer, records[i].key);
         continue;
       }
-      sends.emplace_back(i, peer);
-      required.push_back(v.ready[list[j]] ? 0 : 1);
+      sends.push_back(Send{i, peer, !v.ready[list[j]]});
+      st->extra_left += sends.back().awaited;
       ++st->outstanding[i];
     }
     // While data moves, the old holders keep receiving writes too, so a node still routing
@@ -478,20 +489,14 @@ void Cluster::replicate(size_t loop_index, std::vector<ChangeRecord> records,
     }
     if (st->needed <= 0) ++st->satisfied;
   }
-  st->extra_left = extra.size();
-  for (uint8_t r : required) st->extra_left += r;
+  st->extra_left += extra.size();
   for (auto& [i, peer] : extra) {
     const ChangeRecord& r = records[i];
     std::string expire = std::to_string(r.expire_at);
     std::string version = std::to_string(r.version);
     link(loop_index, peer, kControl)
         .send({"RINGKV.REPL", r.key, r.value, expire, version, r.tombstone ? "t" : ""},
-              [st](bool, std::string_view) {
-                if (--st->extra_left == 0 && st->satisfied_all && !st->finished) {
-                  st->finished = true;
-                  st->done(st->acks, st->needed, std::string());
-                }
-              });
+              [answered](bool, std::string_view) { answered(); });
   }
   // Records that cannot reach the quorum even if every send succeeds fail now.
   for (size_t i = 0; i < records.size(); ++i) {
@@ -502,9 +507,10 @@ void Cluster::replicate(size_t loop_index, std::vector<ChangeRecord> records,
     }
   }
   if (st->satisfied == st->records) finish(true);
-  for (size_t s = 0; s < sends.size(); ++s) {
-    const auto& [i, peer] = sends[s];
-    bool must_answer = required[s] != 0;
+  for (const Send& send : sends) {
+    size_t i = send.record;
+    const std::string& peer = send.peer;
+    bool awaited = send.awaited;
     const ChangeRecord& r = records[i];
     std::string expire = std::to_string(r.expire_at);
     std::string version = std::to_string(r.version);
@@ -512,24 +518,22 @@ void Cluster::replicate(size_t loop_index, std::vector<ChangeRecord> records,
                                           expire,        version, r.tombstone ? "t" : ""};
     std::string key = r.key;
     link(loop_index, peer, kControl)
-        .send(args, [this, st, i, peer, key, finish, must_answer](bool ok, std::string_view reply) {
-          if (must_answer) --st->extra_left;
-          --st->outstanding[i];
-          if (ok && !resp::reply_is_error(reply)) {
-            ++st->got[i];
-            ++st->acks;
-            if (st->needed > 0 && st->got[i] == st->needed && ++st->satisfied == st->records)
-              finish(true);
-          } else {
-            add_hint(peer, key);
-            if (st->error.empty()) st->error = "NOREPLICAS Not enough good replicas to write.";
-            if (st->got[i] + st->outstanding[i] < st->needed) finish(false);
-          }
-          if (must_answer && st->extra_left == 0 && st->satisfied_all && !st->finished) {
-            st->finished = true;
-            st->done(st->acks, st->needed, std::string());
-          }
-        });
+        .send(args,
+              [this, st, i, peer, key, finish, answered, awaited](bool ok, std::string_view reply) {
+                --st->outstanding[i];
+                if (ok && !resp::reply_is_error(reply)) {
+                  ++st->got[i];
+                  ++st->acks;
+                  if (st->needed > 0 && st->got[i] == st->needed && ++st->satisfied == st->records)
+                    finish(true);
+                } else {
+                  add_hint(peer, key);
+                  if (st->error.empty())
+                    st->error = "NOREPLICAS Not enough good replicas to write.";
+                  if (st->got[i] + st->outstanding[i] < st->needed) finish(false);
+                }
+                if (awaited) answered();
+              });
   }
 }
 

@@ -181,7 +181,6 @@ class Cluster {
   }
   // A peer's RINGKV.PING: whether it saw this node up at its last beat and holds no hints for it.
   void note_peer_ping(const std::string& peer, bool caught_up);
-  bool recovering() const { return !ready(); }
   // RING INFO node_state: "recovering", "catching_up" (see ready()) or "ready".
   const char* readiness() const {
     std::lock_guard<std::mutex> lock(mu_);

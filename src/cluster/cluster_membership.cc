@@ -424,10 +424,8 @@ void Cluster::heartbeat() {
     bool caught_up = false;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      auto seen = last_seen_ms_.find(id);
       auto hints = hints_.find(id);
-      caught_up = seen != last_seen_ms_.end() && seen->second != 0 &&
-                  clock_.now_ms() - seen->second < options_.down_after_ms &&
+      caught_up = live_locked(id, clock_.now_ms()) &&
                   (hints == hints_.end() || hints->second.empty()) && !replaying_.count(id);
     }
     auto r = sync_->call(address, {"RINGKV.PING", options_.node_id, caught_up ? "1" : "0"}, 300);

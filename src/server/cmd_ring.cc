@@ -351,8 +351,8 @@ void raw_entry(CommandContext& ctx, std::string_view key, F&& f) {
 
 // While this node recovers its ranges after a restart, it must not serve them as a source.
 bool refuse_while_recovering(CommandContext& ctx, Token first, Token last) {
-  if (!cl(ctx).recovering()) return false;
   const cluster::View& v = view_of(ctx);
+  if (!v.recovering) return false;
   for (const auto& p : v.pending) {
     if (p.range.first <= last && first <= p.range.last) {
       ctx.error("RECOVERING this node is still receiving that range after a restart");
