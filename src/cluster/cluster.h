@@ -288,7 +288,7 @@ class Cluster {
   uint64_t migration_done_ = 0;
   bool recovering_ = false;   // pending_ holds this node's own ranges after a restart
   bool catching_up_ = false;  // after a restart, until every live peer reports caught up
-  bool repair_due_ = false;   // recovered: run a repair round once no data moves
+  bool repair_due_ = false;   // recovered, or a peer went down: a repair round once no data moves
   std::map<std::string, bool> peer_caught_up_;  // their last RINGKV.PING flag, see ready()
   std::set<std::string> replaying_;             // peers replay_hints is sending hints to
   Progress progress_;

@@ -459,6 +459,9 @@ void Cluster::heartbeat() {
     } else if (!is_live && it != last_seen_ms_.end() && it->second != 0) {
       changed = true;
       it->second = 0;
+      // Its last writes may have reached only W copies: the holders standing in for it
+      // compare their copies (one repair round on the transfer thread).
+      repair_due_ = true;
       LOG_WARNING("Peer %s (%s) is down", id.c_str(), address.c_str());
     } else if (!ok && was_live && now - it->second >= options_.down_after_ms) {
       changed = true;

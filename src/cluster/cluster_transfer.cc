@@ -125,8 +125,8 @@ void Cluster::transfer_loop() {
     }
     if (repair_now) {
       auto [compared, repaired] = repair();
-      LOG_NOTICE("Repair after recovery: %zu of %zu ranges differed between replicas", repaired,
-                 compared);
+      LOG_NOTICE("Repair after a recovery or a peer's failure: %zu of %zu ranges differed",
+                 repaired, compared);
     }
     if (options_.anti_entropy_s > 0) {
       if (last_repair_ms_ == 0) last_repair_ms_ = now_ms;
@@ -404,12 +404,19 @@ std::pair<size_t, size_t> Cluster::repair() {
   auto idx = (*r)->index_of(options_.node_id);
   auto all = (*r)->ranges(cfg.effective_replicas());
   if (!idx || !all) return {0, 0};
-  // Per peer: the ranges this node is primary of that the peer also holds.
+  // Per live peer: the ranges this node is the first live holder of that the peer also holds
+  // (so a holder standing in for a dead first holder repairs its ranges too).
   std::map<std::string, std::vector<ring::TokenRange>> by_peer;
   for (const auto& rr : *all) {
-    if (rr.replicas.empty() || rr.replicas[0] != *idx) continue;
-    for (size_t j = 1; j < rr.replicas.size(); ++j)
-      by_peer[(*r)->servers()[rr.replicas[j]].id].push_back(rr.range);
+    size_t first = 0;
+    while (first < rr.replicas.size() && rr.replicas[first] != *idx &&
+           !peer_live((*r)->servers()[rr.replicas[first]].id))
+      ++first;
+    if (first == rr.replicas.size() || rr.replicas[first] != *idx) continue;
+    for (size_t j = first + 1; j < rr.replicas.size(); ++j) {
+      const std::string& id = (*r)->servers()[rr.replicas[j]].id;
+      if (peer_live(id)) by_peer[id].push_back(rr.range);
+    }
   }
   size_t compared = 0;
   Millis now = clock_.now_ms();
