@@ -287,6 +287,45 @@ TEST_CASE("anti-entropy: RING REPAIR makes diverged replicas equal, newest value
   check_all(c, expected);
 }
 
+TEST_CASE("a node that marks a peer down repairs the ranges it stands in for") {
+  // The periodic anti-entropy is off: only the round a peer's failure starts can repair.
+  Cluster c(3, false, {"--anti-entropy-interval", "0"});
+  std::mt19937 rng(4);
+  auto kv = make_keys(2000, "pd:");
+  load_random(c, kv, rng);
+  std::map<std::string, std::string> expected(kv.begin(), kv.end());
+  // Keys whose first holder is n3, made newer on their second holder only: as if n3 executed a
+  // write, the second holder acknowledged it (W = 2), and n3 died before the third applied it.
+  int diverged = 0;
+  for (const auto& [key, value] : kv) {
+    auto owners = owners_of(c, key);
+    if (owners[0] != "n3" || diverged == 10) continue;
+    diverge(c, index_of(c, owners[1]), key, "newer-" + key);
+    expected[key] = "newer-" + key;
+    ++diverged;
+  }
+  REQUIRE(diverged == 10);
+  c.node(2).kill_hard();
+  REQUIRE(wait_servers_up(c, {0, 1}, 2, std::chrono::milliseconds(20000)));
+  // Both survivors end with the newer values, in every range n3 was the first holder of.
+  std::vector<std::string> keys;
+  for (const auto& [key, value] : expected)
+    if (value.rfind("newer-", 0) == 0) keys.push_back(key);
+  for (int node : {0, 1}) {
+    INFO("node " << c.id(node));
+    auto cl = c.client(node);
+    CHECK(eventually([&] {
+      for (const auto& key : keys) {
+        Reply e = command(cl.get(), {"RINGKV.GETENTRY", key});
+        if (!e || e->type != REDIS_REPLY_ARRAY ||
+            std::string(e->element[0]->str, e->element[0]->len) != expected[key])
+          return false;
+      }
+      return true;
+    }));
+  }
+}
+
 // A 3-node cluster (N = 1) holding `keys` keys that is adding n4 at migration-rate 1 key/s, so
 // the move stays in progress for the whole test; `mine` are the keys n4 becomes the owner of.
 struct SlowMove {
