@@ -288,8 +288,9 @@ TEST_CASE("anti-entropy: RING REPAIR makes diverged replicas equal, newest value
 }
 
 TEST_CASE("a node that marks a peer down repairs the ranges it stands in for") {
-  // The periodic anti-entropy is off: only the round a peer's failure starts can repair.
-  Cluster c(3, false, {"--anti-entropy-interval", "0"});
+  // The periodic anti-entropy does not run within the test (its first round is an hour away):
+  // only the round a peer's failure starts can repair.
+  Cluster c(3, false, {"--anti-entropy-interval", "3600"});
   std::mt19937 rng(4);
   auto kv = make_keys(2000, "pd:");
   load_random(c, kv, rng);
@@ -323,6 +324,69 @@ TEST_CASE("a node that marks a peer down repairs the ranges it stands in for") {
       }
       return true;
     }));
+  }
+}
+
+TEST_CASE("a node standing in for a dead primary reads the newest live copy until it repaired") {
+  // No repair round runs on its own: the window between a peer's failure and the repair round
+  // stays open until RING REPAIR.
+  Cluster c(3, false, {"--anti-entropy-interval", "0"});
+  auto a = c.client(0);
+  // Keys whose first holder is n3, at 5 on every copy, then newer (1000) on their third holder
+  // only: as if n3 executed a write, the third holder acknowledged it (W = 2), and n3 died
+  // before the second holder, which stands in for it, applied it.
+  std::vector<std::string> keys;
+  for (int i = 0; keys.size() < 12; ++i) {
+    std::string key = "si:" + std::to_string(i);
+    auto owners = owners_of(c, key);
+    if (owners[0] != "n3") continue;
+    REQUIRE(text(a.get(), {"SET", key, "5"}) == "OK");
+    auto third = c.client(index_of(c, owners[2]));
+    REQUIRE(eventually([&] {
+      Reply e = command(third.get(), {"RINGKV.GETENTRY", key});
+      return e && e->type == REDIS_REPLY_ARRAY &&
+             std::string(e->element[0]->str, e->element[0]->len) == "5";
+    }));
+    diverge(c, index_of(c, owners[2]), key, "1000");
+    keys.push_back(key);
+  }
+  c.node(2).kill_hard();
+  REQUIRE(wait_servers_up(c, {0, 1}, 2, std::chrono::milliseconds(20000)));
+  for (int node : {0, 1}) CHECK(info(c, node, "node_repair_pending") == "yes");
+  // Through both survivors: reads see the acknowledged value, and read-modify-write commands
+  // (INCR, APPEND) build on it, instead of on the stand-in's older copy.
+  auto b = c.client(1);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    INFO("key " << keys[i] << ", held by " << owners_of(c, keys[i])[1] << " and "
+                << owners_of(c, keys[i])[2]);
+    redisContext* via = (i / 4) % 2 == 0 ? a.get() : b.get();
+    redisContext* other = (i / 4) % 2 == 0 ? b.get() : a.get();
+    switch (i % 3) {
+      case 0:
+        CHECK(text(via, {"GET", keys[i]}) == "1000");
+        CHECK(text(other, {"GET", keys[i]}) == "1000");
+        break;
+      case 1: {
+        Reply r = command(via, {"INCR", keys[i]});
+        REQUIRE(r->type == REDIS_REPLY_INTEGER);
+        CHECK(r->integer == 1001);
+        CHECK(text(other, {"GET", keys[i]}) == "1001");
+        break;
+      }
+      default: {
+        Reply r = command(via, {"APPEND", keys[i], "x"});
+        REQUIRE(r->type == REDIS_REPLY_INTEGER);
+        CHECK(r->integer == 5);
+        CHECK(text(other, {"GET", keys[i]}) == "1000x");
+        break;
+      }
+    }
+  }
+  // A repair round ends the window.
+  for (int node : {0, 1}) {
+    Reply r = command(c.client(node).get(), {"RING", "REPAIR"});
+    REQUIRE(r->type == REDIS_REPLY_ARRAY);
+    CHECK(info(c, node, "node_repair_pending") == "no");
   }
 }
 

@@ -263,6 +263,7 @@ void Cluster::publish_view() {
   }
   v->pending = pending_;
   v->recovering = recovering_;
+  v->unrepaired = unrepaired_;
   v->previous_routes_gone = v->previous && routes_current_epoch_ == config_.epoch;
   v->distributed = v->ring->server_count() > 1 || v->self == ring::kNoServer || v->previous;
   bool epoch_changed = !view_ || view_->config.epoch != v->config.epoch;

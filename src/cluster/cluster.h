@@ -53,7 +53,9 @@ struct ClusterOptions {
   int peer_timeout_ms = 5000;
   int batch_keys = 1000;                 // per range transfer request
   int64_t migrate_keys_per_sec = 50000;  // pace of range copies into this node; 0: unlimited
-  int anti_entropy_s = 60;               // seconds between anti-entropy rounds; 0: only RING REPAIR
+  // Seconds between anti-entropy rounds. 0: no round runs on its own (neither periodic nor after
+  // a recovery or a peer's failure), only RING REPAIR.
+  int anti_entropy_s = 60;
 };
 
 // Ranges this node is still receiving, and whom to read a missing key from meanwhile.
@@ -82,6 +84,11 @@ struct View {
   // is routed with the previous ring any more (see Cluster::replicate).
   bool previous_routes_gone = false;
   bool recovering = false;  // pending holds this node's own ranges after a restart
+  // A peer went down and no repair round has compared this node's copies with the other live
+  // replicas since: a key this node stands in for as primary may be older here than on another
+  // replica (its write reached W copies without this one), so a command that reads it first
+  // brings the newest live copy here (Server::copies_to_bring).
+  bool unrepaired = false;
 
   // The first ready server of the token's preference list; else the first live one; else the
   // first server.
@@ -231,9 +238,10 @@ class Cluster {
       const std::vector<ring::TokenRange>& ranges, Millis now) const;
   // Forgets hints and progress (FLUSHALL).
   void clear_hints();
-  // Anti-entropy: for every range this node is primary of, compares digests with the other
-  // replicas and, where they differ, exchanges entries so both keep the newest of each.
-  // Blocks (admin or transfer thread). Returns (ranges compared, ranges repaired).
+  // Anti-entropy: for every range this node is the first live holder of, compares digests with
+  // the other live replicas and, where they differ, exchanges entries so both keep the newest of
+  // each. A round that compared with every live replica ends View::unrepaired. Blocks (admin or
+  // transfer thread). Returns (ranges compared, ranges repaired).
   std::pair<size_t, size_t> repair();
 
  private:
@@ -289,6 +297,9 @@ class Cluster {
   bool recovering_ = false;   // pending_ holds this node's own ranges after a restart
   bool catching_up_ = false;  // after a restart, until every live peer reports caught up
   bool repair_due_ = false;   // recovered, or a peer went down: a repair round once no data moves
+  bool unrepaired_ = false;   // see View::unrepaired
+  uint64_t failures_ = 0;     // peers marked down since start (a repair round clears unrepaired_
+                              // only if none went down while it ran)
   std::map<std::string, bool> peer_caught_up_;  // their last RINGKV.PING flag, see ready()
   std::set<std::string> replaying_;             // peers replay_hints is sending hints to
   Progress progress_;

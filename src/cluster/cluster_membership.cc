@@ -460,8 +460,11 @@ void Cluster::heartbeat() {
       changed = true;
       it->second = 0;
       // Its last writes may have reached only W copies: the holders standing in for it
-      // compare their copies (one repair round on the transfer thread).
+      // compare their copies (one repair round on the transfer thread), and until then bring
+      // the newest live copy of a key before running a command on it (View::unrepaired).
       repair_due_ = true;
+      unrepaired_ = true;
+      ++failures_;
       LOG_WARNING("Peer %s (%s) is down", id.c_str(), address.c_str());
     } else if (!ok && was_live && now - it->second >= options_.down_after_ms) {
       changed = true;

@@ -117,8 +117,9 @@ void Cluster::transfer_loop() {
       last_sweep_ms_ = now_ms;
       drop_unheld_ranges();
     }
+    // With anti-entropy-interval 0 no round runs on its own, only RING REPAIR.
     bool repair_now = false;
-    {
+    if (options_.anti_entropy_s > 0) {
       std::lock_guard<std::mutex> lock(mu_);
       repair_now = repair_due_ && !config_.migration && pending_.empty();
       if (repair_now) repair_due_ = false;
@@ -394,10 +395,12 @@ void Cluster::replay_hints() {
 
 std::pair<size_t, size_t> Cluster::repair() {
   RingConfig cfg;
+  uint64_t failures;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (config_.migration || !pending_.empty()) return {0, 0};  // data is moving: later
     cfg = config_;
+    failures = failures_;
   }
   auto r = build_ring(cfg.ring_servers(), cfg.vnodes);
   if (!r) return {0, 0};
@@ -421,6 +424,7 @@ std::pair<size_t, size_t> Cluster::repair() {
   size_t compared = 0;
   Millis now = clock_.now_ms();
   std::set<std::pair<Token, Token>> repaired_ranges;
+  bool complete = true;  // compared with every live replica
   // Which of `ranges` differ between this node and `peer`, by digest.
   auto differing = [&](const std::string& address, const std::vector<ring::TokenRange>& ranges,
                        bool count) {
@@ -432,7 +436,10 @@ std::pair<size_t, size_t> Cluster::repair() {
         reqs.push_back(
             {"RINGKV.DIGEST", std::to_string(ranges[i].first), std::to_string(ranges[i].last)});
       auto replies = sync_->call_many(address, reqs, 30000);
-      if (!replies) return out;
+      if (!replies) {
+        complete = false;
+        return out;
+      }
       for (size_t i = off; i < end; ++i) {
         const redisReply* rep = (*replies)[i - off].get();
         if (count) ++compared;
@@ -457,9 +464,11 @@ std::pair<size_t, size_t> Cluster::repair() {
         auto f = sync_->call(
             address, {"RINGKV.FETCH", std::to_string(cursor), std::to_string(range.last), "1000"},
             30000);
-        if (!f) break;
-        const redisReply* fr = f->get();
-        if (fr->type != REDIS_REPLY_ARRAY || fr->elements < 2) break;
+        const redisReply* fr = f ? f->get() : nullptr;
+        if (!fr || fr->type != REDIS_REPLY_ARRAY || fr->elements < 2) {
+          complete = false;
+          break;
+        }
         for (size_t e = 2; e + 4 < fr->elements; e += 5) {
           std::string_view k(fr->element[e]->str, fr->element[e]->len);
           std::string_view v(fr->element[e + 1]->str, fr->element[e + 1]->len);
@@ -498,6 +507,13 @@ std::pair<size_t, size_t> Cluster::repair() {
     }
   }
   size_t repaired = repaired_ranges.size();
+  if (complete && !stop_) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (unrepaired_ && failures_ == failures) {
+      unrepaired_ = false;
+      publish_view();
+    }
+  }
   return {compared, repaired};
 }
 

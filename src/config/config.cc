@@ -247,7 +247,9 @@ const std::vector<Directive>& directives() {
        0,
        86400,
        {},
-       "Seconds between anti-entropy rounds comparing replicas' digests (0: only RING REPAIR)."},
+       "Seconds between anti-entropy rounds comparing replicas' digests; a round also runs after "
+       "a restarted node recovers and after a peer's failure (0: no round on its own, only RING "
+       "REPAIR)."},
       {"tombstone-ttl",
        Type::kInt,
        "600",

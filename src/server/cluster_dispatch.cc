@@ -129,39 +129,21 @@ void Server::run_local_async(net::Connection& conn, ClientSession& s,
     return;
   }
   size_t li = conn.loop().index();
-  // Keys of ranges still arriving here and missing: read them from a previous holder first.
-  {
-    const View& v = cluster_->view(li);
-    std::vector<std::pair<std::string, cluster::PendingRange>> fetch;
-    if (read_through && !v.pending.empty() && !blind_write(spec, owned)) {
-      std::vector<int> pos;
-      spec->key_positions(owned.size(), &pos);
-      for (int p : pos) {
-        const std::string& key = owned[static_cast<size_t>(p)];
-        Token t = token_of(key);
-        const cluster::PendingRange* pr = nullptr;
-        if (!v.in_pending(t, &pr)) continue;
-        bool have = store_->access(key, t, now, [](store::Access& a) { return a.version() != 0; });
-        if (!have) fetch.emplace_back(key, *pr);
-      }
-    }
-    if (!fetch.empty()) {
-      auto left = std::make_shared<size_t>(fetch.size());
+  if (read_through) {
+    auto bring = copies_to_bring(cluster_->view(li), spec, owned, nullptr, now);
+    if (!bring.empty()) {
       auto keep = conn.shared_from_this();
       auto args = std::make_shared<std::vector<std::string>>(std::move(owned));
       auto cb = std::make_shared<std::function<void(std::string)>>(std::move(done));
-      for (auto& [key, range] : fetch) {
-        cluster_->fetch_entry(li, key, range, [this, left, keep, args, cb]() {
-          if (--*left > 0) return;
-          if (keep->closing()) {
-            (*cb)("");
-            return;
-          }
-          // Fetched (or the source has nothing either): run it now, without fetching again.
-          run_local_async(*keep, *static_cast<ClientSession*>(keep->session()), std::move(*args),
-                          clock_.now_ms(), std::move(*cb), false);
-        });
-      }
+      bring_then(li, std::move(bring), [this, keep, args, cb]() {
+        if (keep->closing()) {
+          (*cb)("");
+          return;
+        }
+        // Brought (or no copy had it): run it now, without bringing again.
+        run_local_async(*keep, *static_cast<ClientSession*>(keep->session()), std::move(*args),
+                        clock_.now_ms(), std::move(*cb), false);
+      });
       return;
     }
   }
@@ -186,61 +168,8 @@ void Server::run_here(net::Connection& conn, ClientSession& s, std::vector<std::
                       const std::vector<Token>& tokens) {
   size_t li = conn.loop().index();
   const View& v = cluster_->view(li);
-  // Keys of ranges still arriving here that we do not have yet: read them from the previous
-  // holder first, so that the command sees the value it would have seen there.
-  std::vector<std::pair<std::string, cluster::PendingRange>> fetch;
-  if (!v.pending.empty() && !blind_write(spec, args)) {
-    std::vector<int> pos;
-    spec->key_positions(args.size(), &pos);
-    for (size_t i = 0; i < pos.size() && i < tokens.size(); ++i) {
-      const cluster::PendingRange* pr = nullptr;
-      if (!v.in_pending(tokens[i], &pr)) continue;
-      std::string_view key = args[static_cast<size_t>(pos[i])];
-      bool have =
-          store_->access(key, tokens[i], now, [](store::Access& a) { return a.version() != 0; });
-      if (!have) fetch.emplace_back(std::string(key), *pr);
-    }
-  }
-  // Reads with R > 1: first bring the newest of R copies here (read repair), then read.
-  if (fetch.empty() && v.r > 1 && !spec->is(kWrite) && !tokens.empty()) {
-    std::vector<int> pos;
-    spec->key_positions(args.size(), &pos);
-    struct Want {
-      std::string key;
-      std::vector<std::string> peers;
-    };
-    std::vector<Want> wants;
-    for (size_t i = 0; i < pos.size() && i < tokens.size(); ++i) {
-      uint32_t list[ring::kMaxReplicasLimit];
-      size_t k = v.replicas_of(tokens[i], list);
-      Want w{std::string(args[static_cast<size_t>(pos[i])]), {}};
-      for (size_t j = 0; j < k && w.peers.size() + 1 < v.r; ++j) {
-        if (list[j] == v.self || !v.live[list[j]]) continue;
-        w.peers.push_back(v.ring->servers()[list[j]].id);
-      }
-      if (!w.peers.empty()) wants.push_back(std::move(w));
-    }
-    if (!wants.empty()) {
-      auto d = std::make_shared<net::Deferred>(conn.defer());
-      auto owned = std::make_shared<std::vector<std::string>>(args.begin(), args.end());
-      auto keep = conn.shared_from_this();
-      auto left = std::make_shared<size_t>(wants.size());
-      for (auto& w : wants) {
-        cluster_->read_repair(li, w.key, w.peers, [this, d, owned, keep, left]() {
-          if (--*left > 0) return;
-          if (keep->closing()) {
-            d->complete("");
-            return;
-          }
-          run_local_async(
-              *keep, *static_cast<ClientSession*>(keep->session()), *owned, clock_.now_ms(),
-              [d](std::string r) { d->complete(std::move(r)); }, false);
-        });
-      }
-      return;
-    }
-  }
-  if (fetch.empty()) {
+  auto bring = copies_to_bring(v, spec, args, &tokens, now);
+  if (bring.empty()) {
     if (!spec->is(kWrite) || sole_holder(v, tokens)) {
       execute_locked(conn, s, args, spec, parent, now);
       return;
@@ -253,19 +182,67 @@ void Server::run_here(net::Connection& conn, ClientSession& s, std::vector<std::
   auto d = std::make_shared<net::Deferred>(conn.defer());
   auto owned = std::make_shared<std::vector<std::string>>(args.begin(), args.end());
   auto keep = conn.shared_from_this();
-  auto left = std::make_shared<size_t>(fetch.size());
-  for (auto& [key, range] : fetch) {
-    cluster_->fetch_entry(li, key, range, [this, d, owned, keep, left, &s]() {
-      if (--*left > 0) return;
-      if (keep->closing()) {
-        d->complete("");
-        return;
+  bring_then(li, std::move(bring), [this, d, owned, keep]() {
+    if (keep->closing()) {
+      d->complete("");
+      return;
+    }
+    run_local_async(
+        *keep, *static_cast<ClientSession*>(keep->session()), *owned, clock_.now_ms(),
+        [d](std::string reply) { d->complete(std::move(reply)); }, false);
+  });
+}
+
+template <class Args>
+std::vector<Server::Bring> Server::copies_to_bring(const View& v, const CommandSpec* spec,
+                                                   const Args& args,
+                                                   const std::vector<Token>* tokens, Millis now) {
+  std::vector<Bring> out;
+  const bool read = !spec->is(kWrite);
+  if (v.pending.empty() && !(read && v.r > 1) && !v.unrepaired) return out;
+  if (blind_write(spec, args)) return out;
+  std::vector<std::string_view> keys;
+  std::vector<int> pos;
+  spec->key_positions(args.size(), &pos);
+  for (int p : pos) keys.push_back(args[static_cast<size_t>(p)]);
+  if (tokens && tokens->size() != keys.size()) tokens = nullptr;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    std::string_view key = keys[i];
+    Token t = tokens ? (*tokens)[i] : token_of(key);
+    const cluster::PendingRange* pr = nullptr;
+    if (v.in_pending(t, &pr)) {
+      if (!store_->access(key, t, now, [](store::Access& a) { return a.version() != 0; })) {
+        out.push_back(Bring{std::string(key), *pr, {}});
+        continue;
       }
-      run_local_async(
-          *keep, *static_cast<ClientSession*>(keep->session()), *owned, clock_.now_ms(),
-          [d](std::string reply) { d->complete(std::move(reply)); }, false);
-      (void)s;
-    });
+    }
+    uint32_t list[ring::kMaxReplicasLimit];
+    size_t k = v.replicas_of(t, list);
+    // Standing in for a first holder that is down (or not ready) before the repair round.
+    const bool stand_in = v.unrepaired && k > 0 && list[0] != v.self;
+    if (!stand_in && !(read && v.r > 1)) continue;
+    Bring b{std::string(key), std::nullopt, {}};
+    for (size_t j = 0; j < k; ++j) {
+      if (!stand_in && b.peers.size() + 1 >= v.r) break;
+      if (list[j] == v.self || !v.live[list[j]]) continue;
+      b.peers.push_back(v.ring->servers()[list[j]].id);
+    }
+    if (!b.peers.empty()) out.push_back(std::move(b));
+  }
+  return out;
+}
+
+void Server::bring_then(size_t loop_index, std::vector<Bring> bring, std::function<void()> then) {
+  auto left = std::make_shared<size_t>(bring.size());
+  auto cb = std::make_shared<std::function<void()>>(std::move(then));
+  auto one_done = [left, cb] {
+    if (--*left == 0) (*cb)();
+  };
+  for (auto& b : bring) {
+    if (b.from)
+      cluster_->fetch_entry(loop_index, b.key, *b.from, one_done);
+    else
+      cluster_->read_repair(loop_index, b.key, b.peers, one_done);
   }
 }
 

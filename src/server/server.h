@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
@@ -193,6 +194,23 @@ class Server : public net::Service {
   void run_here(net::Connection& conn, ClientSession& s, std::vector<std::string_view>& args,
                 const CommandSpec* spec, const CommandSpec* parent, Millis now,
                 const std::vector<Token>& tokens);
+  // A copy of a key to bring here before a command runs on it (copies_to_bring).
+  struct Bring {
+    std::string key;
+    std::optional<cluster::PendingRange> from;  // still arriving here: read it through from there
+    std::vector<std::string> peers;             // else: keep the newest of these peers' copies
+  };
+  // What a command must bring here first, so it sees the value the cluster acknowledged: keys of
+  // ranges still arriving that are missing here (read-through), for a read with R > 1 the
+  // newest of R copies (read repair), and while View::unrepaired, the newest live copy of a key
+  // this node stands in for as primary. Blind writes bring nothing. tokens: the keys' tokens
+  // when the caller has them.
+  template <class Args>
+  std::vector<Bring> copies_to_bring(const cluster::View& v, const CommandSpec* spec,
+                                     const Args& args, const std::vector<Token>* tokens,
+                                     Millis now);
+  // Brings them (concurrently), then calls then() on the loop.
+  void bring_then(size_t loop_index, std::vector<Bring> bring, std::function<void()> then);
   void deliver(net::Connection& conn, std::string reply,
                std::vector<cluster::ChangeRecord> changes);
   void forward(net::Connection& conn, const std::string& peer, std::vector<std::string_view>& args,
