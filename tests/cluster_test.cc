@@ -354,14 +354,14 @@ TEST_CASE("a node standing in for a dead primary reads the newest live copy unti
   REQUIRE(wait_servers_up(c, {0, 1}, 2, std::chrono::milliseconds(20000)));
   for (int node : {0, 1}) CHECK(info(c, node, "node_repair_pending") == "yes");
   // Through both survivors: reads see the acknowledged value, and read-modify-write commands
-  // (INCR, APPEND) build on it, instead of on the stand-in's older copy.
+  // (INCR, APPEND, INCR in a transaction) build on it, instead of on the stand-in's older copy.
   auto b = c.client(1);
   for (size_t i = 0; i < keys.size(); ++i) {
     INFO("key " << keys[i] << ", held by " << owners_of(c, keys[i])[1] << " and "
                 << owners_of(c, keys[i])[2]);
     redisContext* via = (i / 4) % 2 == 0 ? a.get() : b.get();
     redisContext* other = (i / 4) % 2 == 0 ? b.get() : a.get();
-    switch (i % 3) {
+    switch (i % 4) {
       case 0:
         CHECK(text(via, {"GET", keys[i]}) == "1000");
         CHECK(text(other, {"GET", keys[i]}) == "1000");
@@ -373,11 +373,21 @@ TEST_CASE("a node standing in for a dead primary reads the newest live copy unti
         CHECK(text(other, {"GET", keys[i]}) == "1001");
         break;
       }
-      default: {
+      case 2: {
         Reply r = command(via, {"APPEND", keys[i], "x"});
         REQUIRE(r->type == REDIS_REPLY_INTEGER);
         CHECK(r->integer == 5);
         CHECK(text(other, {"GET", keys[i]}) == "1000x");
+        break;
+      }
+      default: {
+        REQUIRE(text(via, {"MULTI"}) == "OK");
+        REQUIRE(text(via, {"INCR", keys[i]}) == "QUEUED");
+        Reply r = command(via, {"EXEC"});
+        REQUIRE(r->type == REDIS_REPLY_ARRAY);
+        REQUIRE(r->elements == 1);
+        CHECK(r->element[0]->integer == 1001);
+        CHECK(text(other, {"GET", keys[i]}) == "1001");
         break;
       }
     }
@@ -431,7 +441,7 @@ TEST_CASE("during a move, blind writes take no read-through and conditional ones
         std::string p = info_field(c.ring_info(n4), "node_pending_ranges");
         return !p.empty() && p != "0";
       }));
-      // Three groups of keys whose new primary is n4.
+      // Four groups of keys whose new primary is n4.
       REQUIRE(mine.size() >= 300);
       const uint64_t start = read_throughs();
 
@@ -498,6 +508,21 @@ TEST_CASE("during a move, blind writes take no read-through and conditional ones
       for (size_t i = 160; i < 260; ++i)
         CHECK(reply_text(command(a.get(), {"GET", mine[i].first})) == mine[i].second);
       CHECK(read_throughs() - before == reads);
+
+      // A transaction reads through the keys of its commands before it runs.
+      before = read_throughs();
+      for (size_t i = 260; i < 280; ++i) {
+        const auto& [k, v] = mine[i];
+        INFO("key " << k);
+        REQUIRE(reply_text(command(a.get(), {"MULTI"})) == "OK");
+        REQUIRE(reply_text(command(a.get(), {"APPEND", k, "t"})) == "QUEUED");
+        Reply r = command(a.get(), {"EXEC"});
+        REQUIRE(r->type == REDIS_REPLY_ARRAY);
+        REQUIRE(r->elements == 1);
+        CHECK(r->element[0]->integer == static_cast<long long>(v.size() + 1));
+        CHECK(reply_text(command(a.get(), {"GET", k})) == v + "t");
+      }
+      CHECK(read_throughs() - before > 0);
     }
   }
 }

@@ -49,6 +49,35 @@ bool blind_write(const CommandSpec* spec, const Args& args) {
   return true;
 }
 
+// The keys a RINGKV.EXEC request touches: its watched keys and its commands' keys (the request's
+// layout: cmd_ringkv_exec). A malformed request yields what could be read (it fails when run).
+template <class Args>
+std::vector<std::string_view> exec_keys(const Args& args) {
+  std::vector<std::string_view> keys;
+  size_t i = 1;
+  int64_t nwatch = 0, ncmds = 0;
+  if (i >= args.size() || !parse_int64(args[i++], &nwatch) || nwatch < 0) return keys;
+  for (int64_t k = 0; k < nwatch && i + 1 < args.size(); ++k, i += 2) keys.push_back(args[i]);
+  if (i >= args.size() || !parse_int64(args[i++], &ncmds) || ncmds < 0) return keys;
+  const CommandTable& table = CommandTable::instance();
+  for (int64_t k = 0; k < ncmds; ++k) {
+    int64_t argc = 0;
+    if (i >= args.size() || !parse_int64(args[i++], &argc) || argc < 1 ||
+        i + static_cast<size_t>(argc) > args.size())
+      return keys;
+    std::vector<std::string_view> cmd(args.begin() + static_cast<long>(i),
+                                      args.begin() + static_cast<long>(i + argc));
+    i += static_cast<size_t>(argc);
+    const CommandSpec* spec = table.find(cmd[0]);
+    if (spec && !spec->subcommands.empty() && cmd.size() > 1) spec = table.find_sub(*spec, cmd[1]);
+    if (spec == nullptr || !spec->arity_ok(cmd.size())) continue;
+    std::vector<int> pos;
+    spec->key_positions(cmd.size(), &pos);
+    for (int p : pos) keys.push_back(cmd[static_cast<size_t>(p)]);
+  }
+  return keys;
+}
+
 std::string server_list(const View& v, const std::set<uint32_t>& owners) {
   std::string out;
   for (uint32_t o : owners) {
@@ -202,9 +231,13 @@ std::vector<Server::Bring> Server::copies_to_bring(const View& v, const CommandS
   if (v.pending.empty() && !(read && v.r > 1) && !v.unrepaired) return out;
   if (blind_write(spec, args)) return out;
   std::vector<std::string_view> keys;
-  std::vector<int> pos;
-  spec->key_positions(args.size(), &pos);
-  for (int p : pos) keys.push_back(args[static_cast<size_t>(p)]);
+  if (spec->name == "ringkv.exec") {
+    keys = exec_keys(args);  // a transaction: its commands' keys and its watched keys
+  } else {
+    std::vector<int> pos;
+    spec->key_positions(args.size(), &pos);
+    for (int p : pos) keys.push_back(args[static_cast<size_t>(p)]);
+  }
   if (tokens && tokens->size() != keys.size()) tokens = nullptr;
   for (size_t i = 0; i < keys.size(); ++i) {
     std::string_view key = keys[i];
