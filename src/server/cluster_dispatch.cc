@@ -49,25 +49,16 @@ bool blind_write(const CommandSpec* spec, const Args& args) {
   return true;
 }
 
-// The keys a RINGKV.EXEC request touches: its watched keys and its commands' keys (the request's
-// layout: cmd_ringkv_exec). A malformed request yields what could be read (it fails when run).
+// The keys a RINGKV.EXEC request touches: its watched keys and its commands' keys (none when it
+// is malformed: it fails when run).
 template <class Args>
 std::vector<std::string_view> exec_keys(const Args& args) {
   std::vector<std::string_view> keys;
-  size_t i = 1;
-  int64_t nwatch = 0, ncmds = 0;
-  if (i >= args.size() || !parse_int64(args[i++], &nwatch) || nwatch < 0) return keys;
-  for (int64_t k = 0; k < nwatch && i + 1 < args.size(); ++k, i += 2) keys.push_back(args[i]);
-  if (i >= args.size() || !parse_int64(args[i++], &ncmds) || ncmds < 0) return keys;
+  ExecRequest req;
+  if (!parse_exec_request(args, &req)) return keys;
+  for (const auto& [key, version] : req.watched) keys.push_back(key);
   const CommandTable& table = CommandTable::instance();
-  for (int64_t k = 0; k < ncmds; ++k) {
-    int64_t argc = 0;
-    if (i >= args.size() || !parse_int64(args[i++], &argc) || argc < 1 ||
-        i + static_cast<size_t>(argc) > args.size())
-      return keys;
-    std::vector<std::string_view> cmd(args.begin() + static_cast<long>(i),
-                                      args.begin() + static_cast<long>(i + argc));
-    i += static_cast<size_t>(argc);
+  for (const auto& cmd : req.cmds) {
     const CommandSpec* spec = table.find(cmd[0]);
     if (spec && !spec->subcommands.empty() && cmd.size() > 1) spec = table.find_sub(*spec, cmd[1]);
     if (spec == nullptr || !spec->arity_ok(cmd.size())) continue;

@@ -545,38 +545,15 @@ void cmd_ringkv_flush(CommandContext& ctx) {
 }
 
 void cmd_ringkv_exec(CommandContext& ctx) {
-  // RINGKV.EXEC <nwatch> [<key> <version>]... <ncmds> [<argc> <arg>...]...
-  size_t i = 1;
-  int64_t nwatch, ncmds;
-  auto bad = [&] { ctx.error("ERR RINGKV.EXEC: malformed request"); };
-  if (!parse_int64(ctx.arg(i++), &nwatch) || nwatch < 0) return bad();
-  std::vector<std::pair<std::string_view, uint64_t>> watched;
-  for (int64_t k = 0; k < nwatch; ++k) {
-    if (i + 1 >= ctx.argc()) return bad();
-    uint64_t ver = 0;
-    int64_t sver;
-    if (parse_int64(ctx.arg(i + 1), &sver))
-      ver = static_cast<uint64_t>(sver);
-    else if (!parse_uint64(ctx.arg(i + 1), &ver))
-      return bad();
-    watched.emplace_back(ctx.arg(i), ver);
-    i += 2;
-  }
-  if (i >= ctx.argc() || !parse_int64(ctx.arg(i++), &ncmds) || ncmds < 0) return bad();
-  std::vector<std::vector<std::string_view>> cmds;
-  for (int64_t k = 0; k < ncmds; ++k) {
-    int64_t argc;
-    if (i >= ctx.argc() || !parse_int64(ctx.arg(i++), &argc) || argc < 1 ||
-        i + static_cast<size_t>(argc) > ctx.argc())
-      return bad();
-    cmds.emplace_back(ctx.args.begin() + static_cast<long>(i),
-                      ctx.args.begin() + static_cast<long>(i + argc));
-    i += static_cast<size_t>(argc);
+  ExecRequest req;
+  if (!parse_exec_request(ctx.args, &req)) {
+    ctx.error("ERR RINGKV.EXEC: malformed request");
+    return;
   }
   std::unique_lock<std::shared_mutex> exclusive;
   if (ctx.server.exec_lock_needed())
     exclusive = std::unique_lock<std::shared_mutex>(ctx.server.exec_mutex());
-  for (auto& [key, ver] : watched) {
+  for (auto& [key, ver] : req.watched) {
     uint64_t cur = with_key(ctx, key, [](store::Access& a) { return a.version(); });
     if (cur != ver) {
       ctx.w.null_array();
@@ -584,8 +561,8 @@ void cmd_ringkv_exec(CommandContext& ctx) {
     }
   }
   const CommandTable& table = CommandTable::instance();
-  ctx.w.array(cmds.size());
-  for (auto& args : cmds) {
+  ctx.w.array(req.cmds.size());
+  for (auto& args : req.cmds) {
     const CommandSpec* spec = table.find(args[0]);
     const CommandSpec* parent = nullptr;
     if (spec && !spec->subcommands.empty() && args.size() > 1) {

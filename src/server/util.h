@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "common/strings.h"
 #include "resp/errors.h"
@@ -218,6 +220,42 @@ RINGKV_HANDLER(cmd_ringkv_cfg);
 RINGKV_HANDLER(cmd_ringkv_final);
 RINGKV_HANDLER(cmd_ringkv_epoch);
 #undef RINGKV_HANDLER
+
+// A RINGKV.EXEC request: RINGKV.EXEC <nwatch> [<key> <version>]... <ncmds> [<argc> <arg>...]...
+// (a transaction sent to the node that runs it, with the versions its WATCHed keys had).
+struct ExecRequest {
+  std::vector<std::pair<std::string_view, uint64_t>> watched;
+  std::vector<std::vector<std::string_view>> cmds;
+};
+// False when the request is malformed. The views point into args.
+template <class Args>
+bool parse_exec_request(const Args& args, ExecRequest* out) {
+  size_t i = 1;
+  int64_t nwatch, ncmds;
+  if (i >= args.size() || !parse_int64(args[i++], &nwatch) || nwatch < 0) return false;
+  for (int64_t k = 0; k < nwatch; ++k) {
+    if (i + 1 >= args.size()) return false;
+    uint64_t ver = 0;
+    int64_t sver;
+    if (parse_int64(args[i + 1], &sver))
+      ver = static_cast<uint64_t>(sver);
+    else if (!parse_uint64(args[i + 1], &ver))
+      return false;
+    out->watched.emplace_back(args[i], ver);
+    i += 2;
+  }
+  if (i >= args.size() || !parse_int64(args[i++], &ncmds) || ncmds < 0) return false;
+  for (int64_t k = 0; k < ncmds; ++k) {
+    int64_t argc;
+    if (i >= args.size() || !parse_int64(args[i++], &argc) || argc < 1 ||
+        i + static_cast<size_t>(argc) > args.size())
+      return false;
+    out->cmds.emplace_back(args.begin() + static_cast<long>(i),
+                           args.begin() + static_cast<long>(i + static_cast<size_t>(argc)));
+    i += static_cast<size_t>(argc);
+  }
+  return true;
+}
 
 // RING INFO's text (fields "name:value\r\n"): this node and the ring as `v` (a loop's view) sees
 // it.
