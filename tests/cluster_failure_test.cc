@@ -1,6 +1,8 @@
 // Multi-process cluster tests beyond the happy path: a node killed with SIGKILL under a continuous
 // checker (bounded detection window, recovery after a restart on the same address, hinted writes
-// replayed, equal digests per token range), RING REMOVESERVER of a dead node, and the any-node
+// replayed, equal digests per token range), RING REMOVESERVER of a dead node, a node paused long
+// enough to be marked down (it catches up before serving as primary), a move that survives the
+// restart of either side, and the any-node
 // semantics of multi-key commands, transactions and keyspace commands. Every test runs with the
 // embedded configuration service and with etcd.
 #include <atomic>
@@ -366,6 +368,63 @@ TEST_CASE("RING REMOVESERVER of a dead node re-replicates its ranges from the su
         Reply all = command(c.client(i).get(), {"RINGKV.DIGEST", "0", "18446744073709551615"});
         REQUIRE(all->type == REDIS_REPLY_ARRAY);
         CHECK(all->element[0]->integer == static_cast<long long>(kv.size()));
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------- a pause
+
+TEST_CASE("a node that was marked down while paused catches up before it is a primary again") {
+  for (bool etcd : {false, true}) {
+    DYNAMIC_SECTION(backend_name(etcd) << " configuration service") {
+      Cluster c(3, etcd);
+      ContinueOnExit resume;
+      auto a = c.client(0);
+      // Keys whose holders are n3, n2, n1 in this order, at "old" on n3.
+      std::vector<std::string> keys;
+      for (int i = 0; keys.size() < 20; ++i) {
+        std::string key = "pause:" + std::to_string(i);
+        if (owners_of(c, key) != std::vector<std::string>{"n3", "n2", "n1"}) continue;
+        REQUIRE(text(a.get(), {"SET", key, "old"}) == "OK");
+        keys.push_back(key);
+      }
+      // n3 pauses long enough to be marked down; writes meanwhile go to n2 (standing in) and
+      // n1, and n2 keeps hints for n3.
+      REQUIRE(::kill(c.node(2).pid(), SIGSTOP) == 0);
+      resume.pids.push_back(c.node(2).pid());
+      REQUIRE(wait_servers_up(c, {0, 1}, 2, std::chrono::milliseconds(20000)));
+      for (const auto& key : keys) REQUIRE(text(a.get(), {"SET", key, "new"}) == "OK");
+      // n2 pauses briefly (not long enough to be marked down), so its hints for n3 wait; n3
+      // resumes, and n1 sees it up.
+      REQUIRE(::kill(c.node(1).pid(), SIGSTOP) == 0);
+      resume.pids.push_back(c.node(1).pid());
+      REQUIRE(::kill(c.node(2).pid(), SIGCONT) == 0);
+      REQUIRE(wait_servers_up(c, {0}, 3, std::chrono::milliseconds(2500)));
+      // Reads through n1 now: n3 lacks the new values until n2 replays its hints, so n1 must
+      // not read from it (it routes to n2, which answers once it resumes).
+      auto r = connect(c.port(0), 30000);
+      REQUIRE(r);
+      for (const auto& key : keys) redisAppendCommand(r.get(), "GET %b", key.data(), key.size());
+      int done = 0;
+      while (!done) REQUIRE(redisBufferWrite(r.get(), &done) == REDIS_OK);
+      REQUIRE(::kill(c.node(1).pid(), SIGCONT) == 0);
+      for (const auto& key : keys) {
+        void* raw = nullptr;
+        REQUIRE(redisGetReply(r.get(), &raw) == REDIS_OK);
+        Reply reply(static_cast<redisReply*>(raw));
+        INFO("key " << key);
+        CHECK(reply_text(reply) == "new");
+      }
+      // n3 catches up and serves again, with every new value.
+      REQUIRE(eventually([&] { return info(c, 2, "node_state") == "ready"; }));
+      REQUIRE(wait_servers_up(c, {0, 1, 2}, 3, std::chrono::milliseconds(20000)));
+      for (int node : {0, 1, 2}) {
+        auto cl = c.client(node);
+        for (const auto& key : keys) {
+          INFO("through " << c.id(node) << ", key " << key);
+          CHECK(text(cl.get(), {"GET", key}) == "new");
+        }
       }
     }
   }

@@ -387,6 +387,15 @@ inline int index_of(Cluster& c, const std::string& id) {
   return -1;
 }
 
+// The ids of a key's preference list, from RING OWNERS through node 0.
+inline std::vector<std::string> owners_of(Cluster& c, const std::string& key) {
+  Reply r = command(c.client(0).get(), {"RING", "OWNERS", key});
+  std::vector<std::string> out;
+  for (size_t i = 0; r && i < r->elements; ++i)
+    out.emplace_back(r->element[i]->str, r->element[i]->len);
+  return out;
+}
+
 // Waits until every node in `nodes` counts `up` live servers in its view (RING INFO).
 inline bool wait_servers_up(Cluster& c, const std::vector<int>& nodes, int up,
                             std::chrono::milliseconds limit) {

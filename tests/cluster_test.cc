@@ -224,15 +224,6 @@ TEST_CASE("ring changes under load: no failed command, no lost write") {
 
 namespace {
 
-// The ids of a key's preference list, from RING OWNERS.
-std::vector<std::string> owners_of(Cluster& c, const std::string& key) {
-  Reply r = command(c.client(0).get(), {"RING", "OWNERS", key});
-  std::vector<std::string> out;
-  for (size_t i = 0; r && i < r->elements; ++i)
-    out.emplace_back(r->element[i]->str, r->element[i]->len);
-  return out;
-}
-
 // Puts a newer version of key on one node only, as a lost replication message would leave it.
 void diverge(Cluster& c, int node, const std::string& key, const std::string& value) {
   Reply e = command(c.client(node).get(), {"RINGKV.GETENTRY", key});

@@ -623,9 +623,19 @@ void Cluster::read_repair(size_t loop_index, const std::string& key,
   }
 }
 
-void Cluster::note_peer_ping(const std::string& peer, bool caught_up) {
+void Cluster::note_peer_ping(const std::string& peer, int flag) {
   std::lock_guard<std::mutex> lock(mu_);
-  peer_caught_up_[peer] = caught_up;
+  if (flag == 2 && !recovering_ && !catching_up_) {
+    // The peer had marked this node down (a pause, or a partition): it, or another holder,
+    // executed writes around this node, which may lack them until their hints are replayed.
+    // Not a primary again until every live peer says it is caught up (a fresh flag from each).
+    catching_up_ = true;
+    for (auto& [id, caught_up] : peer_caught_up_) caught_up = false;
+    LOG_WARNING("Peer %s had marked this node down: catching up before serving as a primary",
+                peer.c_str());
+    publish_view();
+  }
+  peer_caught_up_[peer] = flag == 1;
 }
 
 void Cluster::add_hint(const std::string& peer, const std::string& key) {

@@ -186,8 +186,9 @@ class Cluster {
     std::lock_guard<std::mutex> lock(mu_);
     return !recovering_ && !catching_up_;
   }
-  // A peer's RINGKV.PING: whether it saw this node up at its last beat and holds no hints for it.
-  void note_peer_ping(const std::string& peer, bool caught_up);
+  // A peer's RINGKV.PING flag: 1 when it saw this node up at its last beat and holds no hints
+  // for it, 2 when it had marked this node down (a ready node then catches up again), else 0.
+  void note_peer_ping(const std::string& peer, int flag);
   // RING INFO node_state: "recovering", "catching_up" (see ready()) or "ready".
   const char* readiness() const {
     std::lock_guard<std::mutex> lock(mu_);
@@ -295,7 +296,8 @@ class Cluster {
   uint64_t gains_for_ = 0;                      // the migration (or recovery) pending_ belongs to
   uint64_t migration_done_ = 0;
   bool recovering_ = false;   // pending_ holds this node's own ranges after a restart
-  bool catching_up_ = false;  // after a restart, until every live peer reports caught up
+  bool catching_up_ = false;  // after a restart, or once a peer says it had marked this node
+                              // down, until every live peer reports caught up
   bool repair_due_ = false;   // recovered, or a peer went down: a repair round once no data moves
   bool unrepaired_ = false;   // see View::unrepaired
   uint64_t failures_ = 0;     // peers marked down since start (a repair round clears unrepaired_

@@ -419,16 +419,22 @@ void Cluster::heartbeat() {
   bool changed = false;
   std::vector<std::string> came_back;
   for (const auto& [id, address] : peers) {
-    // Tell the peer whether it is caught up with us: we saw it up at the last beat (so our
-    // loops write to it, with the view published then) and hold no hinted writes for it.
-    bool caught_up = false;
+    // Tell the peer whether it is caught up with us: 1 when we saw it up at the last beat (so
+    // our loops write to it, with the view published then) and hold no hinted writes for it;
+    // 2 when we marked it down (we, or others, may have written around it: it catches up
+    // before it is a primary again, see note_peer_ping); else 0.
+    const char* flag = "0";
     {
       std::lock_guard<std::mutex> lock(mu_);
       auto hints = hints_.find(id);
-      caught_up = live_locked(id, clock_.now_ms()) &&
-                  (hints == hints_.end() || hints->second.empty()) && !replaying_.count(id);
+      auto seen = last_seen_ms_.find(id);
+      if (seen != last_seen_ms_.end() && seen->second == 0)
+        flag = "2";
+      else if (live_locked(id, clock_.now_ms()) &&
+               (hints == hints_.end() || hints->second.empty()) && !replaying_.count(id))
+        flag = "1";
     }
-    auto r = sync_->call(address, {"RINGKV.PING", options_.node_id, caught_up ? "1" : "0"}, 300);
+    auto r = sync_->call(address, {"RINGKV.PING", options_.node_id, flag}, 300);
     Millis now = clock_.now_ms();
     bool ok = false;
     // Nothing listens at the address: the process is gone (a restart makes it come back up),

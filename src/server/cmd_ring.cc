@@ -311,8 +311,12 @@ void cmd_ringkv_epoch(CommandContext& ctx) {
 }
 
 void cmd_ringkv_ping(CommandContext& ctx) {
-  // RINGKV.PING [<sender id> <1 if the sender is caught up with this node, else 0>]
-  if (ctx.argc() == 3) cl(ctx).note_peer_ping(std::string(ctx.arg(1)), ctx.arg(2) == "1");
+  // RINGKV.PING [<sender id> <1: the sender is caught up with this node; 2: it had marked this
+  // node down; else 0>]
+  if (ctx.argc() == 3)
+    cl(ctx).note_peer_ping(std::string(ctx.arg(1)), ctx.arg(2) == "1"   ? 1
+                                                    : ctx.arg(2) == "2" ? 2
+                                                                        : 0);
   ctx.w.array(3);
   ctx.w.bulk(cl(ctx).node_id());
   ctx.w.integer(static_cast<int64_t>(cl(ctx).applied_epoch()));
