@@ -560,15 +560,19 @@ void Server::split_command(net::Connection& conn, ClientSession& s,
     }
   };
   auto keep = conn.shared_from_this();
+  // run_local_async may refresh the loop's view, which frees the one `v` refers to: keep what
+  // the loop needs.
+  const uint32_t self = v.self;
+  const std::shared_ptr<const ring::Ring> ring = v.ring;
   for (size_t gi = 0; gi < m->groups.size(); ++gi) {
     uint32_t owner = m->groups[gi].first;
     std::vector<std::string>& gargs = m->groups[gi].second.args;
-    if (owner == v.self) {
+    if (owner == self) {
       run_local_async(conn, s, gargs, clock_.now_ms(),
                       [finish_one, gi](std::string r) { finish_one(gi, std::move(r)); });
     } else {
       std::vector<std::string_view> views(gargs.begin(), gargs.end());
-      cluster_->link(li, v.ring->servers()[owner].id, conn.protocol())
+      cluster_->link(li, ring->servers()[owner].id, conn.protocol())
           .send(views, [finish_one, gi](bool ok, std::string_view r) {
             finish_one(
                 gi, ok ? std::string(r)
