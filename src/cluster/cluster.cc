@@ -264,6 +264,7 @@ void Cluster::publish_view() {
   v->pending = pending_;
   v->recovering = recovering_;
   v->unrepaired = unrepaired_;
+  v->behind = behind_;
   v->previous_routes_gone = v->previous && routes_current_epoch_ == config_.epoch;
   v->distributed = v->ring->server_count() > 1 || v->self == ring::kNoServer || v->previous;
   bool epoch_changed = !view_ || view_->config.epoch != v->config.epoch;
@@ -625,15 +626,23 @@ void Cluster::read_repair(size_t loop_index, const std::string& key,
 
 void Cluster::note_peer_ping(const std::string& peer, int flag) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (flag == 2 && !recovering_ && !catching_up_) {
+  if (flag == 2 && !recovering_ && !behind_) {
     // The peer had marked this node down (a pause, or a partition): it, or another holder,
-    // executed writes around this node, which may lack them until their hints are replayed.
-    // Not a primary again until every live peer says it is caught up (a fresh flag from each).
+    // executed writes around this node, which lacks them until their hints are replayed.
+    // Not a primary again until every live peer says it is caught up (a fresh flag from each),
+    // and until a repair round, every command here first brings the newest live copy. The
+    // reply to this ping already says not ready. This node's last pings may be old, so the
+    // view waits for the heartbeat (now) that sees which peers are live.
     catching_up_ = true;
+    behind_ = true;
+    repair_due_ = true;
+    ++suspicions_;
+    view_dirty_ = true;
     for (auto& [id, caught_up] : peer_caught_up_) caught_up = false;
+    beat_now_.store(true, std::memory_order_relaxed);
+    wake_.notify_all();
     LOG_WARNING("Peer %s had marked this node down: catching up before serving as a primary",
                 peer.c_str());
-    publish_view();
   }
   peer_caught_up_[peer] = flag == 1;
 }

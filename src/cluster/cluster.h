@@ -84,11 +84,14 @@ struct View {
   // is routed with the previous ring any more (see Cluster::replicate).
   bool previous_routes_gone = false;
   bool recovering = false;  // pending holds this node's own ranges after a restart
-  // A peer went down and no repair round has compared this node's copies with the other live
-  // replicas since: a key this node stands in for as primary may be older here than on another
-  // replica (its write reached W copies without this one), so a command that reads it first
-  // brings the newest live copy here (Server::copies_to_bring).
+  // A peer went down (or stopped being ready) and no repair round has compared this node's
+  // copies with the other live replicas since: a key this node stands in for as primary may be
+  // older here than on another replica (its write reached W copies without this one), so a
+  // command on it first brings the newest live copy here (Server::copies_to_bring).
   bool unrepaired = false;
+  // A peer had marked this node down (a pause, a partition): writes were made around it, so
+  // until a repair round, a command on any key first brings the newest live copy here.
+  bool behind = false;
 
   // The first ready server of the token's preference list; else the first live one; else the
   // first server.
@@ -300,8 +303,12 @@ class Cluster {
                               // down, until every live peer reports caught up
   bool repair_due_ = false;   // recovered, or a peer went down: a repair round once no data moves
   bool unrepaired_ = false;   // see View::unrepaired
-  uint64_t failures_ = 0;     // peers marked down since start (a repair round clears unrepaired_
-                              // only if none went down while it ran)
+  bool behind_ = false;       // see View::behind
+  bool view_dirty_ = false;   // the heartbeat publishes a view (set where publishing must wait)
+  // Times unrepaired_ or behind_ was set: a repair round clears them only if this did not change
+  // while it ran.
+  uint64_t suspicions_ = 0;
+  Millis repair_retry_ms_ = 0;  // transfer thread: an incomplete round is retried after this
   std::map<std::string, bool> peer_caught_up_;  // their last RINGKV.PING flag, see ready()
   std::set<std::string> replaying_;             // peers replay_hints is sending hints to
   Progress progress_;

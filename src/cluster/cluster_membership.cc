@@ -450,6 +450,13 @@ void Cluster::heartbeat() {
         bool ready = rep->element[2]->integer != 0;
         auto [it, added] = peer_ready_.emplace(id, ready);
         if (added ? !ready : it->second != ready) changed = true;  // routing changes
+        if (!added && it->second && !ready) {
+          // It stops being a primary without being marked down here (it catches up): stand in
+          // for it as for a dead one (View::unrepaired).
+          unrepaired_ = true;
+          repair_due_ = true;
+          ++suspicions_;
+        }
         it->second = ready;
       }
     }
@@ -470,7 +477,7 @@ void Cluster::heartbeat() {
       // the newest live copy of a key before running a command on it (View::unrepaired).
       repair_due_ = true;
       unrepaired_ = true;
-      ++failures_;
+      ++suspicions_;
       LOG_WARNING("Peer %s (%s) is down", id.c_str(), address.c_str());
     } else if (!ok && was_live && now - it->second >= options_.down_after_ms) {
       changed = true;
@@ -478,6 +485,10 @@ void Cluster::heartbeat() {
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
+    if (view_dirty_) {
+      view_dirty_ = false;
+      changed = true;
+    }
     if (catching_up_ && !recovering_) {
       // Ready once every peer we can reach says it is caught up with us.
       Millis now = clock_.now_ms();

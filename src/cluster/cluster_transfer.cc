@@ -121,13 +121,20 @@ void Cluster::transfer_loop() {
     bool repair_now = false;
     if (options_.anti_entropy_s > 0) {
       std::lock_guard<std::mutex> lock(mu_);
-      repair_now = repair_due_ && !config_.migration && pending_.empty();
+      repair_now =
+          repair_due_ && !config_.migration && pending_.empty() && now_ms >= repair_retry_ms_;
       if (repair_now) repair_due_ = false;
     }
     if (repair_now) {
       auto [compared, repaired] = repair();
       LOG_NOTICE("Repair after a recovery or a peer's failure: %zu of %zu ranges differed",
                  repaired, compared);
+      std::lock_guard<std::mutex> lock(mu_);
+      if (unrepaired_ || behind_) {
+        // Incomplete (a replica did not answer, or another suspicion came): again in a second.
+        repair_due_ = true;
+        repair_retry_ms_ = clock_.now_ms() + 1000;
+      }
     }
     if (options_.anti_entropy_s > 0) {
       if (last_repair_ms_ == 0) last_repair_ms_ = now_ms;
@@ -395,31 +402,43 @@ void Cluster::replay_hints() {
 
 std::pair<size_t, size_t> Cluster::repair() {
   RingConfig cfg;
-  uint64_t failures;
+  uint64_t suspicions;
+  std::vector<uint8_t> live, ready;  // by ring index, as View::primary uses them
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (config_.migration || !pending_.empty()) return {0, 0};  // data is moving: later
     cfg = config_;
-    failures = failures_;
+    suspicions = suspicions_;
   }
   auto r = build_ring(cfg.ring_servers(), cfg.vnodes);
   if (!r) return {0, 0};
   auto idx = (*r)->index_of(options_.node_id);
   auto all = (*r)->ranges(cfg.effective_replicas());
   if (!idx || !all) return {0, 0};
-  // Per live peer: the ranges this node is the first live holder of that the peer also holds
-  // (so a holder standing in for a dead first holder repairs its ranges too).
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Millis at = clock_.now_ms();
+    for (const auto& s : (*r)->servers()) {
+      bool l = live_locked(s.id, at);
+      auto it = peer_ready_.find(s.id);
+      // This node counts as ready: its ranges are compared while it catches up too.
+      bool rd = s.id == options_.node_id || (l && (it == peer_ready_.end() || it->second));
+      live.push_back(l ? 1 : 0);
+      ready.push_back(rd ? 1 : 0);
+    }
+  }
+  // Per live peer: the ranges this node is the primary of (View::primary's rule: the first
+  // ready holder, else the first live one) that the peer also holds. So a holder standing in for
+  // a dead first holder, or for one that is catching up, repairs its ranges too.
   std::map<std::string, std::vector<ring::TokenRange>> by_peer;
   for (const auto& rr : *all) {
-    size_t first = 0;
-    while (first < rr.replicas.size() && rr.replicas[first] != *idx &&
-           !peer_live((*r)->servers()[rr.replicas[first]].id))
-      ++first;
-    if (first == rr.replicas.size() || rr.replicas[first] != *idx) continue;
-    for (size_t j = first + 1; j < rr.replicas.size(); ++j) {
-      const std::string& id = (*r)->servers()[rr.replicas[j]].id;
-      if (peer_live(id)) by_peer[id].push_back(rr.range);
-    }
+    const auto& list = rr.replicas;
+    auto first = std::find_if(list.begin(), list.end(), [&](uint32_t s) { return ready[s]; });
+    if (first == list.end())
+      first = std::find_if(list.begin(), list.end(), [&](uint32_t s) { return live[s]; });
+    if (first == list.end() || *first != *idx) continue;
+    for (uint32_t s : list)
+      if (s != *idx && live[s]) by_peer[(*r)->servers()[s].id].push_back(rr.range);
   }
   size_t compared = 0;
   Millis now = clock_.now_ms();
@@ -443,7 +462,10 @@ std::pair<size_t, size_t> Cluster::repair() {
       for (size_t i = off; i < end; ++i) {
         const redisReply* rep = (*replies)[i - off].get();
         if (count) ++compared;
-        if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) continue;
+        if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) {
+          complete = false;  // e.g. the peer is still recovering that range
+          continue;
+        }
         auto [n, dig] = digest(ranges[i].first, ranges[i].last, now);
         std::string theirs(rep->element[1]->str, rep->element[1]->len);
         if (static_cast<uint64_t>(rep->element[0]->integer) != n || theirs != token_hex(dig))
@@ -455,7 +477,10 @@ std::pair<size_t, size_t> Cluster::repair() {
   // Phase 1: take every replica's entries of the differing ranges (newest wins here), so this
   // node ends up with the newest of every copy.
   for (auto& [peer, ranges] : by_peer) {
-    if (stop_ || !peer_live(peer)) continue;
+    if (stop_ || !peer_live(peer)) {
+      complete = false;
+      continue;
+    }
     std::string address = address_of(peer);
     for (const auto& range : differing(address, ranges, true)) {
       repaired_ranges.emplace(range.first, range.last);
@@ -509,8 +534,9 @@ std::pair<size_t, size_t> Cluster::repair() {
   size_t repaired = repaired_ranges.size();
   if (complete && !stop_) {
     std::lock_guard<std::mutex> lock(mu_);
-    if (unrepaired_ && failures_ == failures) {
+    if ((unrepaired_ || behind_) && suspicions_ == suspicions) {
       unrepaired_ = false;
+      behind_ = false;
       publish_view();
     }
   }

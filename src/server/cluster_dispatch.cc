@@ -219,7 +219,7 @@ std::vector<Server::Bring> Server::copies_to_bring(const View& v, const CommandS
                                                    const std::vector<Token>* tokens, Millis now) {
   std::vector<Bring> out;
   const bool read = !spec->is(kWrite);
-  if (v.pending.empty() && !(read && v.r > 1) && !v.unrepaired) return out;
+  if (v.pending.empty() && !(read && v.r > 1) && !v.unrepaired && !v.behind) return out;
   if (blind_write(spec, args)) return out;
   std::vector<std::string_view> keys;
   if (spec->name == "ringkv.exec") {
@@ -242,12 +242,13 @@ std::vector<Server::Bring> Server::copies_to_bring(const View& v, const CommandS
     }
     uint32_t list[ring::kMaxReplicasLimit];
     size_t k = v.replicas_of(t, list);
-    // Standing in for a first holder that is down (or not ready) before the repair round.
-    const bool stand_in = v.unrepaired && k > 0 && list[0] != v.self;
-    if (!stand_in && !(read && v.r > 1)) continue;
+    // Before the repair round: standing in for a first holder that is down (or not ready), or
+    // this node was marked down itself. Then every other live holder's copy is brought.
+    const bool suspect = v.behind || (v.unrepaired && k > 0 && list[0] != v.self);
+    if (!suspect && !(read && v.r > 1)) continue;
     Bring b{std::string(key), std::nullopt, {}};
     for (size_t j = 0; j < k; ++j) {
-      if (!stand_in && b.peers.size() + 1 >= v.r) break;
+      if (!suspect && b.peers.size() + 1 >= v.r) break;
       if (list[j] == v.self || !v.live[list[j]]) continue;
       b.peers.push_back(v.ring->servers()[list[j]].id);
     }

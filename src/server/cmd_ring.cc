@@ -215,7 +215,7 @@ std::string ring_info_text(cluster::Cluster& node, const cluster::View& v, Milli
   }
   auto p = node.progress();
   line("node_state", node.readiness());
-  line("node_repair_pending", v.unrepaired ? "yes" : "no");
+  line("node_repair_pending", v.unrepaired || v.behind ? "yes" : "no");
   line("node_receiving", p.moving ? "yes" : "no");
   line("node_keys_received", std::to_string(p.keys_done));
   line("node_bytes_received", std::to_string(p.bytes_done));

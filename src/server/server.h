@@ -202,9 +202,9 @@ class Server : public net::Service {
   };
   // What a command must bring here first, so it sees the value the cluster acknowledged: keys of
   // ranges still arriving that are missing here (read-through), for a read with R > 1 the
-  // newest of R copies (read repair), and while View::unrepaired, the newest live copy of a key
-  // this node stands in for as primary. Blind writes bring nothing. tokens: the keys' tokens
-  // when the caller has them.
+  // newest of R copies (read repair), while View::unrepaired the newest live copy of a key this
+  // node stands in for as primary, and while View::behind that of every key. Blind writes bring
+  // nothing. tokens: the keys' tokens when the caller has them.
   template <class Args>
   std::vector<Bring> copies_to_bring(const cluster::View& v, const CommandSpec* spec,
                                      const Args& args, const std::vector<Token>* tokens,
