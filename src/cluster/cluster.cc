@@ -29,10 +29,15 @@ uint32_t View::primary(Token t, const std::vector<uint8_t>& live_by,
                        const std::vector<uint8_t>& ready_by) const {
   uint32_t list[ring::kMaxReplicasLimit];
   size_t k = ring->preference_list(t, n, list);
+  return primary_of(list, k, live_by, ready_by);
+}
+
+uint32_t primary_of(const uint32_t* list, size_t k, const std::vector<uint8_t>& live,
+                    const std::vector<uint8_t>& ready) {
   for (size_t i = 0; i < k; ++i)
-    if (ready_by[list[i]]) return list[i];
+    if (ready[list[i]]) return list[i];
   for (size_t i = 0; i < k; ++i)
-    if (live_by[list[i]]) return list[i];
+    if (live[list[i]]) return list[i];
   return k ? list[0] : ring::kNoServer;
 }
 
@@ -246,21 +251,11 @@ void Cluster::publish_view() {
   v->n = config_.effective_replicas();
   v->w = config_.effective_write_quorum();
   v->r = config_.effective_read_quorum();
-  Millis now = clock_.now_ms();
   for (const auto& s : v->ring->servers()) {
     const ServerInfo* info = config_.find(s.id);
     v->addresses.push_back(info ? info->address : std::string());
-    bool live = live_locked(s.id, now);
-    v->live.push_back(live ? 1 : 0);
-    bool ready = false;
-    if (s.id == options_.node_id) {
-      ready = !recovering_ && !catching_up_;
-    } else if (live) {
-      auto it = peer_ready_.find(s.id);
-      ready = it == peer_ready_.end() || it->second;
-    }
-    v->ready.push_back(ready ? 1 : 0);
   }
+  holder_flags_locked(*v->ring, !recovering_ && !catching_up_, &v->live, &v->ready);
   v->pending = pending_;
   v->recovering = recovering_;
   v->unrepaired = unrepaired_;
@@ -396,6 +391,23 @@ bool Cluster::source_usable(const std::string& id) const {
 bool Cluster::peer_live(const std::string& id) const {
   std::lock_guard<std::mutex> lock(mu_);
   return live_locked(id, clock_.now_ms());
+}
+
+void Cluster::holder_flags_locked(const ring::Ring& ring, bool self_ready,
+                                  std::vector<uint8_t>* live, std::vector<uint8_t>* ready) const {
+  Millis now = clock_.now_ms();
+  for (const auto& s : ring.servers()) {
+    bool l = live_locked(s.id, now);
+    bool rd = false;
+    if (s.id == options_.node_id) {
+      rd = self_ready;
+    } else if (l) {
+      auto it = peer_ready_.find(s.id);
+      rd = it == peer_ready_.end() || it->second;
+    }
+    live->push_back(l ? 1 : 0);
+    ready->push_back(rd ? 1 : 0);
+  }
 }
 
 bool Cluster::live_locked(const std::string& id, Millis now) const {

@@ -74,8 +74,9 @@ struct View {
   uint32_t n = 1, w = 1, r = 1;
   std::vector<std::string> addresses;  // by ring index
   std::vector<uint8_t> live;           // by ring index: reachable (replicas write to these)
-  // By ring index: live and ready (Cluster::ready): a node recovering or catching up after a
-  // restart is written to but is no key's primary while another holder is ready.
+  // By ring index: live and ready (Cluster::ready): a node recovering or catching up (after a
+  // restart, or after being marked down) is written to but is no key's primary while another
+  // holder is ready.
   std::vector<uint8_t> ready;
   std::vector<PendingRange> pending;  // my incomplete gains, sorted by range
   // True when more than one server is involved: routing and replication are on.
@@ -106,6 +107,11 @@ struct View {
   // away from)?
   bool holds(Token t) const;
 };
+
+// The primary among a preference list's servers (ring indices): the first ready one, else the
+// first live one, else the first (kNoServer for an empty list).
+uint32_t primary_of(const uint32_t* list, size_t k, const std::vector<uint8_t>& live,
+                    const std::vector<uint8_t>& ready);
 
 // Per event loop: the cached view and the links to peers. Loop thread only.
 struct LoopState {
@@ -181,10 +187,11 @@ class Cluster {
   uint64_t old_holder_writes() const { return old_holder_writes_.load(std::memory_order_relaxed); }
 
   // ---- status
-  // False after a restart while this node recovers its ranges, and then until every live peer
-  // has said (in its RINGKV.PING) that it writes to this node and has no hinted writes left for
-  // it: until then a peer may hold acknowledged writes this node lacks. Other nodes then neither
-  // read from it nor make it a primary.
+  // False after a restart while this node recovers its ranges, and then (or from a peer's ping
+  // saying it had marked this node down) until every live peer has said (in its RINGKV.PING)
+  // that it writes to this node and has no hinted writes left for it: until then a peer may hold
+  // acknowledged writes this node lacks. Other nodes then neither read from it nor make it a
+  // primary.
   bool ready() const {
     std::lock_guard<std::mutex> lock(mu_);
     return !recovering_ && !catching_up_;
@@ -267,6 +274,10 @@ class Cluster {
   void note_routes_current();
   // REQUIRES: mu_ held. Self, or heard from within down_after_ms.
   bool live_locked(const std::string& id, Millis now) const;
+  // REQUIRES: mu_ held. Appends each server's live and ready flags (by index on `ring`), as
+  // View::primary uses them; this node's ready flag is self_ready.
+  void holder_flags_locked(const ring::Ring& ring, bool self_ready, std::vector<uint8_t>* live,
+                           std::vector<uint8_t>* ready) const;
   void heartbeat();
   void run_pending_change();
   void report_status();

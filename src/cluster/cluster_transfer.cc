@@ -416,16 +416,9 @@ std::pair<size_t, size_t> Cluster::repair() {
   auto all = (*r)->ranges(cfg.effective_replicas());
   if (!idx || !all) return {0, 0};
   {
+    // This node counts as ready: its ranges are compared while it catches up too.
     std::lock_guard<std::mutex> lock(mu_);
-    Millis at = clock_.now_ms();
-    for (const auto& s : (*r)->servers()) {
-      bool l = live_locked(s.id, at);
-      auto it = peer_ready_.find(s.id);
-      // This node counts as ready: its ranges are compared while it catches up too.
-      bool rd = s.id == options_.node_id || (l && (it == peer_ready_.end() || it->second));
-      live.push_back(l ? 1 : 0);
-      ready.push_back(rd ? 1 : 0);
-    }
+    holder_flags_locked(**r, true, &live, &ready);
   }
   // Per live peer: the ranges this node is the primary of (View::primary's rule: the first
   // ready holder, else the first live one) that the peer also holds. So a holder standing in for
@@ -433,10 +426,7 @@ std::pair<size_t, size_t> Cluster::repair() {
   std::map<std::string, std::vector<ring::TokenRange>> by_peer;
   for (const auto& rr : *all) {
     const auto& list = rr.replicas;
-    auto first = std::find_if(list.begin(), list.end(), [&](uint32_t s) { return ready[s]; });
-    if (first == list.end())
-      first = std::find_if(list.begin(), list.end(), [&](uint32_t s) { return live[s]; });
-    if (first == list.end() || *first != *idx) continue;
+    if (primary_of(list.data(), list.size(), live, ready) != *idx) continue;
     for (uint32_t s : list)
       if (s != *idx && live[s]) by_peer[(*r)->servers()[s].id].push_back(rr.range);
   }
