@@ -400,6 +400,14 @@ TEST_CASE("a node that was marked down while paused serves the writes made aroun
       // n2 pauses too, so its hints for n3 wait, and n3 resumes: n3 lacks the new values.
       REQUIRE(::kill(c.node(1).pid(), SIGSTOP) == 0);
       resume.pids.push_back(c.node(1).pid());
+      // GETs already waiting when n3 resumes run before any ping tells n3 it was marked down
+      // (its view is as old as the pause): n3 is out of touch, and must bring the new values.
+      auto early = connect(c.port(2), 30000);
+      REQUIRE(early);
+      for (const auto& key : keys)
+        redisAppendCommand(early.get(), "GET %b", key.data(), key.size());
+      int written = 0;
+      while (!written) REQUIRE(redisBufferWrite(early.get(), &written) == REDIS_OK);
       REQUIRE(::kill(c.node(2).pid(), SIGCONT) == 0);
       // n1's next ping tells n3 it had been marked down: n3 catches up (its INFO says so for at
       // least one of n1's beats), with the peers it can reach (n1), and is a primary again while
@@ -409,6 +417,13 @@ TEST_CASE("a node that was marked down while paused serves the writes made aroun
                          std::chrono::milliseconds(10000)));
       REQUIRE(eventually([&] { return info(c, 2, "node_state") == "ready"; },
                          std::chrono::milliseconds(20000)));
+      for (const auto& key : keys) {
+        void* raw = nullptr;
+        REQUIRE(redisGetReply(early.get(), &raw) == REDIS_OK);
+        Reply reply(static_cast<redisReply*>(raw));
+        INFO("through n3, sent before it resumed, key " << key);
+        CHECK(reply_text(reply) == "new");
+      }
       {
         auto cl = c.client(2);
         for (const auto& key : keys) {

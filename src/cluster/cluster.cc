@@ -638,25 +638,34 @@ void Cluster::read_repair(size_t loop_index, const std::string& key,
 
 void Cluster::note_peer_ping(const std::string& peer, int flag) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (flag == 2 && !recovering_ && !behind_) {
-    // The peer had marked this node down (a pause, or a partition): it, or another holder,
-    // executed writes around this node, which lacks them until their hints are replayed.
-    // Not a primary again until every live peer says it is caught up (a fresh flag from each),
-    // and until a repair round, every command here first brings the newest live copy. The
-    // reply to this ping already says not ready. This node's last pings may be old, so the
-    // view waits for the heartbeat (now) that sees which peers are live.
-    catching_up_ = true;
-    behind_ = true;
-    repair_due_ = true;
-    ++suspicions_;
-    view_dirty_ = true;
-    for (auto& [id, caught_up] : peer_caught_up_) caught_up = false;
-    beat_now_.store(true, std::memory_order_relaxed);
-    wake_.notify_all();
-    LOG_WARNING("Peer %s had marked this node down: catching up before serving as a primary",
-                peer.c_str());
-  }
+  if (flag == 2) fall_behind_locked(peer);
   peer_caught_up_[peer] = flag == 1;
+}
+
+void Cluster::fall_behind_locked(const std::string& peer) {
+  if (recovering_ || behind_) return;
+  // The peer had marked this node down (a pause, or a partition): it, or another holder,
+  // executed writes around this node, which lacks them until their hints are replayed.
+  // Not a primary again until every live peer says it is caught up (a fresh flag from each),
+  // and until a repair round, every command here first brings the newest live copy. A reply to
+  // the peer's ping already says not ready. This node's last pings may be old, so the view
+  // waits for the heartbeat (now, or the one under way) that sees which peers are live.
+  catching_up_ = true;
+  behind_ = true;
+  repair_due_ = true;
+  ++suspicions_;
+  view_dirty_ = true;
+  for (auto& [id, caught_up] : peer_caught_up_) caught_up = false;
+  beat_now_.store(true, std::memory_order_relaxed);
+  wake_.notify_all();
+  LOG_WARNING("Peer %s had marked this node down: catching up before serving as a primary",
+              peer.c_str());
+}
+
+bool Cluster::marked_down(const std::string& peer) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = last_seen_ms_.find(peer);
+  return it != last_seen_ms_.end() && it->second == 0;
 }
 
 void Cluster::add_hint(const std::string& peer, const std::string& key) {

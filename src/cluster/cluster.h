@@ -199,6 +199,16 @@ class Cluster {
   // A peer's RINGKV.PING flag: 1 when it saw this node up at its last beat and holds no hints
   // for it, 2 when it had marked this node down (a ready node then catches up again), else 0.
   void note_peer_ping(const std::string& peer, int flag);
+  // Whether this node has marked the peer down (its RINGKV.PING reply says so to the peer).
+  bool marked_down(const std::string& peer) const;
+  // True when this node's last heartbeat round ended more than down_after_ms / 2 ago: its
+  // process (or its control thread) stood still, peers may have marked it down and written
+  // around it, and its view's liveness is stale. Until the next round ends, a command brings the
+  // newest live copy of its keys first (Server::copies_to_bring), as when behind.
+  bool out_of_touch(Millis now) const {
+    Millis beat = beat_done_ms_.load(std::memory_order_acquire);
+    return beat != 0 && now - beat > options_.down_after_ms / 2;
+  }
   // RING INFO node_state: "recovering", "catching_up" (see ready()) or "ready".
   const char* readiness() const {
     std::lock_guard<std::mutex> lock(mu_);
@@ -274,6 +284,9 @@ class Cluster {
   void note_routes_current();
   // REQUIRES: mu_ held. Self, or heard from within down_after_ms.
   bool live_locked(const std::string& id, Millis now) const;
+  // REQUIRES: mu_ held. A peer had marked this node down (it said so in its ping, or in its
+  // reply to ours): catch up and be behind until a repair round, see note_peer_ping.
+  void fall_behind_locked(const std::string& peer);
   // REQUIRES: mu_ held. Appends each server's live and ready flags (by index on `ring`), as
   // View::primary uses them; this node's ready flag is self_ready.
   void holder_flags_locked(const ring::Ring& ring, bool self_ready, std::vector<uint8_t>* live,
@@ -340,8 +353,9 @@ class Cluster {
   std::atomic<bool> stop_{false};
   std::atomic<uint64_t> read_throughs_{0};
   std::atomic<uint64_t> old_holder_writes_{0};
-  std::atomic<bool> beat_now_{false};  // a link broke: check liveness without waiting
-  std::atomic<int64_t> migrate_rate_;  // keys/s, from options_ and CONFIG SET migration-rate
+  std::atomic<bool> beat_now_{false};    // a link broke: check liveness without waiting
+  std::atomic<Millis> beat_done_ms_{0};  // when the last heartbeat round ended, see out_of_touch
+  std::atomic<int64_t> migrate_rate_;    // keys/s, from options_ and CONFIG SET migration-rate
   std::condition_variable wake_;
   std::condition_variable transfer_wake_;
   std::condition_variable admin_wake_;

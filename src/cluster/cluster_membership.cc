@@ -447,6 +447,11 @@ void Cluster::heartbeat() {
            std::string(rep->element[0]->str, rep->element[0]->len) == id;
       if (ok && rep->elements >= 3) {
         std::lock_guard<std::mutex> lock(mu_);
+        // [id, epoch, ready, 1 when the peer had marked this node down]: learnt here, before
+        // this round publishes a view, rather than from the peer's next ping.
+        if (rep->elements >= 4 && rep->element[3]->type == REDIS_REPLY_INTEGER &&
+            rep->element[3]->integer == 1)
+          fall_behind_locked(id);
         bool ready = rep->element[2]->integer != 0;
         auto [it, added] = peer_ready_.emplace(id, ready);
         if (added ? !ready : it->second != ready) changed = true;  // routing changes
@@ -506,6 +511,7 @@ void Cluster::heartbeat() {
     }
     if (changed) publish_view();
   }
+  beat_done_ms_.store(clock_.now_ms(), std::memory_order_release);
   if (!came_back.empty()) transfer_wake_.notify_all();
 }
 

@@ -219,7 +219,9 @@ std::vector<Server::Bring> Server::copies_to_bring(const View& v, const CommandS
                                                    const std::vector<Token>* tokens, Millis now) {
   std::vector<Bring> out;
   const bool read = !spec->is(kWrite);
-  if (v.pending.empty() && !(read && v.r > 1) && !v.unrepaired && !v.behind) return out;
+  // Out of touch (a pause just ended): as if behind, until the next heartbeat round.
+  const bool stale = v.distributed && cluster_->out_of_touch(now);
+  if (v.pending.empty() && !(read && v.r > 1) && !v.unrepaired && !v.behind && !stale) return out;
   if (blind_write(spec, args)) return out;
   std::vector<std::string_view> keys;
   if (spec->name == "ringkv.exec") {
@@ -244,7 +246,7 @@ std::vector<Server::Bring> Server::copies_to_bring(const View& v, const CommandS
     size_t k = v.replicas_of(t, list);
     // Before the repair round: standing in for a first holder that is down (or not ready), or
     // this node was marked down itself. Then every other live holder's copy is brought.
-    const bool suspect = v.behind || (v.unrepaired && k > 0 && list[0] != v.self);
+    const bool suspect = v.behind || stale || (v.unrepaired && k > 0 && list[0] != v.self);
     if (!suspect && !(read && v.r > 1)) continue;
     Bring b{std::string(key), std::nullopt, {}};
     for (size_t j = 0; j < k; ++j) {

@@ -313,14 +313,17 @@ void cmd_ringkv_epoch(CommandContext& ctx) {
 void cmd_ringkv_ping(CommandContext& ctx) {
   // RINGKV.PING [<sender id> <1: the sender is caught up with this node; 2: it had marked this
   // node down; else 0>]
-  if (ctx.argc() == 3)
+  // Reply: [id, applied epoch, ready, and with a sender: 1 when this node had marked it down]
+  bool sender = ctx.argc() == 3;
+  if (sender)
     cl(ctx).note_peer_ping(std::string(ctx.arg(1)), ctx.arg(2) == "1"   ? 1
                                                     : ctx.arg(2) == "2" ? 2
                                                                         : 0);
-  ctx.w.array(3);
+  ctx.w.array(sender ? 4 : 3);
   ctx.w.bulk(cl(ctx).node_id());
   ctx.w.integer(static_cast<int64_t>(cl(ctx).applied_epoch()));
   ctx.w.integer(cl(ctx).ready() ? 1 : 0);
+  if (sender) ctx.w.integer(cl(ctx).marked_down(std::string(ctx.arg(1))) ? 1 : 0);
 }
 
 void cmd_ringkv_repl(CommandContext& ctx) {
