@@ -483,6 +483,12 @@ void Cluster::heartbeat() {
       repair_due_ = true;
       unrepaired_ = true;
       ++suspicions_;
+      // Not ready when it comes back until it says so: coming back not ready (restarted and
+      // recovering, or catching up) is then no ready flag turning 0 above, which would start
+      // the stand-in mode and a repair round again. The round this failure starts already
+      // compares the copies it could have written without this node; a restarted node has
+      // nothing newer, and one that catches up repairs its own ranges.
+      peer_ready_[id] = false;
       LOG_WARNING("Peer %s (%s) is down", id.c_str(), address.c_str());
     } else if (!ok && was_live && now - it->second >= options_.down_after_ms) {
       changed = true;
