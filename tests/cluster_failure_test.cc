@@ -690,6 +690,20 @@ TEST_CASE(
                 owners[1] +
                 "), so it could not be all-or-nothing; MSETNX is refused when its keys span nodes");
         CHECK(command(via[0].get(), {"EXISTS", a1, b1})->integer == 0);
+        // A key without its value (keys on two nodes): Redis's arity error, through every node,
+        // which all keep answering (the split once read past the arguments and crashed).
+        for (int j = 0; j < 3; ++j) {
+          redisContext* cl = via[static_cast<size_t>(j)].get();
+          CHECK(text(cl, {"MSET", a1, "x", b1}) ==
+                "ERR wrong number of arguments for 'mset' command");
+          CHECK(text(cl, {"MSET", b1, "x", a1, "y", groups[owners[2]][0]}) ==
+                "ERR wrong number of arguments for 'mset' command");
+          CHECK(text(cl, {"MSETNX", a1, "x", b1, "y", a1}) ==
+                "ERR wrong number of arguments for 'msetnx' command");
+        }
+        for (int j = 0; j < 3; ++j)
+          CHECK(text(via[static_cast<size_t>(j)].get(), {"PING"}) == "PONG");
+        CHECK(command(via[0].get(), {"EXISTS", a1, b1})->integer == 0);
         const auto& same = groups[owners[2]];  // keys of n3, sent through n1
         REQUIRE(same.size() >= 4);
         std::vector<std::string> fresh = {same[0], same[1], same[2]};
@@ -759,6 +773,19 @@ TEST_CASE(
           CHECK(text(w.get(), {"SET", ka, "mine"}) == "QUEUED");
           CHECK(array_strings(command(w.get(), {"EXEC"})) == std::vector<std::string>{"OK"});
           CHECK(text(via[2].get(), {"GET", ka}) == "mine");
+          // A watched key that expires before EXEC counts as changed (Redis: EXEC returns nil).
+          // Nothing reads it meanwhile: kb, with the same expiry, shows when the time is up.
+          REQUIRE(text(w.get(), {"SET", ka, "short", "PX", "300"}) == "OK");
+          REQUIRE(text(w.get(), {"SET", kb, "short", "PX", "300"}) == "OK");
+          CHECK(text(w.get(), {"WATCH", ka}) == "OK");
+          REQUIRE(eventually([&] { return command(via[2].get(), {"EXISTS", kb})->integer == 0; }));
+          CHECK(text(w.get(), {"MULTI"}) == "OK");
+          CHECK(text(w.get(), {"SET", ka, "mine"}) == "QUEUED");
+          Reply expired = command(w.get(), {"EXEC"});
+          REQUIRE(expired);
+          CHECK(expired->type == REDIS_REPLY_NIL);
+          CHECK(text(via[0].get(), {"GET", ka}) == "<nil>");
+          REQUIRE(text(w.get(), {"SET", kb, "0"}) == "OK");
         }
 
         // A transaction whose keys span primaries is refused at EXEC, and nothing of it runs.
@@ -773,6 +800,25 @@ TEST_CASE(
                     "); a transaction runs atomically on one node only");
           CHECK(command(w.get(), {"EXISTS", a1, b1})->integer == 0);
           CHECK(text(w.get(), {"GET", a1}) == "<nil>");  // the connection left MULTI
+        }
+
+        // Commands on the whole keyspace are refused inside MULTI (a transaction runs on one
+        // node), and EXEC then discards the transaction, through a key's owner or not.
+        REQUIRE(text(via[0].get(), {"SET", a1, "kept"}) == "OK");
+        for (int j = 0; j < 3; ++j) {
+          auto w = c.client(j);
+          CHECK(text(w.get(), {"MULTI"}) == "OK");
+          CHECK(text(w.get(), {"DEL", a1}) == "QUEUED");
+          CHECK(text(w.get(), {"FLUSHALL"}) ==
+                "ERR FLUSHALL inside MULTI is not supported by a ringkv cluster: it acts on every "
+                "node, and a transaction runs on one node");
+          CHECK(text(w.get(), {"DBSIZE"}).rfind("ERR DBSIZE inside MULTI", 0) == 0);
+          CHECK(text(w.get(), {"EXEC"}) ==
+                "EXECABORT Transaction discarded because of previous errors.");
+        }
+        for (int j = 0; j < 3; ++j) {
+          CHECK(text(via[static_cast<size_t>(j)].get(), {"GET", a1}) == "kept");
+          CHECK(dbsize(c, j) > 1);
         }
 
         // KEYS and DBSIZE count every key once, through any node; RANDOMKEY returns existing keys.

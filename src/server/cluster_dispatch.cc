@@ -449,6 +449,14 @@ bool Server::route_command(net::Connection& conn, ClientSession& s,
     return true;
   }
   if (spec->first_key <= 0 || spec->is(kLocal)) return false;
+  if (spec->key_step > 1 && spec->last_key < 0 &&
+      (args.size() - static_cast<size_t>(spec->first_key)) % static_cast<size_t>(spec->key_step) !=
+          0) {
+    // MSET a 1 b: Redis's arity error, wherever the keys live.
+    conn.out().error("ERR wrong number of arguments for '" + spec->full_name(parent) + "' command");
+    count_error("ERR");
+    return true;
+  }
   std::vector<int> pos;
   spec->key_positions(args.size(), &pos);
   if (pos.empty()) return false;
@@ -616,7 +624,7 @@ void Server::cluster_watch(net::Connection& conn, ClientSession& s,
       if (--st->left == 0) st->d->complete("+OK\r\n");
     };
     if (owner == v.self) {
-      uint64_t ver = store_->access(key, t, now, [](store::Access& a) { return a.version(); });
+      uint64_t ver = store_->access(key, t, now, [](store::Access& a) { return watch_version(a); });
       record(ver);
     } else {
       cluster_->link(li, v.ring->servers()[owner].id, cluster::Cluster::kControl)

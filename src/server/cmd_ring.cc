@@ -387,7 +387,7 @@ void cmd_ringkv_getentry(CommandContext& ctx) {
 }
 
 void cmd_ringkv_version(CommandContext& ctx) {
-  uint64_t v = with_key(ctx, ctx.arg(1), [](store::Access& a) { return a.version(); });
+  uint64_t v = with_key(ctx, ctx.arg(1), [](store::Access& a) { return watch_version(a); });
   ctx.w.integer(static_cast<int64_t>(v));
 }
 
@@ -561,7 +561,7 @@ void cmd_ringkv_exec(CommandContext& ctx) {
   if (ctx.server.exec_lock_needed())
     exclusive = std::unique_lock<std::shared_mutex>(ctx.server.exec_mutex());
   for (auto& [key, ver] : req.watched) {
-    uint64_t cur = with_key(ctx, key, [](store::Access& a) { return a.version(); });
+    uint64_t cur = with_key(ctx, key, [](store::Access& a) { return watch_version(a); });
     if (cur != ver) {
       ctx.w.null_array();
       return;

@@ -16,7 +16,10 @@ void CommandSpec::key_positions(size_t argc, std::vector<int>* out) const {
   out->clear();
   if (first_key <= 0) return;
   int last = last_key < 0 ? static_cast<int>(argc) + last_key : last_key;
-  for (int i = first_key; i <= last && i < static_cast<int>(argc); i += key_step) out->push_back(i);
+  // A key's group (the key and its key_step - 1 arguments, as MSET's value) must be whole: the
+  // last key of "MSET a 1 b" is no key (the command's arity error says so).
+  for (int i = first_key; i <= last && i + key_step <= static_cast<int>(argc); i += key_step)
+    out->push_back(i);
 }
 
 std::string CommandSpec::full_name(const CommandSpec* parent) const {

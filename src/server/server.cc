@@ -629,6 +629,16 @@ void Server::on_command(net::Connection& conn, std::vector<std::string_view>& ar
     reject("ERR Command not allowed inside a transaction", spec);
     return;
   }
+  if (s.in_multi && cluster_ && spec->is(kKeyspace) &&
+      cluster_->view(conn.loop().index()).distributed) {
+    // KEYS, SCAN, DBSIZE, RANDOMKEY, FLUSHDB, FLUSHALL act on every node; a transaction runs on
+    // one (it would flush one node's copies only, which anti-entropy then restores).
+    reject("ERR " + to_upper(spec->full_name(parent)) +
+               " inside MULTI is not supported by a ringkv cluster: it acts on every node, and a "
+               "transaction runs on one node",
+           spec);
+    return;
+  }
   // A client in MONITOR mode is a replica to Redis: no keyspace access.
   if (s.monitor && (spec->is(kWrite) || spec->is(kReadOnly) || spec->is(kMayReplicate))) {
     reject("ERR Replica can't interact with the keyspace", spec);

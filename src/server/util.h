@@ -62,6 +62,15 @@ inline bool check_string_length(CommandContext& ctx, uint64_t total) {
 // compares option names (NX, BIT, OVERFLOW...) this way, so "nx\0junk" is NX there too.
 inline std::string_view c_string(std::string_view s) { return s.substr(0, s.find('\0')); }
 
+// What cluster WATCH compares (RINGKV.VERSION, RINGKV.EXEC): the live entry's version, or for
+// an absent key its tombstone's version with the top bit set (0 when there is none), so that
+// a key that expired since WATCH (its entry gone, its version kept) counts as changed, as in
+// Redis. Versions stay below 2^63 (HybridClock: milliseconds since 2020 in the top 42 bits).
+inline uint64_t watch_version(const store::Access& a) {
+  uint64_t v = a.version();
+  return a.found() || v == 0 ? v : v | (uint64_t{1} << 63);
+}
+
 // Handlers, one per command, grouped by file.
 #define RINGKV_HANDLER(name) void name(CommandContext& ctx)
 // strings (cmd_string.cc)
