@@ -821,6 +821,42 @@ TEST_CASE(
           CHECK(dbsize(c, j) > 1);
         }
 
+        // A pipeline through a node that is not the key's primary runs in order, commands that
+        // reach every node and WATCH included (they once overtook, or were overtaken by, the
+        // forwarded commands around them).
+        {
+          const int other = index_of(c, owners[1]);  // not a1's primary
+          auto pc = c.client(other);
+          auto r = pipeline(
+              pc.get(),
+              {{"SET", a1, "before"}, {"FLUSHALL"}, {"SET", a1, "after"}, {"GET", a1}, {"DBSIZE"}});
+          REQUIRE(r.size() == 5);
+          CHECK(reply_text(r[0]) == "OK");
+          CHECK(reply_text(r[1]) == "OK");
+          CHECK(reply_text(r[2]) == "OK");
+          CHECK(reply_text(r[3]) == "after");
+          CHECK(r[4]->integer == 1);
+          for (int j = 0; j < 3; ++j) {
+            CHECK(text(via[static_cast<size_t>(j)].get(), {"GET", a1}) == "after");
+            CHECK(dbsize(c, j) == 1);
+          }
+          std::vector<std::vector<std::string>> cmds;
+          for (int i = 0; i < 200; ++i) cmds.push_back({"SET", "pl:" + std::to_string(i), "v"});
+          cmds.push_back({"DBSIZE"});
+          cmds.push_back({"KEYS", "pl:*"});
+          r = pipeline(pc.get(), cmds);
+          REQUIRE(r.size() == 202);
+          CHECK(r[200]->integer == 201);
+          CHECK(r[201]->elements == 200);
+          r = pipeline(
+              pc.get(),
+              {{"WATCH", a1}, {"SET", a1, "changed"}, {"MULTI"}, {"SET", a1, "mine"}, {"EXEC"}});
+          REQUIRE(r.size() == 5);
+          CHECK(reply_text(r[0]) == "OK");
+          CHECK(r[4]->type == REDIS_REPLY_NIL);
+          CHECK(text(via[0].get(), {"GET", a1}) == "changed");
+        }
+
         // KEYS and DBSIZE count every key once, through any node; RANDOMKEY returns existing keys.
         CHECK(text(via[0].get(), {"FLUSHALL"}) == "OK");
         std::vector<std::string> mset = {"MSET"};

@@ -294,6 +294,27 @@ inline DigestCheck digest_check(Cluster& c, const std::vector<int>& members, siz
   return out;
 }
 
+// Sends the commands in one pipeline (one write) and returns their replies, in order.
+inline std::vector<Reply> pipeline(redisContext* c,
+                                   const std::vector<std::vector<std::string>>& commands) {
+  for (const auto& cmd : commands) {
+    std::vector<const char*> argv;
+    std::vector<size_t> lens;
+    for (const auto& a : cmd) {
+      argv.push_back(a.data());
+      lens.push_back(a.size());
+    }
+    redisAppendCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lens.data());
+  }
+  std::vector<Reply> out;
+  for (size_t i = 0; i < commands.size(); ++i) {
+    void* r = nullptr;
+    if (redisGetReply(c, &r) != REDIS_OK) break;
+    out.emplace_back(static_cast<redisReply*>(r));
+  }
+  return out;
+}
+
 // Writes many keys through a pipeline; returns false on any error reply.
 inline bool pipeline_set(redisContext* c,
                          const std::vector<std::pair<std::string, std::string>>& kv) {

@@ -344,6 +344,22 @@ void Connection::drain_slots() {
     if (is_tail) writer_.set_buffer(&out_);
     if (kept_tail) kept_ = &out_;
   }
+  if (slots_.empty() && !replies_done_.empty()) when_replies_done(nullptr);
+}
+
+void Connection::when_replies_done(std::function<void()> fn) {
+  if (fn) replies_done_.push_back(std::move(fn));
+  if (!slots_.empty() || replies_done_.empty()) return;
+  // Run outside the reply's completion (and outside the request that asked), posted to the
+  // loop: the callbacks may run requests on this connection.
+  std::weak_ptr<Connection> weak = weak_from_this();
+  net_.loop.post([weak] {
+    auto c = weak.lock();
+    if (!c || c->closing_ || !c->slots_.empty()) return;
+    auto fns = std::move(c->replies_done_);
+    c->replies_done_.clear();
+    for (auto& f : fns) f();
+  });
 }
 
 void Connection::request_flush() {

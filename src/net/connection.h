@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_set>
@@ -100,6 +101,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Holds the current request's place in the reply order for a reply that comes later (forwarded
   // to a peer, waiting on a fetch); later requests' replies queue behind it.
   Deferred defer();
+  // True while a deferred reply (of this request or an earlier one) is still awaited.
+  bool awaiting_replies() const { return !slots_.empty(); }
+  // Calls fn on this connection's loop (posted) once no deferred reply is awaited, soon if
+  // none is now. Not called if the connection closes first.
+  void when_replies_done(std::function<void()> fn);
   // While on, the current request's replies go nowhere (CLIENT REPLY OFF/SKIP), a reply it
   // defers included, without disturbing the order of the others.
   void set_discarding(bool on);
@@ -180,7 +186,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool writing_ = false;
   bool flush_scheduled_ = false;
   std::deque<Slot> slots_;  // replies waiting for a deferred one ahead of them
-  uint64_t slot_base_ = 0;  // sequence number of slots_.front()
+  std::vector<std::function<void()>> replies_done_;  // see when_replies_done
+  uint64_t slot_base_ = 0;                           // sequence number of slots_.front()
   resp::Writer writer_{&out_};
   // set_discarding: the writer writes into discard_, and kept_ is where it writes after. kept_
   // is set exactly while discarding.

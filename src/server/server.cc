@@ -659,6 +659,16 @@ void Server::on_command(net::Connection& conn, std::vector<std::string_view>& ar
     conn.out().simple("QUEUED");
     return;
   }
+  if (cluster_ && !s.internal && (spec->is(kKeyspace) || spec->name == "watch") &&
+      cluster_->view(conn.loop().index()).distributed) {
+    dispatch_in_order(conn, args, spec, parent, silent);
+    return;
+  }
+  dispatch(conn, s, args, spec, parent, now);
+}
+
+void Server::dispatch(net::Connection& conn, ClientSession& s, std::vector<std::string_view>& args,
+                      const CommandSpec* spec, const CommandSpec* parent, Millis now) {
   if (cluster_) {
     // Requests the cluster forwards never reach execute() here: count them, and show them to
     // the monitors of the node the client talks to (the node that runs them skips peer links).
@@ -672,6 +682,32 @@ void Server::on_command(net::Connection& conn, std::vector<std::string_view>& ar
     }
   }
   execute_locked(conn, s, args, spec, parent, now);
+}
+
+void Server::dispatch_in_order(net::Connection& conn, std::vector<std::string_view>& args,
+                               const CommandSpec* spec, const CommandSpec* parent, bool silent) {
+  auto keep = conn.shared_from_this();
+  // Runs it; if its reply is deferred, the next requests wait for it.
+  auto run = [this, keep, spec, parent](std::vector<std::string_view>& a) {
+    dispatch(*keep, session_of(*keep), a, spec, parent, clock_.now_ms());
+    if (keep->awaiting_replies()) {
+      keep->pause_reading(net::Connection::kPauseService);
+      keep->when_replies_done([keep] { keep->resume_reading(net::Connection::kPauseService); });
+    }
+  };
+  if (!conn.awaiting_replies()) {
+    run(args);
+    return;
+  }
+  conn.pause_reading(net::Connection::kPauseService);
+  auto owned = std::make_shared<std::vector<std::string>>(args.begin(), args.end());
+  conn.when_replies_done([keep, owned, silent, run] {
+    std::vector<std::string_view> a(owned->begin(), owned->end());
+    if (silent) keep->set_discarding(true);
+    run(a);
+    if (silent) keep->set_discarding(false);
+    if (!keep->awaiting_replies()) keep->resume_reading(net::Connection::kPauseService);
+  });
 }
 
 void Server::execute_locked(net::Connection& conn, ClientSession& s,

@@ -191,6 +191,16 @@ class Server : public net::Service {
   // split, deferred or refused); false when it simply runs here.
   bool route_command(net::Connection& conn, ClientSession& s, std::vector<std::string_view>& args,
                      const CommandSpec* spec, const CommandSpec* parent, Millis now);
+  // Routes the request (route_command), else runs it here; counts and shows a request that
+  // ran elsewhere.
+  void dispatch(net::Connection& conn, ClientSession& s, std::vector<std::string_view>& args,
+                const CommandSpec* spec, const CommandSpec* parent, Millis now);
+  // A command that reaches every node (KEYS, SCAN, DBSIZE, RANDOMKEY, FLUSHDB, FLUSHALL), or
+  // WATCH (whose version reads take the control link), sent through this node: it runs once
+  // the replies this client awaits are in, and the client's next requests wait for its reply, so
+  // that in a pipeline it sees what came before it and nothing after, as in Redis.
+  void dispatch_in_order(net::Connection& conn, std::vector<std::string_view>& args,
+                         const CommandSpec* spec, const CommandSpec* parent, bool silent);
   void run_here(net::Connection& conn, ClientSession& s, std::vector<std::string_view>& args,
                 const CommandSpec* spec, const CommandSpec* parent, Millis now,
                 const std::vector<Token>& tokens);
