@@ -80,6 +80,21 @@ TEST_CASE("admin errors have exact texts - RING PLAN predicts exactly what moves
                 ": Connection refused");
       CHECK(text(a.get(), {"RING", "ADDSERVER", "n9", addr(n4)}) ==
             "ERR the server at " + addr(n4) + " has node id 'n4', not 'n9'");
+      // A known id is reported as such, whatever (or whoever) answers at the address.
+      CHECK(text(a.get(), {"RING", "ADDSERVER", "n2", nobody_addr}) ==
+            "ERR server 'n2' is already in the ring configuration");
+      {
+        // A node of another ring (here its own: --discovery local) is refused; it would never
+        // follow this ring's configuration, and writes would cross between the two.
+        ServerProcess lone({"--node-id", "s1"});
+        std::string lone_addr = "127.0.0.1:" + std::to_string(lone.port());
+        CHECK(text(a.get(), {"RING", "ADDSERVER", "s1", lone_addr}) ==
+              "ERR server 's1' at " + lone_addr +
+                  " follows another ring configuration (epoch 1, servers s1); start it with "
+                  "--discovery " +
+                  c.discovery() + " to add it to this ring");
+        CHECK(info_field(c.ring_info(0), "ring_servers") == "3");
+      }
       // Malformed requests.
       CHECK(text(a.get(), {"RING", "ADDSERVER", "n4", "nohost"}) ==
             "ERR server 'n4' at nohost is unreachable: bad address 'nohost'");

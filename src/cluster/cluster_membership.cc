@@ -258,8 +258,18 @@ Result<RingConfig> Cluster::propose_remove(const RingConfig& cur, const std::str
 Status Cluster::add_server(const std::string& id, const std::string& address, uint32_t weight) {
   Status st = validate_server_id(id);
   if (!st) return st;
+  {
+    // Known already: say so, whatever answers at the address.
+    std::lock_guard<std::mutex> lock(mu_);
+    if (config_.find(id))
+      return Status::already_exists("server '" + id + "' is already in the ring configuration");
+  }
   // The address must answer, and be the server it claims to be.
   auto r = sync_->call(address, {"RINGKV.PING"}, 1000);
+  if (!r && r.status().code() == Code::kRefused)
+    return Status::invalid_argument("the server at " + address +
+                                    " is not a ringkv node: it answered '" +
+                                    r.status().message() + "' to RINGKV.PING");
   if (!r)
     return Status::unreachable("server '" + id + "' at " + address +
                                " is unreachable: " + r.status().message());
@@ -270,6 +280,23 @@ Status Cluster::add_server(const std::string& id, const std::string& address, ui
     if (actual != id)
       return Status::invalid_argument("the server at " + address + " has node id '" + actual +
                                       "', not '" + id + "'");
+  }
+  // It must follow this ring's configuration: a node whose own ring names it (this one does
+  // not) uses another configuration service (its own, or another cluster's), would never apply
+  // this ring's epochs, and would carry writes between two clusters.
+  auto rc = sync_->call(address, {"RING", "CONFIG"}, 1000);
+  if (rc && (*rc)->type == REDIS_REPLY_STRING) {
+    auto theirs = RingConfig::from_json(std::string_view((*rc)->str, (*rc)->len));
+    if (theirs && theirs->find(id)) {
+      std::string ids;
+      for (const auto& s : theirs->servers) ids += (ids.empty() ? "" : ", ") + s.id;
+      std::string uri = options_.discovery == "local" ? "ringkv://" + options_.address
+                                                      : options_.discovery;
+      return Status::failed_precondition(
+          "server '" + id + "' at " + address + " follows another ring configuration (epoch " +
+          std::to_string(theirs->epoch) + ", servers " + ids +
+          "); start it with --discovery " + uri + " to add it to this ring");
+    }
   }
   return change_config(
       [&](const RingConfig& cur) { return propose_add(cur, id, address, weight); });
