@@ -402,12 +402,11 @@ TEST_CASE("a node that was marked down while paused serves the writes made aroun
       resume.pids.push_back(c.node(1).pid());
       // GETs already waiting when n3 resumes run before any ping tells n3 it was marked down
       // (its view is as old as the pause): n3 is out of touch, and must bring the new values.
+      std::vector<std::vector<std::string>> gets;
+      for (const auto& key : keys) gets.push_back({"GET", key});
       auto early = connect(c.port(2), 30000);
       REQUIRE(early);
-      for (const auto& key : keys)
-        redisAppendCommand(early.get(), "GET %b", key.data(), key.size());
-      int written = 0;
-      while (!written) REQUIRE(redisBufferWrite(early.get(), &written) == REDIS_OK);
+      send_pipeline(early.get(), gets);
       REQUIRE(::kill(c.node(2).pid(), SIGCONT) == 0);
       // n1's next ping tells n3 it had been marked down: n3 catches up (its INFO says so for at
       // least one of n1's beats), with the peers it can reach (n1), and is a primary again while
@@ -417,12 +416,11 @@ TEST_CASE("a node that was marked down while paused serves the writes made aroun
                          std::chrono::milliseconds(10000)));
       REQUIRE(eventually([&] { return info(c, 2, "node_state") == "ready"; },
                          std::chrono::milliseconds(20000)));
-      for (const auto& key : keys) {
-        void* raw = nullptr;
-        REQUIRE(redisGetReply(early.get(), &raw) == REDIS_OK);
-        Reply reply(static_cast<redisReply*>(raw));
-        INFO("through n3, sent before it resumed, key " << key);
-        CHECK(reply_text(reply) == "new");
+      auto early_replies = read_replies(early.get(), keys.size());
+      REQUIRE(early_replies.size() == keys.size());
+      for (size_t i = 0; i < keys.size(); ++i) {
+        INFO("through n3, sent before it resumed, key " << keys[i]);
+        CHECK(reply_text(early_replies[i]) == "new");
       }
       {
         auto cl = c.client(2);
@@ -435,16 +433,13 @@ TEST_CASE("a node that was marked down while paused serves the writes made aroun
       // the new values.
       auto r = connect(c.port(0), 30000);
       REQUIRE(r);
-      for (const auto& key : keys) redisAppendCommand(r.get(), "GET %b", key.data(), key.size());
-      int done = 0;
-      while (!done) REQUIRE(redisBufferWrite(r.get(), &done) == REDIS_OK);
+      send_pipeline(r.get(), gets);
       REQUIRE(::kill(c.node(1).pid(), SIGCONT) == 0);
-      for (const auto& key : keys) {
-        void* raw = nullptr;
-        REQUIRE(redisGetReply(r.get(), &raw) == REDIS_OK);
-        Reply reply(static_cast<redisReply*>(raw));
-        INFO("through n1, key " << key);
-        CHECK(reply_text(reply) == "new");
+      auto replies = read_replies(r.get(), keys.size());
+      REQUIRE(replies.size() == keys.size());
+      for (size_t i = 0; i < keys.size(); ++i) {
+        INFO("through n1, key " << keys[i]);
+        CHECK(reply_text(replies[i]) == "new");
       }
       // Every node ends up ready, seeing all three, with every new value.
       REQUIRE(wait_servers_up(c, {0, 1, 2}, 3, std::chrono::milliseconds(20000)));
@@ -760,13 +755,16 @@ TEST_CASE(
         for (int watcher : {(p + 1) % 3, p}) {
           auto w = c.client(watcher);
           int other = (watcher + 1) % 3;
+          // MULTI, SET ka mine, EXEC: whether EXEC returned nil (a watched key changed).
+          auto exec_aborted = [&] {
+            CHECK(text(w.get(), {"MULTI"}) == "OK");
+            CHECK(text(w.get(), {"SET", ka, "mine"}) == "QUEUED");
+            Reply r = command(w.get(), {"EXEC"});
+            return r && r->type == REDIS_REPLY_NIL;
+          };
           CHECK(text(w.get(), {"WATCH", ka}) == "OK");
           CHECK(text(via[static_cast<size_t>(other)].get(), {"SET", ka, "theirs"}) == "OK");
-          CHECK(text(w.get(), {"MULTI"}) == "OK");
-          CHECK(text(w.get(), {"SET", ka, "mine"}) == "QUEUED");
-          Reply r = command(w.get(), {"EXEC"});
-          REQUIRE(r);
-          CHECK(r->type == REDIS_REPLY_NIL);
+          CHECK(exec_aborted());
           CHECK(text(via[0].get(), {"GET", ka}) == "theirs");
           CHECK(text(w.get(), {"WATCH", ka}) == "OK");
           CHECK(text(w.get(), {"MULTI"}) == "OK");
@@ -779,11 +777,7 @@ TEST_CASE(
           REQUIRE(text(w.get(), {"SET", kb, "short", "PX", "300"}) == "OK");
           CHECK(text(w.get(), {"WATCH", ka}) == "OK");
           REQUIRE(eventually([&] { return command(via[2].get(), {"EXISTS", kb})->integer == 0; }));
-          CHECK(text(w.get(), {"MULTI"}) == "OK");
-          CHECK(text(w.get(), {"SET", ka, "mine"}) == "QUEUED");
-          Reply expired = command(w.get(), {"EXEC"});
-          REQUIRE(expired);
-          CHECK(expired->type == REDIS_REPLY_NIL);
+          CHECK(exec_aborted());
           CHECK(text(via[0].get(), {"GET", ka}) == "<nil>");
           REQUIRE(text(w.get(), {"SET", kb, "0"}) == "OK");
         }

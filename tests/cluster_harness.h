@@ -294,9 +294,8 @@ inline DigestCheck digest_check(Cluster& c, const std::vector<int>& members, siz
   return out;
 }
 
-// Sends the commands in one pipeline (one write) and returns their replies, in order.
-inline std::vector<Reply> pipeline(redisContext* c,
-                                   const std::vector<std::vector<std::string>>& commands) {
+// Writes the commands at once (one pipeline), without reading their replies.
+inline void send_pipeline(redisContext* c, const std::vector<std::vector<std::string>>& commands) {
   for (const auto& cmd : commands) {
     std::vector<const char*> argv;
     std::vector<size_t> lens;
@@ -306,13 +305,27 @@ inline std::vector<Reply> pipeline(redisContext* c,
     }
     redisAppendCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lens.data());
   }
+  int done = 0;
+  while (!done)
+    if (redisBufferWrite(c, &done) != REDIS_OK) return;
+}
+
+// The next n replies (fewer if the connection fails).
+inline std::vector<Reply> read_replies(redisContext* c, size_t n) {
   std::vector<Reply> out;
-  for (size_t i = 0; i < commands.size(); ++i) {
+  for (size_t i = 0; i < n; ++i) {
     void* r = nullptr;
     if (redisGetReply(c, &r) != REDIS_OK) break;
     out.emplace_back(static_cast<redisReply*>(r));
   }
   return out;
+}
+
+// Sends the commands in one pipeline and returns their replies, in order.
+inline std::vector<Reply> pipeline(redisContext* c,
+                                   const std::vector<std::vector<std::string>>& commands) {
+  send_pipeline(c, commands);
+  return read_replies(c, commands.size());
 }
 
 // Writes many keys through a pipeline; returns false on any error reply.
