@@ -705,13 +705,37 @@ config set maxmemory-policy noeviction
   CHECK(p.both({"OBJECT", "ENCODING", "nokey"}) == kNull3);
   p.both({"OBJECT", "HELP"});
   p.each({"HELLO", "2"});
-  // Known difference: Redis reports the encoding an earlier write left behind, so a value built
-  // by APPEND/SETRANGE/SETBIT is "raw" there even when short; ringkv answers from the value as it
-  // is now, as if SET had written it.
+  // The encoding an earlier write left behind: a value built in place (APPEND to a key,
+  // SETRANGE, SETBIT, BITFIELD, BITOP) is "raw" even when short or numeric, INCRBYFLOAT's result
+  // is never "int"; a TTL change, RENAME and COPY keep the encoding; SET and INCR reset it.
   p.both({"SET", "ap", "5"});
   p.both({"APPEND", "ap", "5"});
-  CHECK(p.r.call({"OBJECT", "ENCODING", "ap"}) == bulk("raw"));
-  CHECK(p.k.call({"OBJECT", "ENCODING", "ap"}) == bulk("int"));
+  CHECK(p.both({"OBJECT", "ENCODING", "ap"}) == bulk("raw"));
+  p.both({"OBJECT", "REFCOUNT", "ap"});
+  p.both({"APPEND", "fresh", "12"});  // a new key: stored as SET would
+  CHECK(p.both({"OBJECT", "ENCODING", "fresh"}) == bulk("int"));
+  p.both({"SETRANGE", "sr", "0", "12"});
+  p.both({"SETBIT", "sb", "1", "1"});
+  p.both({"BITFIELD", "bf", "SET", "u8", "0", "49"});
+  p.both({"BITOP", "AND", "bo", "ap", "ap"});
+  p.both({"SET", "fl", "5"});
+  p.both({"INCRBYFLOAT", "fl", "1"});
+  p.both({"SET", "fl2", "1.5"});
+  p.both({"INCRBYFLOAT", "fl2", "0.5"});
+  for (const char* k : {"sr", "sb", "bf", "bo", "fl", "fl2"}) {
+    p.both({"OBJECT", "ENCODING", k});
+    p.both({"OBJECT", "REFCOUNT", k});
+  }
+  p.both({"EXPIRE", "ap", "100"});
+  CHECK(p.both({"OBJECT", "ENCODING", "ap"}) == bulk("raw"));
+  p.both({"PERSIST", "ap"});
+  p.both({"RENAME", "ap", "ap2"});
+  p.both({"COPY", "ap2", "ap3"});
+  for (const char* k : {"ap", "ap2", "ap3"}) p.both({"OBJECT", "ENCODING", k});
+  p.both({"INCR", "ap3"});
+  CHECK(p.both({"OBJECT", "ENCODING", "ap3"}) == bulk("int"));
+  p.both({"SET", "ap2", "5"});
+  CHECK(p.both({"OBJECT", "ENCODING", "ap2"}) == bulk("int"));
 }
 
 // ---------------------------------------------------------------- options of existing commands

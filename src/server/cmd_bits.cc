@@ -355,6 +355,7 @@ void bitfield_generic(CommandContext& ctx, bool read_only_command) {
     if (new_len > old_len) std::memset(p + old_len, 0, new_len - old_len);
     std::memcpy(p + lo, window.data(), window.size());
     a.commit();
+    a.set_encoding(store::kEncodingRaw);  // Redis writes bits in place: "raw"
   });
 }
 
@@ -388,6 +389,7 @@ void cmd_setbit(CommandContext& ctx) {
       unsigned char& b = reinterpret_cast<unsigned char*>(p)[byte];
       b = static_cast<unsigned char>((b & ~(1u << shift)) | (static_cast<unsigned>(on) << shift));
       a.commit();
+      a.set_encoding(store::kEncodingRaw);  // Redis writes bits in place: "raw"
     } else {
       a.touch();
     }
@@ -539,10 +541,12 @@ void cmd_bitop(CommandContext& ctx) {
 
   // The destination is replaced (losing any TTL), or deleted when the result is empty.
   with_key(ctx, ctx.arg(2), [&](store::Access& a) {
-    if (max_len > 0)
+    if (max_len > 0) {
       a.set(result, -1);
-    else if (a.found())
+      a.set_encoding(store::kEncodingRaw);  // Redis stores BITOP's result as a raw string
+    } else if (a.found()) {
       a.erase();
+    }
   });
   ctx.w.integer(static_cast<int64_t>(max_len));
 }

@@ -20,6 +20,7 @@ struct Copied {
   std::string value;
   Millis expire_at = -1;
   Version version = 0;
+  uint8_t encoding = 0;  // RENAME and COPY keep it, as Redis keeps (or duplicates) the object
 };
 
 // Copies a key's value, expiry and version out of the store. `read` counts a keyspace hit or
@@ -34,6 +35,7 @@ Copied copy_out(CommandContext& ctx, std::string_view key, bool read) {
     c.value.assign(a.value());
     c.expire_at = a.expire_at();
     c.version = a.version();
+    c.encoding = a.encoding();
     return c;
   });
 }
@@ -49,6 +51,7 @@ void rename_generic(CommandContext& ctx, bool nx) {
       return false;
     }
     a.set(from.value, from.expire_at);  // the TTL moves with the value
+    a.set_encoding(from.encoding);
     return true;
   });
   if (!moved) return ctx.w.integer(0);
@@ -58,23 +61,27 @@ void rename_generic(CommandContext& ctx, bool nx) {
   nx ? ctx.w.integer(1) : ctx.w.ok();
 }
 
-// The encoding Redis would give a string value written by SET: tryObjectEncoding stores a
-// canonical 64-bit integer of up to 20 characters as "int", other strings of up to 44 bytes
-// as "embstr", and the rest as "raw".
-bool is_int_encoded(std::string_view v, int64_t* n) { return v.size() <= 20 && parse_int64(v, n); }
+// The encoding Redis would give the value. Written by SET: tryObjectEncoding stores a canonical
+// 64-bit integer of up to 20 characters as "int", other strings of up to 44 bytes as "embstr",
+// and the rest as "raw". Built in place (APPEND to a key, SETRANGE, SETBIT, BITFIELD, BITOP):
+// "raw". INCRBYFLOAT's result: never "int" (the store's encoding flags, see entry.h).
+bool is_int_encoded(const store::Access& a, int64_t* n) {
+  std::string_view v = a.value();
+  return a.encoding() == 0 && v.size() <= 20 && parse_int64(v, n);
+}
 
-std::string_view encoding_of(std::string_view v) {
+std::string_view encoding_of(const store::Access& a) {
   int64_t n;
-  if (is_int_encoded(v, &n)) return "int";
-  return v.size() <= 44 ? "embstr" : "raw";
+  if (is_int_encoded(a, &n)) return "int";
+  return a.value().size() <= 44 && !(a.encoding() & store::kEncodingRaw) ? "embstr" : "raw";
 }
 
 // Redis shares the objects of the integers 0..9999 (OBJ_SHARED_INTEGERS) unless maxmemory is
 // set with an LRU/LFU policy (which needs a private object per key), and reports the shared
 // objects' refcount as INT_MAX.
-int64_t refcount_of(CommandContext& ctx, std::string_view v) {
+int64_t refcount_of(CommandContext& ctx, const store::Access& a) {
   int64_t n;
-  if (!is_int_encoded(v, &n) || n < 0 || n >= 10000) return 1;
+  if (!is_int_encoded(a, &n) || n < 0 || n >= 10000) return 1;
   using store::EvictionPolicy;
   const EvictionPolicy p = ctx.server.store().policy();
   const bool lru_or_lfu = p == EvictionPolicy::kAllKeysLru || p == EvictionPolicy::kVolatileLru ||
@@ -129,6 +136,7 @@ void cmd_copy(CommandContext& ctx) {
       return false;
     }
     a.set(from.value, from.expire_at);  // the copy has the source's TTL
+    a.set_encoding(from.encoding);
     return true;
   });
   ctx.w.integer(copied ? 1 : 0);
@@ -137,11 +145,11 @@ void cmd_copy(CommandContext& ctx) {
 // ---------------------------------------------------------------- OBJECT
 
 void cmd_object_encoding(CommandContext& ctx) {
-  object_lookup(ctx, [&](store::Access& a) { ctx.w.bulk(encoding_of(a.value())); });
+  object_lookup(ctx, [&](store::Access& a) { ctx.w.bulk(encoding_of(a)); });
 }
 
 void cmd_object_refcount(CommandContext& ctx) {
-  object_lookup(ctx, [&](store::Access& a) { ctx.w.integer(refcount_of(ctx, a.value())); });
+  object_lookup(ctx, [&](store::Access& a) { ctx.w.integer(refcount_of(ctx, a)); });
 }
 
 void cmd_object_idletime(CommandContext& ctx) {

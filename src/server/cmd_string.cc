@@ -324,6 +324,7 @@ void cmd_incrbyfloat(CommandContext& ctx) {
     }
     std::string s = format_long_double_human(value);
     a.set(s, expire);
+    a.set_encoding(store::kEncodingNoInt);  // Redis: a string object, never "int"
     ctx.w.bulk(s);
   });
 }
@@ -334,9 +335,12 @@ void cmd_append(CommandContext& ctx) {
     size_t old = a.found() ? a.value().size() : 0;
     if (!check_string_length(ctx, old + add.size())) return;
     Millis expire = a.found() ? a.expire_at() : -1;
+    const bool existed = a.found();
     char* v = a.prepare(old + add.size(), expire);
     if (!add.empty()) std::memcpy(v + old, add.data(), add.size());
     a.commit();
+    // Redis appends in place to an existing value ("raw"); a new key is stored as SET would.
+    if (existed) a.set_encoding(store::kEncodingRaw);
     ctx.w.integer(static_cast<int64_t>(old + add.size()));
   });
 }

@@ -94,6 +94,7 @@ void cmd_setrange(CommandContext& ctx) {
     if (off > old_len) std::memset(p + old_len, 0, off - old_len);
     std::memcpy(p + off, value.data(), value.size());
     a.commit();
+    a.set_encoding(store::kEncodingRaw);  // Redis builds it in place: "raw"
     ctx.w.integer(static_cast<int64_t>(new_len));
   });
 }

@@ -26,6 +26,12 @@ namespace ringkv::store {
 enum EntryFlags : uint8_t {
   kHasExpire = 1,
   kTombstone = 2,  // a deletion kept so that an older copy arriving later cannot revive the key
+  // How Redis would have encoded the value (OBJECT ENCODING), when not as SET would: built in
+  // place (APPEND to a key, SETRANGE, SETBIT, BITFIELD, BITOP), or never an integer
+  // (INCRBYFLOAT). A write clears them; local only (not replicated, not in digests).
+  kEncodingRaw = 4,
+  kEncodingNoInt = 8,
+  kEncodingMask = kEncodingRaw | kEncodingNoInt,
 };
 
 struct EntryHeader {
@@ -79,7 +85,8 @@ class EntryView {
     key_ = q;
   }
   static size_t size_for(size_t klen, size_t vlen, bool has_expire) {
-    return kFixedHeader + varint_size(klen) + varint_size(vlen) + (has_expire ? 8 : 0) + klen + vlen;
+    return kFixedHeader + varint_size(klen) + varint_size(vlen) + (has_expire ? 8 : 0) + klen +
+           vlen;
   }
 
   const char* data() const { return p_; }

@@ -314,6 +314,14 @@ Version Access::commit() {
   return v;
 }
 
+void Access::set_encoding(uint8_t bits) {
+  assert(found_);
+  const uint8_t flags =
+      static_cast<uint8_t>((view_.flags() & ~kEncodingMask) | (bits & kEncodingMask));
+  set_entry_meta(const_cast<char*>(view_.data()), view_.lru(), flags);
+  view_ = EntryView(view_.data());
+}
+
 Version Access::set_expire(Millis expire_at) {
   assert(found_);
   const bool vol = expire_at >= 0;
@@ -328,8 +336,11 @@ Version Access::set_expire(Millis expire_at) {
     view_ = EntryView(e);
     return commit();
   }
+  const uint8_t enc = encoding();  // a TTL change keeps the value's encoding, as in Redis
   prepare(view_.value().size(), expire_at);
-  return commit();
+  Version v = commit();
+  if (enc) set_encoding(enc);
+  return v;
 }
 
 Version Access::erase() {

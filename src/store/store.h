@@ -92,6 +92,12 @@ class Access {
   Version commit();
   // REQUIRES: found(). Changes only the expiry.
   Version set_expire(Millis expire_at);
+  // REQUIRES: found(). The value's encoding flags (kEncodingRaw, kEncodingNoInt; see entry.h),
+  // set after the write that produced it. No version change, no notification.
+  void set_encoding(uint8_t bits);
+  uint8_t encoding() const {
+    return found_ ? static_cast<uint8_t>(view_.flags() & kEncodingMask) : 0;
+  }
   // REQUIRES: found(). Deletes the key (leaving a tombstone when the store keeps them).
   Version erase();
 
