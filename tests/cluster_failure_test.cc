@@ -456,6 +456,34 @@ TEST_CASE("a node that was marked down while paused serves the writes made aroun
   }
 }
 
+// ---------------------------------------------------------------- a lost embedded configuration
+
+TEST_CASE("an embedded configuration service restarted without its state: every node says so") {
+  TempDir logs;
+  Cluster c(3, false, {"--logfile", logs.path + "/{id}.log"});
+  const std::string epoch = info(c, 1, "ring_epoch");
+  // n1 hosts the ring configuration in memory (no ring-state-file): a restart loses it, and n1
+  // starts a ring of its own at epoch 1.
+  c.node(0).kill_hard();
+  c.restart(0);
+  // The others keep their epoch and say the service went back; n1 says its peers are ahead.
+  for (const char* id : {"n2", "n3"}) {
+    INFO(id);
+    CHECK(eventually([&] {
+      return file_contains(
+          logs.path + "/" + id + ".log",
+          "is at epoch 1, behind epoch " + epoch + " applied here: it lost the ring configuration");
+    }));
+  }
+  CHECK(eventually([&] {
+    return file_contains(logs.path + "/n1.log", "reports ring epoch " + epoch +
+                                                    ", but the ring configuration hosted here "
+                                                    "is at epoch 1: it was lost");
+  }));
+  CHECK(info(c, 1, "ring_epoch") == epoch);
+  CHECK(info(c, 1, "ring_servers") == "3");
+}
+
 // ---------------------------------------------------------------- a restart during a move
 
 namespace {

@@ -348,6 +348,7 @@ class Cluster {
   std::deque<PendingChange> pending_changes_;  // guarded by mu_; see run_change
   Millis last_sweep_ms_ = 0;                   // transfer thread only
   Millis last_repair_ms_ = 0;                  // transfer thread only
+  uint64_t lost_epoch_warned_ = 0;             // control thread: see control_loop
 
   std::atomic<uint64_t> applied_epoch_{0};
   std::atomic<bool> stop_{false};

@@ -415,6 +415,18 @@ void Cluster::control_loop() {
     auto cfg = service_->wait_newer(applied_epoch_.load(), 20);
     if (stop_) break;
     if (cfg && cfg->epoch > applied_epoch_.load()) apply_config(*cfg);
+    if (cfg && cfg->epoch < applied_epoch_.load() && cfg->epoch != lost_epoch_warned_) {
+      // Epochs only move forward: the service lost the document (an embedded one whose node
+      // restarted without ring-state-file). This node keeps its view; say so, once.
+      lost_epoch_warned_ = cfg->epoch;
+      LOG_WARNING("The ring configuration service (%s) is at epoch %llu, behind epoch %llu "
+                  "applied here: it lost the ring configuration (did its node restart without "
+                  "ring-state-file?). This node keeps serving epoch %llu; ring changes through "
+                  "that service would start from its epoch",
+                  service_->describe().c_str(), static_cast<unsigned long long>(cfg->epoch),
+                  static_cast<unsigned long long>(applied_epoch_.load()),
+                  static_cast<unsigned long long>(applied_epoch_.load()));
+    }
     auto now = clk::now();
     if (now >= next_beat || beat_now_.exchange(false, std::memory_order_relaxed)) {
       heartbeat();

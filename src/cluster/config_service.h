@@ -79,6 +79,7 @@ class LocalConfigService final : public ConfigService {
   std::condition_variable changed_;
   RingConfig doc_;
   std::map<std::string, NodeStatus> statuses_;
+  uint64_t lost_epoch_warned_ = 0;  // the highest epoch a report showed beyond doc_, logged
 };
 
 }  // namespace ringkv::cluster
