@@ -237,6 +237,23 @@ void diverge(Cluster& c, int node, const std::string& key, const std::string& va
 
 }  // namespace
 
+TEST_CASE("a key's owner with a lower proto-max-bulk-len takes a large value forwarded to it") {
+  Cluster c(3, false);
+  auto owners = owners_of(c, "big");
+  REQUIRE(owners.size() == 3);
+  const int owner = index_of(c, owners[0]);
+  const int entry = (owner + 1) % 3;
+  REQUIRE(text(c.client(owner).get(), {"CONFIG", "SET", "proto-max-bulk-len", "1mb"}) == "OK");
+  // 2 MB through a node whose own limit allows it: the owner takes it from its peer (the
+  // entry node checked the client's request), and the link keeps serving other clients.
+  const std::string value(2 * 1024 * 1024, 'v');
+  auto cl = c.client(entry);
+  CHECK(text(cl.get(), {"SET", "big", value}) == "OK");
+  CHECK(command(c.client(entry).get(), {"STRLEN", "big"})->integer == 2 * 1024 * 1024);
+  CHECK(text(c.client(entry).get(), {"SET", "small", "x"}) == "OK");
+  CHECK(text(c.client(owner).get(), {"GET", "small"}) == "x");
+}
+
 TEST_CASE("read quorum R=2: a read returns the newest of two copies and repairs the primary") {
   Cluster c(3, false, {"--read-quorum", "2"});
   REQUIRE(reply_text(command(c.client(0).get(), {"SET", "rq", "old"})) == "OK");

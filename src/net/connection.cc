@@ -14,6 +14,9 @@ constexpr size_t kReadChunk = 16 * 1024;
 constexpr size_t kIdleBufferKeep = 64 * 1024;
 constexpr size_t kBackpressureHigh = 16 * 1024 * 1024;
 constexpr size_t kBackpressureLow = 4 * 1024 * 1024;
+// The bulk limit on a peer node's link (set_peer_link): above any the sending node accepts by
+// default, still bounded.
+constexpr int64_t kPeerMaxBulkLen = int64_t{4} * 1024 * 1024 * 1024;
 
 std::string format_address(const sockaddr_storage& ss) {
   char host[INET6_ADDRSTRLEN] = {0};
@@ -246,10 +249,19 @@ void Connection::process_own_buffer() {
 size_t Connection::process(const char* data, size_t len) {
   resp::ParserLimits lim;
   lim.max_bulk_len = net_.limits.max_bulk_len.load(std::memory_order_relaxed);
+  if (peer_link_) lim.max_bulk_len = std::max<int64_t>(lim.max_bulk_len, kPeerMaxBulkLen);
   parser_.set_limits(lim);
+  bool peer_limits = peer_link_;
   processing_ = true;
   size_t off = 0;
   while (off < len && !closing_ && !close_after_reply_ && paused_ == 0) {
+    if (peer_link_ && !peer_limits) {
+      // The request just run made this a peer link (RINGKV.HELLO): the next ones, read in the
+      // same buffer, get its limits.
+      peer_limits = true;
+      lim.max_bulk_len = std::max<int64_t>(lim.max_bulk_len, kPeerMaxBulkLen);
+      parser_.set_limits(lim);
+    }
     size_t consumed = 0;
     resp::ParseStatus st = parser_.parse(data + off, len - off, authenticated_, &consumed);
     if (st == resp::ParseStatus::kNeedMore) break;

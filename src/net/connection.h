@@ -124,6 +124,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void resume_reading(PauseReason why);
 
   void set_authenticated(bool a) { authenticated_ = a; }
+  // A peer node's link: its requests passed the sending node's limits already, so this node's
+  // proto-max-bulk-len does not apply to them (a lower one here would break the link for every
+  // request on it, not refuse the one).
+  void set_peer_link(bool on) { peer_link_ = on; }
   bool authenticated() const { return authenticated_; }
 
   Session* session() { return session_.get(); }
@@ -202,6 +206,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool processing_ = false;
   unsigned paused_ = 0;
   bool authenticated_ = true;
+  bool peer_link_ = false;
   std::unique_ptr<Session> session_;
 
   Millis created_ms_;

@@ -295,6 +295,7 @@ void cmd_ringkv_hello(CommandContext& ctx) {
   }
   ctx.session.internal = true;
   ctx.session.peer_id.assign(ctx.arg(1));
+  ctx.conn.set_peer_link(true);
   ctx.conn.set_protocol(static_cast<int>(proto));
   ctx.w.set_protocol(static_cast<int>(proto));
   ctx.w.ok();
