@@ -268,8 +268,8 @@ Status Cluster::add_server(const std::string& id, const std::string& address, ui
   auto r = sync_->call(address, {"RINGKV.PING"}, 1000);
   if (!r && r.status().code() == Code::kRefused)
     return Status::invalid_argument("the server at " + address +
-                                    " is not a ringkv node: it answered '" +
-                                    r.status().message() + "' to RINGKV.PING");
+                                    " is not a ringkv node: it answered '" + r.status().message() +
+                                    "' to RINGKV.PING");
   if (!r)
     return Status::unreachable("server '" + id + "' at " + address +
                                " is unreachable: " + r.status().message());
@@ -290,12 +290,12 @@ Status Cluster::add_server(const std::string& id, const std::string& address, ui
     if (theirs && theirs->find(id)) {
       std::string ids;
       for (const auto& s : theirs->servers) ids += (ids.empty() ? "" : ", ") + s.id;
-      std::string uri = options_.discovery == "local" ? "ringkv://" + options_.address
-                                                      : options_.discovery;
+      std::string uri =
+          options_.discovery == "local" ? "ringkv://" + options_.address : options_.discovery;
       return Status::failed_precondition(
           "server '" + id + "' at " + address + " follows another ring configuration (epoch " +
-          std::to_string(theirs->epoch) + ", servers " + ids +
-          "); start it with --discovery " + uri + " to add it to this ring");
+          std::to_string(theirs->epoch) + ", servers " + ids + "); start it with --discovery " +
+          uri + " to add it to this ring");
     }
   }
   return change_config(
@@ -415,17 +415,18 @@ void Cluster::control_loop() {
     auto cfg = service_->wait_newer(applied_epoch_.load(), 20);
     if (stop_) break;
     if (cfg && cfg->epoch > applied_epoch_.load()) apply_config(*cfg);
-    if (cfg && cfg->epoch < applied_epoch_.load() && cfg->epoch != lost_epoch_warned_) {
+    const uint64_t applied = applied_epoch_.load();
+    if (cfg && cfg->epoch < applied && cfg->epoch != lost_epoch_warned_) {
       // Epochs only move forward: the service lost the document (an embedded one whose node
       // restarted without ring-state-file). This node keeps its view; say so, once.
       lost_epoch_warned_ = cfg->epoch;
-      LOG_WARNING("The ring configuration service (%s) is at epoch %llu, behind epoch %llu "
-                  "applied here: it lost the ring configuration (did its node restart without "
-                  "ring-state-file?). This node keeps serving epoch %llu; ring changes through "
-                  "that service would start from its epoch",
-                  service_->describe().c_str(), static_cast<unsigned long long>(cfg->epoch),
-                  static_cast<unsigned long long>(applied_epoch_.load()),
-                  static_cast<unsigned long long>(applied_epoch_.load()));
+      LOG_WARNING(
+          "The ring configuration service (%s) is at epoch %llu, behind epoch %llu applied here: "
+          "it lost the ring configuration (did its node restart without ring-state-file?). This "
+          "node keeps serving its epoch; ring changes through that service would start from the "
+          "service's epoch",
+          service_->describe().c_str(), static_cast<unsigned long long>(cfg->epoch),
+          static_cast<unsigned long long>(applied));
     }
     auto now = clk::now();
     if (now >= next_beat || beat_now_.exchange(false, std::memory_order_relaxed)) {

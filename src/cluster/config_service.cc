@@ -114,11 +114,12 @@ Status LocalConfigService::report(const NodeStatus& status) {
     // A node applied an epoch this document never reached: it was lost (a restart without
     // ring-state-file), and this node now runs a ring of its own.
     lost_epoch_warned_ = status.applied_epoch;
-    LOG_WARNING("Node %s reports ring epoch %llu, but the ring configuration hosted here is at "
-                "epoch %llu: it was lost (restart without ring-state-file?), and this node no "
-                "longer serves the same ring as %s",
-                status.id.c_str(), static_cast<unsigned long long>(status.applied_epoch),
-                static_cast<unsigned long long>(doc_.epoch), status.id.c_str());
+    LOG_WARNING(
+        "Node %s reports ring epoch %llu, but the ring configuration hosted here is at "
+        "epoch %llu: it was lost (restart without ring-state-file?), and this node no "
+        "longer serves the same ring as %s",
+        status.id.c_str(), static_cast<unsigned long long>(status.applied_epoch),
+        static_cast<unsigned long long>(doc_.epoch), status.id.c_str());
   }
   statuses_[status.id] = status;
   return Status::ok();
