@@ -1,5 +1,6 @@
 // Tests for src/net: the event loop's busy polling (how long a loop stays awake after serving
-// requests, and that it gives up polling when its thread does not get a core to itself).
+// requests, and that it gives up polling when its thread does not get a core to itself or when
+// polling seldom catches a request).
 #include <pthread.h>
 #include <sched.h>
 
@@ -131,4 +132,21 @@ TEST_CASE("busy polling: a loop that has to share its core with a busy thread st
   burner.join();
   CHECK(stopped);
   CHECK(r.loop.busy_poll_backoffs() > backoffs);
+}
+
+TEST_CASE("busy polling: a loop whose polling seldom catches a request stops polling") {
+  RunningLoop r;
+  // Each request comes only after polling ran out (a lightly loaded node): every poll is a miss.
+  r.loop.set_busy_poll_us(1'000);
+  REQUIRE(serve_until_polling(r.loop, std::chrono::seconds(10)));
+  uint64_t backoffs = r.loop.busy_poll_backoffs();
+  bool stopped = false;
+  auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (!stopped && Clock::now() < deadline) {
+    REQUIRE(stops_polling(r.loop, std::chrono::seconds(10)));
+    stopped = !serve(r.loop);
+  }
+  CHECK(stopped);
+  CHECK(r.loop.busy_poll_idle_stops() > 0);
+  CHECK(r.loop.busy_poll_backoffs() == backoffs);  // not counted as contention
 }

@@ -151,6 +151,11 @@ namespace {
 constexpr uint64_t kWindowNs = 100'000'000;
 // After a window over that share, polling stays off for this many clean windows (a second).
 constexpr int kBackoffWindows = 10;
+// Polling must catch the next request kHitsPerMiss times for each time it runs out without one
+// (judged once a window has kMinPolls misses): a miss costs the whole polling time in CPU, a
+// catch saves one wake-up of a sleeping thread.
+constexpr uint64_t kHitsPerMiss = 2;
+constexpr uint64_t kMinPolls = 16;
 
 void spin_noop(uv_idle_t*) {}
 }  // namespace
@@ -193,18 +198,24 @@ void EventLoop::busy_poll_turn(bool served) {
     bool clean =
         run_delay_ns(&delay) && !first &&
         (percent >= 100 || (delay - window_delay_ns_) * 100 < (now - window_start_ns_) * percent);
+    // Polling that seldom caught a request only spent CPU time: requests come further apart
+    // than the polling time (a lightly loaded node, such as a peer that receives a batch now and
+    // then). It stops like a contended window does, so it is tried again a second later.
+    bool caught = window_misses_ < kMinPolls || window_hits_ >= window_misses_ * kHitsPerMiss;
     window_delay_ns_ = delay;
     window_start_ns_ = now;
+    window_hits_ = window_misses_ = 0;
     if (first) {
       // The first window only starts the measurement.
-    } else if (!clean) {
+    } else if (!clean || !caught) {
       windows_to_wait_ = kBackoffWindows;
+      if (was_allowed) (clean ? idle_stops_ : backoffs_).fetch_add(1, std::memory_order_relaxed);
     } else if (windows_to_wait_ > 0) {
       --windows_to_wait_;
     }
-    poll_allowed_ = clean && windows_to_wait_ == 0;
-    if (was_allowed && !poll_allowed_) backoffs_.fetch_add(1, std::memory_order_relaxed);
+    poll_allowed_ = clean && caught && windows_to_wait_ == 0;
   }
+  if (served && polling) ++window_hits_;
   if (served) last_served_ns_ = now;
   if (!poll_allowed_) {
     if (polling) uv_idle_stop(spin_);
@@ -214,6 +225,7 @@ void EventLoop::busy_poll_turn(bool served) {
     if (!polling) uv_idle_start(spin_, &spin_noop);
   } else if (polling && now - last_served_ns_ > limit) {
     uv_idle_stop(spin_);
+    ++window_misses_;
   }
 }
 

@@ -59,6 +59,8 @@ class EventLoop {
   void set_busy_poll_max_wait_percent(uint32_t p) { max_wait_percent_.store(p); }
   // How many times polling was stopped because the thread had to wait for a CPU.
   uint64_t busy_poll_backoffs() const { return backoffs_.load(std::memory_order_relaxed); }
+  // How many times polling was stopped because it seldom caught a request.
+  uint64_t busy_poll_idle_stops() const { return idle_stops_.load(std::memory_order_relaxed); }
   // Loop thread only: whether the loop is polling without sleeping now.
   bool busy_polling() const;
 
@@ -77,6 +79,7 @@ class EventLoop {
   uv_idle_t* spin_;
   std::atomic<uint64_t> busy_poll_ns_{0};
   std::atomic<uint64_t> backoffs_{0};
+  std::atomic<uint64_t> idle_stops_{0};
   std::atomic<uint64_t> max_wait_percent_{10};
   int schedstat_fd_ = -1;  // /proc/thread-self/schedstat of the loop thread; -2: unavailable
   bool poll_allowed_ = false;
@@ -84,6 +87,8 @@ class EventLoop {
   uint64_t window_start_ns_ = 0;
   uint64_t window_delay_ns_ = 0;  // the thread's run-queue wait at window_start_ns_
   uint64_t last_served_ns_ = 0;   // end of the last turn that served requests
+  uint64_t window_hits_ = 0;      // this window: turns that served requests while polling
+  uint64_t window_misses_ = 0;    // this window: polling that ran out without a request
   std::mutex mu_;
   std::vector<std::function<void()>> posted_;
   std::vector<std::function<void()>> end_of_turn_;

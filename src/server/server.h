@@ -85,11 +85,9 @@ class Server : public net::Service {
   size_t connected_clients() const { return clients_count_.load(); }
   int io_threads() const { return static_cast<int>(loops_.size()); }
   // How many times an event loop stopped busy-polling because its thread waited for a CPU.
-  uint64_t busy_poll_backoffs() const {
-    uint64_t n = 0;
-    for (const auto& l : loops_) n += l->busy_poll_backoffs();
-    return n;
-  }
+  uint64_t busy_poll_backoffs() const { return sum_loops(&net::EventLoop::busy_poll_backoffs); }
+  // How many times an event loop stopped busy-polling because polling seldom caught a request.
+  uint64_t busy_poll_idle_stops() const { return sum_loops(&net::EventLoop::busy_poll_idle_stops); }
   std::vector<std::pair<uint64_t, ClientRef>> clients_snapshot();
   // Runs fn(conn, session) on the loop thread of client `id`; false when there is no such client.
   bool with_client(uint64_t id, std::function<void(net::Connection&, ClientSession&)> fn);
@@ -172,6 +170,11 @@ class Server : public net::Service {
   void on_close(net::Connection& conn) override;
 
  private:
+  uint64_t sum_loops(uint64_t (net::EventLoop::*count)() const) const {
+    uint64_t n = 0;
+    for (const auto& l : loops_) n += ((*l).*count)();
+    return n;
+  }
   void apply_config_listeners();
   void cron();                        // loop 0, hz times a second
   void loop_cron(size_t loop_index);  // every loop, once a second: timeouts
