@@ -430,6 +430,14 @@ inline std::vector<std::string> owners_of(Cluster& c, const std::string& key) {
   return out;
 }
 
+// DBSIZE through node i.
+inline uint64_t dbsize(Cluster& c, int i) {
+  Reply r = command(c.client(i).get(), {"DBSIZE"});
+  REQUIRE(r);
+  REQUIRE(r->type == REDIS_REPLY_INTEGER);
+  return static_cast<uint64_t>(r->integer);
+}
+
 // Waits until every node in `nodes` counts `up` live servers in its view (RING INFO).
 inline bool wait_servers_up(Cluster& c, const std::vector<int>& nodes, int up,
                             std::chrono::milliseconds limit) {

@@ -70,7 +70,6 @@ inline Reply command(redisContext* c, const std::vector<std::string>& args) {
       redisCommandArgv(c, static_cast<int>(args.size()), argv.data(), lens.data())));
 }
 
-// A server process for one test. Extra flags are passed as "--name value" pairs.
 // Resumes SIGSTOPped processes whatever happens in the test.
 struct ContinueOnExit {
   std::vector<pid_t> pids;
@@ -79,6 +78,7 @@ struct ContinueOnExit {
   }
 };
 
+// A server process for one test. Extra flags are passed as "--name value" pairs.
 class ServerProcess {
  public:
   // port 0: a free port, picked again at each start(); otherwise always that port.
