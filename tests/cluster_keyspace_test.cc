@@ -1,7 +1,7 @@
 // Multi-process cluster tests of the any-node semantics: multi-key commands split by primary,
 // transactions and WATCH, and keyspace commands (KEYS, SCAN, DBSIZE, RANDOMKEY, FLUSHALL) that act
-// on the whole cluster, in pipelines too. Every test runs with the embedded configuration service
-// and with etcd.
+// on the whole cluster, in pipelines too, and under CLIENT PAUSE. The first test runs with the
+// embedded configuration service and with etcd; the CLIENT PAUSE one does not depend on it.
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <functional>
@@ -407,3 +407,53 @@ TEST_CASE(
   }
 }
 
+// A keyspace command that waits for the forwarded replies of the requests before it (pipeline
+// order) checks CLIENT PAUSE again when its turn comes: a pause that began meanwhile holds it.
+TEST_CASE("any node: a FLUSHALL waiting behind a forwarded write is held by a CLIENT PAUSE") {
+  Cluster c(3, false, {"--replicas", "1"});
+  ContinueOnExit resume;
+  std::string key;
+  for (int i = 0; key.empty(); ++i) {
+    std::string k = "held:" + std::to_string(i);
+    if (owners_of(c, k) == std::vector<std::string>{"n2"}) key = k;
+  }
+  auto ctl = c.client(0);
+  REQUIRE(text(ctl.get(), {"SET", key, "before"}) == "OK");
+  auto held_line = [&] {
+    std::string list = text(ctl.get(), {"CLIENT", "LIST"});
+    size_t at = list.find(" name=held ");
+    if (at == std::string::npos) return std::string();
+    size_t begin = list.rfind('\n', at);
+    size_t end = list.find('\n', at);
+    return list.substr(begin == std::string::npos ? 0 : begin + 1,
+                       end == std::string::npos ? std::string::npos : end - begin - 1);
+  };
+  // n2 stops, so the SET forwarded to it waits, and the FLUSHALL after it waits for its reply.
+  REQUIRE(::kill(c.node(1).pid(), SIGSTOP) == 0);
+  resume.pids.push_back(c.node(1).pid());
+  auto pipe = connect(c.port(0), 30000);
+  REQUIRE(pipe);
+  send_pipeline(pipe.get(), {{"CLIENT", "SETNAME", "held"}, {"SET", key, "after"}, {"FLUSHALL"}});
+  REQUIRE(eventually([&] { return held_line().find(" cmd=flushall") != std::string::npos; },
+                     std::chrono::milliseconds(10000)));
+  REQUIRE(text(ctl.get(), {"CLIENT", "PAUSE", "30000", "WRITE"}) == "OK");
+  REQUIRE(::kill(c.node(1).pid(), SIGCONT) == 0);
+  auto first = read_replies(pipe.get(), 2);
+  CHECK(reply_text(first[0]) == "OK");
+  CHECK(reply_text(first[1]) == "OK");
+  // The FLUSHALL is held (flags=b), not run: the key is still there.
+  auto get = c.client(2);
+  REQUIRE(eventually(
+      [&] {
+        return held_line().find(" flags=b ") != std::string::npos ||
+               reply_text(command(get.get(), {"GET", key})) != "after";
+      },
+      std::chrono::milliseconds(10000)));
+  INFO(held_line());
+  CHECK(reply_text(command(get.get(), {"GET", key})) == "after");
+  CHECK(held_line().find(" flags=b ") != std::string::npos);
+  REQUIRE(text(ctl.get(), {"CLIENT", "UNPAUSE"}) == "OK");
+  auto last = read_replies(pipe.get(), 1);
+  CHECK(reply_text(last[0]) == "OK");
+  CHECK(reply_text(command(get.get(), {"GET", key})) == "<nil>");
+}

@@ -701,8 +701,17 @@ void Server::dispatch_in_order(net::Connection& conn, std::vector<std::string_vi
   }
   conn.pause_reading(net::Connection::kPauseService);
   auto owned = std::make_shared<std::vector<std::string>>(args.begin(), args.end());
-  conn.when_replies_done([keep, owned, silent, run] {
+  conn.when_replies_done([this, keep, owned, silent, run] {
     std::vector<std::string_view> a(owned->begin(), owned->end());
+    ClientSession& s = session_of(*keep);
+    // A CLIENT PAUSE that began while the command waited holds it back as it would have on
+    // arrival; it runs again from on_command once the pause ends.
+    if (paused() && maybe_postpone(*keep, s, a)) {
+      if (silent && s.reply_mode == ClientSession::ReplyMode::kOn)
+        s.reply_mode = ClientSession::ReplyMode::kSkip;  // CLIENT REPLY SKIP applies to it still
+      keep->resume_reading(net::Connection::kPauseService);
+      return;
+    }
     if (silent) keep->set_discarding(true);
     run(a);
     if (silent) keep->set_discarding(false);
