@@ -18,82 +18,8 @@
 #include "loopback.h"
 
 using namespace ringkv;
-
-namespace {
-
-// A listening loopback socket; accepted connections are read and answered by the test.
-class FakePeer {
- public:
-  FakePeer() {
-    fd_ = testing::listen_loopback(&port_);
-    REQUIRE(fd_ >= 0);
-  }
-  ~FakePeer() {
-    for (int c : conns_) ::close(c);
-    ::close(fd_);
-  }
-  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
-
-  // Accepts the next connection (waiting up to 10 s); -1 if none came.
-  int accept_one() {
-    pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, 10000) != 1) return -1;
-    int c = ::accept(fd_, nullptr, nullptr);
-    if (c >= 0) conns_.push_back(c);
-    return c;
-  }
-  // Whether a connection waits to be accepted now (a client connected and was not accepted).
-  bool connection_pending() {
-    pollfd p{fd_, POLLIN, 0};
-    return ::poll(&p, 1, 0) == 1;
-  }
-
-  // Reads from c until `text` has arrived (waiting up to 10 s in all); what was read.
-  static std::string read_until(int c, const std::string& text) {
-    std::string got;
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (got.find(text) == std::string::npos && std::chrono::steady_clock::now() < deadline) {
-      pollfd p{c, POLLIN, 0};
-      if (::poll(&p, 1, 100) != 1) continue;
-      char buf[4096];
-      ssize_t n = ::read(c, buf, sizeof buf);
-      if (n <= 0) break;
-      got.append(buf, static_cast<size_t>(n));
-    }
-    return got;
-  }
-  // Bytes c has received and not yet read, without waiting.
-  static std::string read_now(int c) {
-    std::string got;
-    char buf[4096];
-    ssize_t n;
-    while ((n = ::recv(c, buf, sizeof buf, MSG_DONTWAIT)) > 0)
-      got.append(buf, static_cast<size_t>(n));
-    return got;
-  }
-  static void reply(int c, const std::string& resp) {
-    REQUIRE(::write(c, resp.data(), resp.size()) == static_cast<ssize_t>(resp.size()));
-  }
-
- private:
-  int fd_ = -1;
-  int port_ = 0;
-  std::vector<int> conns_;
-};
-
-// Accepts the client's connection and answers its handshake (RINGKV.HELLO); the connection.
-int accept_and_greet(FakePeer& peer) {
-  int c = peer.accept_one();
-  REQUIRE(c >= 0);
-  // RINGKV.HELLO <id> 2: its last argument is the protocol.
-  std::string hello = FakePeer::read_until(c, "\r\n$1\r\n2\r\n");
-  REQUIRE(hello.find("RINGKV.HELLO") != std::string::npos);
-  REQUIRE(hello.find("\r\n$1\r\n2\r\n") != std::string::npos);
-  FakePeer::reply(c, "+OK\r\n");
-  return c;
-}
-
-}  // namespace
+using ringkv::testing::accept_and_greet;
+using ringkv::testing::FakePeer;
 
 TEST_CASE("a SyncClient call that times out is not sent again") {
   FakePeer peer;

@@ -175,6 +175,7 @@ void PeerLink::on_read(ssize_t nread, const uv_buf_t* buf) {
     return;
   }
   if (nread == 0) return;
+  last_read_ms_ = loop_.now_ms();
   in_.append(buf->base, static_cast<size_t>(nread));
   // Replies are parsed from a buffer of this call's own: a callback may destroy this link or
   // close its connection, and the replies handed out stay valid meanwhile.
@@ -273,6 +274,7 @@ void PeerLink::close_connection(const std::string& why) {
   }
   state_ = State::kIdle;
   announced_epoch_ = 0;  // a new connection is a new session on the peer
+  last_read_ms_ = 0;
   writing_ = false;
   out_.clear();
   wbuf_.clear();
@@ -295,6 +297,10 @@ void PeerLink::fail_all(const std::string& why) {
 
 void PeerLink::check_timeouts() {
   if (pending_.empty()) return;
+  // A peer that keeps sending is busy, not gone: the requests behind a large reply (another
+  // client's, on this shared link) wait for it rather than fail while their peer answers.
+  const auto limit_ms = static_cast<uint64_t>(options_.timeout_ms);
+  if (last_read_ms_ != 0 && loop_.now_ms() - last_read_ms_ < limit_ms) return;
   Micros now = system_clock().now_us();
   if (now - pending_.front().sent_us > static_cast<Micros>(options_.timeout_ms) * 1000) {
     close_connection("no reply within " + std::to_string(options_.timeout_ms) + " ms");

@@ -31,7 +31,9 @@ class PeerLink {
     std::string my_id;
     std::string password;  // sent with AUTH when not empty
     int protocol = 2;      // 3: the link says HELLO 3 first (for RESP3 clients' forwarded commands)
-    int timeout_ms = 5000;  // a request unanswered this long fails the connection
+    // A request unanswered this long, while nothing at all came from the peer for as long,
+    // fails the connection.
+    int timeout_ms = 5000;
     int backoff_ms = 200;   // after a failed connect, fail fast this long
     // Called (on the link's loop) when a connection fails or cannot be made: a hint that the
     // peer may be down, so liveness is checked now rather than at the next heartbeat.
@@ -97,6 +99,7 @@ class PeerLink {
   std::string in_;  // unparsed reply bytes
   std::deque<Pending> pending_;
   Micros failed_at_us_ = 0;
+  uint64_t last_read_ms_ = 0;  // loop time of the last bytes read from the peer
   uint64_t announced_epoch_ = 0;
   std::string last_error_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
