@@ -34,7 +34,7 @@ class PeerLink {
     // A request unanswered this long, while nothing at all came from the peer for as long,
     // fails the connection.
     int timeout_ms = 5000;
-    int backoff_ms = 200;   // after a failed connect, fail fast this long
+    int backoff_ms = 200;  // after a failed connect, fail fast this long
     // Called (on the link's loop) when a connection fails or cannot be made: a hint that the
     // peer may be down, so liveness is checked now rather than at the next heartbeat.
     std::function<void()> on_broken;
