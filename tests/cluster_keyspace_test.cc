@@ -360,6 +360,11 @@ TEST_CASE(
           CHECK(std::set<std::string>(matched.begin(), matched.end()) ==
                 std::set<std::string>{"s:10", "s:11", "s:12", "s:13", "s:14", "s:15", "s:16",
                                       "s:17", "s:18", "s:19"});
+          // MATCH "" matches the empty key only, as in Redis.
+          REQUIRE(text(via[static_cast<size_t>(j)].get(), {"SET", "", "empty"}) == "OK");
+          CHECK(full_scan(via[static_cast<size_t>(j)].get(), -1, [] {}, {"MATCH", ""}) ==
+                std::multiset<std::string>{""});
+          CHECK(reply_text(command(via[static_cast<size_t>(j)].get(), {"DEL", ""})) == "1");
           Reply none = command(via[static_cast<size_t>(j)].get(),
                                {"SCAN", "0", "COUNT", "10", "MATCH", "nothing:*"});
           REQUIRE(none);

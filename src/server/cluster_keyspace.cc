@@ -184,8 +184,9 @@ struct Server::ScanCall {
   int proto = 2;
   size_t count = 10;
   std::string pattern, type;
-  Token cursor = 0;    // where the next range to ask starts
-  size_t walked = 0;   // ranges finished
+  bool match_empty = false;  // MATCH "": only the empty key matches
+  Token cursor = 0;          // where the next range to ask starts
+  size_t walked = 0;         // ranges finished
   size_t visited = 0;  // keys looked at (COUNT bounds this, as in Redis: not the keys returned)
   std::set<std::string> keys;
 
@@ -218,6 +219,7 @@ void Server::cluster_scan(net::Connection& conn, std::vector<std::string_view>& 
   }
   int64_t count = 10;
   std::string pattern, type;
+  bool match_empty = false;
   for (size_t i = 2; i < args.size();) {
     size_t left = args.size() - i;
     if (equals_nocase(args[i], "count") && left >= 2) {
@@ -234,6 +236,7 @@ void Server::cluster_scan(net::Connection& conn, std::vector<std::string_view>& 
       i += 2;
     } else if (equals_nocase(args[i], "match") && left >= 2) {
       pattern = std::string(args[i + 1]);
+      match_empty = pattern.empty();
       i += 2;
     } else if (equals_nocase(args[i], "type") && left >= 2) {
       type = std::string(args[i + 1]);
@@ -250,6 +253,7 @@ void Server::cluster_scan(net::Connection& conn, std::vector<std::string_view>& 
   call->proto = conn.protocol();
   call->count = static_cast<size_t>(count);
   call->pattern = std::move(pattern);
+  call->match_empty = match_empty;
   call->type = std::move(type);
   call->cursor = static_cast<Token>(cursor);
   scan_round(call, 1);
@@ -342,6 +346,7 @@ void Server::scan_round(const std::shared_ptr<ScanCall>& call, size_t width) {
         std::to_string(call->count),
         call->pattern,
         call->type};
+    if (call->match_empty) fargs.push_back("1");
     fanout(conn, s, part.targets, std::move(fargs),
            [parts, i, left, merge](std::vector<std::pair<bool, std::string>> replies) {
              (*parts)[i].replies = std::move(replies);

@@ -518,7 +518,8 @@ void cmd_ringkv_keys(CommandContext& ctx) {
 }
 
 void cmd_ringkv_scan(CommandContext& ctx) {
-  // RINGKV.SCAN <cursor> <last> <count> <pattern or ""> <type or "">
+  // RINGKV.SCAN <cursor> <last> <count> <pattern or ""> <type or ""> [1]: the last argument,
+  // sent only for MATCH "", says that the empty pattern applies (it matches the empty key only).
   Token cursor, last;
   int64_t count;
   if (!parse_token(ctx.arg(1), &cursor) || !parse_token(ctx.arg(2), &last) ||
@@ -527,6 +528,11 @@ void cmd_ringkv_scan(CommandContext& ctx) {
     return;
   }
   std::string_view pattern = ctx.arg(4), type = ctx.arg(5);
+  const bool match = !pattern.empty() || (ctx.args.size() == 7 && ctx.arg(6) == "1");
+  if (ctx.args.size() == 7 && ctx.arg(6) != "1") {
+    ctx.error(err::kSyntax);
+    return;
+  }
   bool type_ok = type.empty() || equals_nocase(type, "string");
   std::vector<std::string> keys;
   int64_t visited = 0;
@@ -534,7 +540,7 @@ void cmd_ringkv_scan(CommandContext& ctx) {
       cursor, last, static_cast<size_t>(count), ctx.now, false, [&](const store::EntryView& e) {
         ++visited;
         if (!type_ok) return;
-        if (!pattern.empty() && pattern != "*" && !glob_match(pattern, e.key())) return;
+        if (match && pattern != "*" && !glob_match(pattern, e.key())) return;
         keys.emplace_back(e.key());
       });
   // [done (1: the range is finished), next cursor, keys looked at, matching keys...]

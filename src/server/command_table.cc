@@ -391,7 +391,7 @@ std::vector<CommandSpec> make_table() {
                   .doc("Internal: keys this node is the primary of.", "0.1.0"));
   t.push_back(S("ringkv.keys", -2, kInt, 0, 0, 0, cmd_ringkv_keys, "cluster")
                   .doc("Internal: matching keys this node is the primary of.", "0.1.0"));
-  t.push_back(S("ringkv.scan", 6, kInt, 0, 0, 0, cmd_ringkv_scan, "cluster")
+  t.push_back(S("ringkv.scan", -6, kInt, 0, 0, 0, cmd_ringkv_scan, "cluster")
                   .doc("Internal: a SCAN step within one token range.", "0.1.0"));
   t.push_back(S("ringkv.flush", 1, kInt | kWrite, 0, 0, 0, cmd_ringkv_flush, "cluster")
                   .doc("Internal: FLUSHALL on this node.", "0.1.0"));
