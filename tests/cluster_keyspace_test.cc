@@ -169,6 +169,25 @@ TEST_CASE(
           CHECK(text(cl, {"MSETNX", a1, "x", b1, "y", a1}) ==
                 "ERR wrong number of arguments for 'msetnx' command");
         }
+        // Bad arguments of a two-key command across primaries get the command's own error, as
+        // Redis checks them first; good ones get the refusal.
+        for (int j = 0; j < 3; ++j) {
+          redisContext* cl = via[static_cast<size_t>(j)].get();
+          CHECK(text(cl, {"COPY", a1, b1, "FOO"}) == "ERR syntax error");
+          CHECK(text(cl, {"COPY", a1, b1, "DB", "x"}) ==
+                "ERR value is not an integer or out of range");
+          CHECK(text(cl, {"COPY", a1, b1, "DB", "1"}) == "ERR DB index is out of range");
+          CHECK(text(cl, {"LCS", a1, b1, "LEN", "IDX"}) ==
+                "ERR If you want both the length and indexes, please just use IDX.");
+          CHECK(text(cl, {"LCS", a1, b1, "MINMATCHLEN", "x"}) ==
+                "ERR value is not an integer or out of range");
+          CHECK(text(cl, {"BITOP", "NAND", a1, b1}) == "ERR syntax error");
+          CHECK(text(cl, {"BITOP", "NOT", a1, b1, a1}) ==
+                "ERR BITOP NOT must be called with a single source key.");
+          CHECK(text(cl, {"COPY", a1, b1, "REPLACE"}).rfind("CROSSSLOT COPY: ", 0) == 0);
+          CHECK(text(cl, {"LCS", a1, b1, "IDX"}).rfind("CROSSSLOT LCS: ", 0) == 0);
+          CHECK(text(cl, {"BITOP", "AND", a1, b1}).rfind("CROSSSLOT BITOP: ", 0) == 0);
+        }
         for (int j = 0; j < 3; ++j)
           CHECK(text(via[static_cast<size_t>(j)].get(), {"PING"}) == "PONG");
         CHECK(command(via[0].get(), {"EXISTS", a1, b1})->integer == 0);

@@ -490,6 +490,14 @@ bool Server::route_command(net::Connection& conn, ClientSession& s,
     return true;
   }
   if (!spec->is(kSplitArray) && !spec->is(kSplitSum) && !spec->is(kSplitOk)) {
+    // Bad arguments get the command's own error first, as in Redis.
+    if (spec->check_args != nullptr) {
+      if (std::string_view e = spec->check_args(args); !e.empty()) {
+        conn.out().error(e);
+        count_error(e);
+        return true;
+      }
+    }
     std::set<uint32_t> distinct(owners.begin(), owners.end());
     std::string name = to_upper(spec->full_name(parent));
     std::string why =

@@ -490,20 +490,26 @@ void cmd_bitpos(CommandContext& ctx) {
 
 // ---------------------------------------------------------------- BITOP
 
-void cmd_bitop(CommandContext& ctx) {
-  enum { kAnd, kOr, kXor, kNot } op;
-  const std::string_view name = c_string(ctx.arg(1));
+std::string_view parse_bitop_args(const std::vector<std::string_view>& args, int* op) {
+  const std::string_view name = c_string(args[1]);
   if (equals_nocase(name, "and"))
-    op = kAnd;
+    *op = 0;
   else if (equals_nocase(name, "or"))
-    op = kOr;
+    *op = 1;
   else if (equals_nocase(name, "xor"))
-    op = kXor;
+    *op = 2;
   else if (equals_nocase(name, "not"))
-    op = kNot;
+    *op = 3;
   else
-    return ctx.error(err::kSyntax);
-  if (op == kNot && ctx.argc() != 4) return ctx.error(err::kBitopNot);
+    return err::kSyntax;
+  if (*op == 3 && args.size() != 4) return err::kBitopNot;
+  return {};
+}
+
+void cmd_bitop(CommandContext& ctx) {
+  enum { kAnd, kOr, kXor, kNot };
+  int op = kAnd;
+  if (std::string_view e = parse_bitop_args(ctx.args, &op); !e.empty()) return ctx.error(e);
 
   // Sources are copied out one key at a time (never two stripe locks at once); a missing key
   // reads as an empty string.

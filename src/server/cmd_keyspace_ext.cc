@@ -109,23 +109,29 @@ void cmd_renamenx(CommandContext& ctx) { rename_generic(ctx, true); }
 
 // ---------------------------------------------------------------- COPY
 
-void cmd_copy(CommandContext& ctx) {
-  bool replace = false;
-  for (size_t j = 3; j < ctx.argc(); ++j) {
-    const std::string_view opt = c_string(ctx.arg(j));
+std::string_view parse_copy_args(const std::vector<std::string_view>& args, bool* replace) {
+  *replace = false;
+  for (size_t j = 3; j < args.size(); ++j) {
+    const std::string_view opt = c_string(args[j]);
     if (equals_nocase(opt, "replace")) {
-      replace = true;
-    } else if (equals_nocase(opt, "db") && j + 1 < ctx.argc()) {
+      *replace = true;
+    } else if (equals_nocase(opt, "db") && j + 1 < args.size()) {
       int64_t db;
-      if (!arg_int64(ctx, ctx.arg(j + 1), &db)) return;
-      if (db < INT_MIN || db > INT_MAX) return ctx.error(err::kNotInt32);
+      if (!parse_int64(args[j + 1], &db)) return err::kNotInteger;
+      if (db < INT_MIN || db > INT_MAX) return err::kNotInt32;
       // Only database 0 exists (as in a Redis started with "databases 1").
-      if (db != 0) return ctx.error(err::kDbIndexOutOfRange);
+      if (db != 0) return err::kDbIndexOutOfRange;
       ++j;
     } else {
-      return ctx.error(err::kSyntax);
+      return err::kSyntax;
     }
   }
+  return {};
+}
+
+void cmd_copy(CommandContext& ctx) {
+  bool replace = false;
+  if (std::string_view e = parse_copy_args(ctx.args, &replace); !e.empty()) return ctx.error(e);
   const std::string_view src = ctx.arg(1), dst = ctx.arg(2);
   if (src == dst) return ctx.error(err::kSameObject);
   const Copied from = copy_out(ctx, src, true);

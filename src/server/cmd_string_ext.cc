@@ -101,6 +101,28 @@ void cmd_setrange(CommandContext& ctx) {
 
 // ---------------------------------------------------------------- LCS
 
+std::string_view parse_lcs_args(const std::vector<std::string_view>& args, LcsOptions* out) {
+  for (size_t j = 3; j < args.size(); ++j) {
+    const std::string_view opt = c_string(args[j]);
+    const bool more = j + 1 < args.size();
+    if (equals_nocase(opt, "idx")) {
+      out->idx = true;
+    } else if (equals_nocase(opt, "len")) {
+      out->len = true;
+    } else if (equals_nocase(opt, "withmatchlen")) {
+      out->with_match_len = true;
+    } else if (equals_nocase(opt, "minmatchlen") && more) {
+      if (!parse_int64(args[j + 1], &out->min_match_len)) return err::kNotInteger;
+      if (out->min_match_len < 0) out->min_match_len = 0;
+      ++j;
+    } else {
+      return err::kSyntax;
+    }
+  }
+  if (out->idx && out->len) return err::kLcsLenAndIdx;
+  return {};
+}
+
 void cmd_lcs(CommandContext& ctx) {
   const uint64_t max_table =
       static_cast<uint64_t>(ctx.server.limits().max_bulk_len.load(std::memory_order_relaxed));
@@ -109,26 +131,10 @@ void cmd_lcs(CommandContext& ctx) {
   const LcsInput a = read_lcs_input(ctx, ctx.arg(1), max_table);
   const LcsInput b = read_lcs_input(ctx, ctx.arg(2), max_table);
 
-  bool get_len = false, get_idx = false, with_match_len = false;
-  int64_t min_match_len = 0;
-  for (size_t j = 3; j < ctx.argc(); ++j) {
-    const std::string_view opt = c_string(ctx.arg(j));
-    const bool more = j + 1 < ctx.argc();
-    if (equals_nocase(opt, "idx")) {
-      get_idx = true;
-    } else if (equals_nocase(opt, "len")) {
-      get_len = true;
-    } else if (equals_nocase(opt, "withmatchlen")) {
-      with_match_len = true;
-    } else if (equals_nocase(opt, "minmatchlen") && more) {
-      if (!arg_int64(ctx, ctx.arg(j + 1), &min_match_len)) return;
-      if (min_match_len < 0) min_match_len = 0;
-      ++j;
-    } else {
-      return ctx.error(err::kSyntax);
-    }
-  }
-  if (get_idx && get_len) return ctx.error(err::kLcsLenAndIdx);
+  LcsOptions opts;
+  if (std::string_view e = parse_lcs_args(ctx.args, &opts); !e.empty()) return ctx.error(e);
+  const bool get_len = opts.len, get_idx = opts.idx, with_match_len = opts.with_match_len;
+  const int64_t min_match_len = opts.min_match_len;
   if (a.size >= UINT32_MAX - 1 || b.size >= UINT32_MAX - 1) return ctx.error(err::kLcsTooLong);
 
   // The dynamic-programming table: cell (i, j) holds the LCS length of a[0..i) and b[0..j).

@@ -70,6 +70,10 @@ struct CommandStats {
   ~CommandStats();  // latency.cc
 };
 
+// The command's own argument checks, for the router to run before it refuses a command whose
+// keys live on several nodes (Redis checks the arguments first): the error, or "" when none.
+using ArgsCheck = std::string_view (*)(const std::vector<std::string_view>& args);
+
 struct CommandSpec {
   std::string_view name;  // lowercase; "config|get" for subcommands
   int arity;              // Redis convention: N exact, -N at least N (name included)
@@ -84,6 +88,7 @@ struct CommandSpec {
   std::string_view summary;
   std::string_view since;
   std::string_view complexity;
+  ArgsCheck check_args = nullptr;
   mutable CommandStats stats;
 
   CommandSpec(std::string_view n, int a, uint32_t f, int fk, int lk, int ks, Handler h,
@@ -109,11 +114,17 @@ struct CommandSpec {
         subcommands(o.subcommands),
         summary(o.summary),
         since(o.since),
-        complexity(o.complexity) {}
+        complexity(o.complexity),
+        check_args(o.check_args) {}
   CommandSpec& doc(std::string_view s, std::string_view v, std::string_view cx = {}) {
     summary = s;
     since = v;
     complexity = cx;
+    return *this;
+  }
+
+  CommandSpec& checks(ArgsCheck c) {
+    check_args = c;
     return *this;
   }
 

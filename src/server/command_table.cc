@@ -161,7 +161,11 @@ std::vector<CommandSpec> make_table() {
                "O(M) with M being the length of the value argument."));
   t.push_back(S("lcs", -3, kReadOnly, 1, 2, 1, cmd_lcs, "string")
                   .doc("Find longest common substring", "7.0.0",
-                       "O(N*M) where N and M are the lengths of s1 and s2, respectively"));
+                       "O(N*M) where N and M are the lengths of s1 and s2, respectively")
+                  .checks([](const std::vector<std::string_view>& a) {
+                    LcsOptions o;
+                    return parse_lcs_args(a, &o);
+                  }));
   t.push_back(S("setbit", 4, kWrite | kDenyOom, 1, 1, 1, cmd_setbit, "bitmap")
                   .doc("Sets or clears the bit at offset in the string value stored at key",
                        "2.2.0", "O(1)"));
@@ -173,7 +177,11 @@ std::vector<CommandSpec> make_table() {
   t.push_back(S("bitpos", -3, kReadOnly, 1, 1, 1, cmd_bitpos, "bitmap")
                   .doc("Find first bit set or clear in a string", "2.8.7", "O(N)"));
   t.push_back(S("bitop", -4, kWrite | kDenyOom, 2, -1, 1, cmd_bitop, "bitmap")
-                  .doc("Perform bitwise operations between strings", "2.6.0", "O(N)"));
+                  .doc("Perform bitwise operations between strings", "2.6.0", "O(N)")
+                  .checks([](const std::vector<std::string_view>& a) {
+                    int op;
+                    return parse_bitop_args(a, &op);
+                  }));
   t.push_back(S("bitfield", -2, kWrite | kDenyOom, 1, 1, 1, cmd_bitfield, "bitmap")
                   .doc("Perform arbitrary bitfield integer operations on strings", "3.2.0",
                        "O(1) for each subcommand specified"));
@@ -188,7 +196,11 @@ std::vector<CommandSpec> make_table() {
   t.push_back(S("copy", -3, kWrite | kDenyOom, 1, 2, 1, cmd_copy, "generic")
                   .doc("Copy a key", "6.2.0",
                        "O(N) worst case for collections, where N is the number of nested items. "
-                       "O(1) for string values."));
+                       "O(1) for string values.")
+                  .checks([](const std::vector<std::string_view>& a) {
+                    bool replace;
+                    return parse_copy_args(a, &replace);
+                  }));
   t.push_back(
       S("object", -2, 0, 0, 0, 0, nullptr, "generic",
         {S("encoding", 3, kReadOnly, 2, 2, 1, cmd_object_encoding, "generic")

@@ -115,18 +115,28 @@ RINGKV_HANDLER(cmd_touch);
 RINGKV_HANDLER(cmd_getrange);
 RINGKV_HANDLER(cmd_setrange);
 RINGKV_HANDLER(cmd_lcs);
+struct LcsOptions {
+  bool len = false, idx = false, with_match_len = false;
+  int64_t min_match_len = 0;
+};
+// LCS's options (arguments 3 on): the error, or "".
+std::string_view parse_lcs_args(const std::vector<std::string_view>& args, LcsOptions* out);
 // bits (cmd_bits.cc)
 RINGKV_HANDLER(cmd_setbit);
 RINGKV_HANDLER(cmd_getbit);
 RINGKV_HANDLER(cmd_bitcount);
 RINGKV_HANDLER(cmd_bitpos);
 RINGKV_HANDLER(cmd_bitop);
+// BITOP's operation and, for NOT, its arity: the error, or "". *op: 0 AND, 1 OR, 2 XOR, 3 NOT.
+std::string_view parse_bitop_args(const std::vector<std::string_view>& args, int* op);
 RINGKV_HANDLER(cmd_bitfield);
 RINGKV_HANDLER(cmd_bitfield_ro);
 // RENAME, COPY, OBJECT (cmd_keyspace_ext.cc)
 RINGKV_HANDLER(cmd_rename);
 RINGKV_HANDLER(cmd_renamenx);
 RINGKV_HANDLER(cmd_copy);
+// COPY's options (arguments 3 on): the error, or "".
+std::string_view parse_copy_args(const std::vector<std::string_view>& args, bool* replace);
 RINGKV_HANDLER(cmd_object_encoding);
 RINGKV_HANDLER(cmd_object_freq);
 RINGKV_HANDLER(cmd_object_idletime);
