@@ -2,8 +2,10 @@
 // transactions and WATCH, and keyspace commands (KEYS, SCAN, DBSIZE, RANDOMKEY, FLUSHALL) that act
 // on the whole cluster, in pipelines too, and under CLIENT PAUSE. The first test runs with the
 // embedded configuration service and with etcd; the CLIENT PAUSE one does not depend on it.
+#include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <cctype>
 #include <functional>
 #include <map>
 #include <set>
@@ -100,6 +102,26 @@ TEST_CASE(
         }
         std::vector<Context> via;
         for (int i = 0; i < 3; ++i) via.push_back(c.client(i));
+        // Requests between nodes (heartbeats, DBSIZE's counts) stay out of SLOWLOG, which lists
+        // what clients run.
+        REQUIRE(text(via[0].get(), {"CONFIG", "SET", "slowlog-log-slower-than", "0"}) == "OK");
+        REQUIRE(text(via[0].get(), {"SLOWLOG", "RESET"}) == "OK");
+        CHECK(dbsize(c, 1) == 0);  // asks n1 for its count
+        CHECK(text(via[0].get(), {"ECHO", "hi"}) == "hi");
+        Reply slow = command(via[0].get(), {"SLOWLOG", "GET", "-1"});
+        REQUIRE(slow);
+        REQUIRE(slow->type == REDIS_REPLY_ARRAY);
+        std::vector<std::string> logged;
+        for (size_t e = 0; e < slow->elements; ++e) {
+          const redisReply* name = slow->element[e]->element[3]->element[0];
+          std::string lower(name->str, name->len);
+          for (char& ch : lower)
+            ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+          logged.push_back(lower);
+        }
+        REQUIRE(text(via[0].get(), {"CONFIG", "SET", "slowlog-log-slower-than", "10000"}) == "OK");
+        CHECK(std::find(logged.begin(), logged.end(), "echo") != logged.end());
+        for (const auto& name : logged) CHECK(name.rfind("ringkv.", 0) != 0);
         auto groups = keys_by_primary(c, "key:", 60);
         REQUIRE(groups.size() == 3);  // 60 keys land on all three primaries
         std::vector<std::string> keys;

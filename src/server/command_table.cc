@@ -377,7 +377,10 @@ std::vector<CommandSpec> make_table() {
              .doc("Returns helpful text about the different subcommands.", "0.1.0")})
           .doc("A container for ring administration commands.", "0.1.0", "Depends on subcommand."));
   // ---- node to node (ringkv's own, internal)
-  constexpr uint32_t kInt = kInternal | kLocal | kNoScript | kLoading | kStale | kSkipMonitor;
+  // Internal requests between nodes stay out of MONITOR, SLOWLOG and the latency monitor: those
+  // show what clients run.
+  constexpr uint32_t kInt =
+      kInternal | kLocal | kNoScript | kLoading | kStale | kSkipMonitor | kSkipSlowlog;
   t.push_back(S("ringkv.hello", -2, kInt | kFast | kNoAuth, 0, 0, 0, cmd_ringkv_hello, "cluster")
                   .doc("Internal: a peer link introduces itself.", "0.1.0"));
   t.push_back(S("ringkv.epoch", 2, kInt | kFast, 0, 0, 0, cmd_ringkv_epoch, "cluster")
