@@ -144,15 +144,15 @@ redis_tests() {
 
 tsan_build() {
   "$ROOT/scripts/build.sh" --type RelWithDebInfo --dir "$B_TSAN" \
-    --target store_test --target sync_client_test --target server_test --target cluster_test \
-    --target cluster_admin_test --target client_test --target ringkv-server -- \
+    --target store_test --target sync_client_test --target peer_link_test --target server_test \
+    --target cluster_test --target cluster_admin_test --target client_test --target ringkv-server -- \
     -DRINGKV_SANITIZE=thread -DRINGKV_BENCH=OFF
 }
 
 tsan_tests() {
   # A race makes the process (test or server) abort, so it cannot pass unnoticed.
   export TSAN_OPTIONS="halt_on_error=1:abort_on_error=1:second_deadlock_stack=1"
-  ctest --test-dir "$B_TSAN" -R '^(store|sync_client)_test:' "${CTEST_FLAGS[@]}" -j "$JOBS" &&
+  ctest --test-dir "$B_TSAN" -R '^(store|sync_client|peer_link)_test:' "${CTEST_FLAGS[@]}" -j "$JOBS" &&
     ctest --test-dir "$B_TSAN" -R '^server_test:' "${CTEST_FLAGS[@]}" &&
     ctest --test-dir "$B_TSAN" -R '^(cluster|cluster_admin|client)_test:' "${CTEST_FLAGS[@]}" -j "$JOBS"
 }
