@@ -490,25 +490,24 @@ void cmd_bitpos(CommandContext& ctx) {
 
 // ---------------------------------------------------------------- BITOP
 
-std::string_view parse_bitop_args(const std::vector<std::string_view>& args, int* op) {
+std::string_view parse_bitop_args(const std::vector<std::string_view>& args, BitOp* op) {
   const std::string_view name = c_string(args[1]);
   if (equals_nocase(name, "and"))
-    *op = 0;
+    *op = BitOp::kAnd;
   else if (equals_nocase(name, "or"))
-    *op = 1;
+    *op = BitOp::kOr;
   else if (equals_nocase(name, "xor"))
-    *op = 2;
+    *op = BitOp::kXor;
   else if (equals_nocase(name, "not"))
-    *op = 3;
+    *op = BitOp::kNot;
   else
     return err::kSyntax;
-  if (*op == 3 && args.size() != 4) return err::kBitopNot;
+  if (*op == BitOp::kNot && args.size() != 4) return err::kBitopNot;
   return {};
 }
 
 void cmd_bitop(CommandContext& ctx) {
-  enum { kAnd, kOr, kXor, kNot };
-  int op = kAnd;
+  BitOp op = BitOp::kAnd;
   if (std::string_view e = parse_bitop_args(ctx.args, &op); !e.empty()) return ctx.error(e);
 
   // Sources are copied out one key at a time (never two stripe locks at once); a missing key
@@ -532,12 +531,12 @@ void cmd_bitop(CommandContext& ctx) {
       return i < s.value.size() ? static_cast<unsigned char>(s.value[i]) : 0;
     };
     unsigned char out = byte_of(sources[0]);
-    if (op == kNot) out = static_cast<unsigned char>(~out);
+    if (op == BitOp::kNot) out = static_cast<unsigned char>(~out);
     for (size_t j = 1; j < sources.size(); ++j) {
       const unsigned char b = byte_of(sources[j]);
-      if (op == kAnd)
+      if (op == BitOp::kAnd)
         out &= b;
-      else if (op == kOr)
+      else if (op == BitOp::kOr)
         out |= b;
       else
         out ^= b;

@@ -133,8 +133,6 @@ void cmd_lcs(CommandContext& ctx) {
 
   LcsOptions opts;
   if (std::string_view e = parse_lcs_args(ctx.args, &opts); !e.empty()) return ctx.error(e);
-  const bool get_len = opts.len, get_idx = opts.idx, with_match_len = opts.with_match_len;
-  const int64_t min_match_len = opts.min_match_len;
   if (a.size >= UINT32_MAX - 1 || b.size >= UINT32_MAX - 1) return ctx.error(err::kLcsTooLong);
 
   // The dynamic-programming table: cell (i, j) holds the LCS length of a[0..i) and b[0..j).
@@ -160,7 +158,7 @@ void cmd_lcs(CommandContext& ctx) {
   // Walk back from the end, collecting the LCS string and the matching ranges (from the end of
   // the strings towards their start, as Redis emits them).
   const uint32_t total = at(alen, blen);
-  const bool compute = get_idx || !get_len;
+  const bool compute = opts.idx || !opts.len;
   std::string result(compute ? total : 0, '\0');
   std::vector<LcsMatch> matches;
   uint32_t idx = total;
@@ -194,29 +192,29 @@ void cmd_lcs(CommandContext& ctx) {
     }
     if (emit) {
       const uint32_t len = cur.a_end - cur.a_start + 1;
-      if (get_idx && (min_match_len == 0 || len >= static_cast<uint64_t>(min_match_len)))
+      if (opts.idx && (opts.min_match_len == 0 || len >= static_cast<uint64_t>(opts.min_match_len)))
         matches.push_back(cur);
       in_range = false;
     }
   }
 
-  if (get_idx) {
+  if (opts.idx) {
     ctx.w.map(2);
     ctx.w.bulk("matches");
     ctx.w.array(matches.size());
     for (const LcsMatch& m : matches) {
-      ctx.w.array(with_match_len ? 3 : 2);
+      ctx.w.array(opts.with_match_len ? 3 : 2);
       ctx.w.array(2);
       ctx.w.integer(m.a_start);
       ctx.w.integer(m.a_end);
       ctx.w.array(2);
       ctx.w.integer(m.b_start);
       ctx.w.integer(m.b_end);
-      if (with_match_len) ctx.w.integer(m.a_end - m.a_start + 1);
+      if (opts.with_match_len) ctx.w.integer(m.a_end - m.a_start + 1);
     }
     ctx.w.bulk("len");
     ctx.w.integer(total);
-  } else if (get_len) {
+  } else if (opts.len) {
     ctx.w.integer(total);
   } else {
     ctx.w.bulk(result);

@@ -179,7 +179,7 @@ std::vector<CommandSpec> make_table() {
   t.push_back(S("bitop", -4, kWrite | kDenyOom, 2, -1, 1, cmd_bitop, "bitmap")
                   .doc("Perform bitwise operations between strings", "2.6.0", "O(N)")
                   .checks([](const std::vector<std::string_view>& a) {
-                    int op;
+                    BitOp op;
                     return parse_bitop_args(a, &op);
                   }));
   t.push_back(S("bitfield", -2, kWrite | kDenyOom, 1, 1, 1, cmd_bitfield, "bitmap")

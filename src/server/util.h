@@ -127,8 +127,9 @@ RINGKV_HANDLER(cmd_getbit);
 RINGKV_HANDLER(cmd_bitcount);
 RINGKV_HANDLER(cmd_bitpos);
 RINGKV_HANDLER(cmd_bitop);
-// BITOP's operation and, for NOT, its arity: the error, or "". *op: 0 AND, 1 OR, 2 XOR, 3 NOT.
-std::string_view parse_bitop_args(const std::vector<std::string_view>& args, int* op);
+enum class BitOp { kAnd, kOr, kXor, kNot };
+// BITOP's operation and, for NOT, its arity: the error, or "".
+std::string_view parse_bitop_args(const std::vector<std::string_view>& args, BitOp* op);
 RINGKV_HANDLER(cmd_bitfield);
 RINGKV_HANDLER(cmd_bitfield_ro);
 // RENAME, COPY, OBJECT (cmd_keyspace_ext.cc)
