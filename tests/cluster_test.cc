@@ -2,9 +2,11 @@
 // back through every node, live RING ADDSERVER / REMOVESERVER under a continuous checker, exact
 // movement against the ring's diff, and whole-data-set digests per token range across replicas.
 // Every test runs with the embedded configuration service and with etcd.
+#include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <map>
+#include <numeric>
 #include <set>
 #include <thread>
 
@@ -252,6 +254,57 @@ TEST_CASE("a key's owner with a lower proto-max-bulk-len takes a large value for
   CHECK(command(c.client(entry).get(), {"STRLEN", "big"})->integer == 2 * 1024 * 1024);
   CHECK(text(c.client(entry).get(), {"SET", "small", "x"}) == "OK");
   CHECK(text(c.client(owner).get(), {"GET", "small"}) == "x");
+}
+
+TEST_CASE("a client pipelining large reads does not queue all of them ahead of another client") {
+  // The clients of a node's loop share its link to each peer. A pipelines 400 (GET big,
+  // INCR counter) pairs through n1 and does not read; both keys live on n2. B's INCR of the same
+  // counter through n1 tells how many of A's INCRs n2 ran before it: all 400 if A's whole
+  // pipeline went onto the link at once.
+  Cluster c(3, false, {"--replicas", "1"});
+  auto on_n2 = [&](const std::string& prefix) {
+    for (int i = 0;; ++i) {
+      std::string k = prefix + std::to_string(i);
+      if (owners_of(c, k) == std::vector<std::string>{"n2"}) return k;
+    }
+  };
+  const std::string big = on_n2("big:"), counter = on_n2("counter:");
+  const std::string value(256 * 1024, 'v');
+  REQUIRE(text(c.client(0).get(), {"SET", big, value}) == "OK");
+  const int pairs = 400;
+  auto a = connect(c.port(0), 60000);
+  REQUIRE(a);
+  std::vector<std::vector<std::string>> pipeline_a;
+  for (int i = 0; i < pairs; ++i) {
+    pipeline_a.push_back({"GET", big});
+    pipeline_a.push_back({"INCR", counter});
+  }
+  send_pipeline(a.get(), pipeline_a);
+  auto b = connect(c.port(0), 60000);
+  REQUIRE(b);
+  Reply mine = command(b.get(), {"INCR", counter});
+  REQUIRE(mine);
+  REQUIRE(mine->type == REDIS_REPLY_INTEGER);
+  INFO("B's INCR came after " << mine->integer - 1 << " of A's");
+  // A runs until about 16 MB of its replies wait for it to read them, and has a bounded share
+  // of replies awaited from n2 at a time.
+  CHECK(mine->integer <= pairs / 2);
+  // A's replies are all there, in order, and each INCR ran once: A's counts and B's are
+  // 1..401, A's increasing.
+  auto replies = read_replies(a.get(), pipeline_a.size());
+  std::vector<long long> counts;
+  for (int i = 0; i < pairs; ++i) {
+    REQUIRE(replies[2 * i]->type == REDIS_REPLY_STRING);
+    REQUIRE(replies[2 * i]->len == value.size());
+    REQUIRE(replies[2 * i + 1]->type == REDIS_REPLY_INTEGER);
+    counts.push_back(replies[2 * i + 1]->integer);
+  }
+  CHECK(std::is_sorted(counts.begin(), counts.end()));
+  counts.push_back(mine->integer);
+  std::sort(counts.begin(), counts.end());
+  std::vector<long long> expected(pairs + 1);
+  std::iota(expected.begin(), expected.end(), 1);
+  CHECK(counts == expected);
 }
 
 TEST_CASE("read quorum R=2: a read returns the newest of two copies and repairs the primary") {

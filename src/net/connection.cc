@@ -14,6 +14,16 @@ constexpr size_t kReadChunk = 16 * 1024;
 constexpr size_t kIdleBufferKeep = 64 * 1024;
 constexpr size_t kBackpressureHigh = 16 * 1024 * 1024;
 constexpr size_t kBackpressureLow = 4 * 1024 * 1024;
+// A client's replies awaited from elsewhere (forwarded to a peer, waiting for replicas) are
+// bounded in number and in estimated bytes: their number times the moving average size of its
+// deferred replies, which starts at kAwaitedReplySeed, so a new client has at most 128 awaited
+// until its replies show they are smaller. The clients of a loop share its link to each peer:
+// without the bound, one client pipelining large reads queues gigabytes ahead of the others'
+// requests. Its next requests are read once enough of those replies have arrived. Peer links
+// are not bounded: the sending node bounds each of its clients.
+constexpr size_t kMaxAwaited = 1024;
+constexpr size_t kAwaitedReplySeed = 32 * 1024;
+constexpr size_t kMaxAwaitedBytes = 4 * 1024 * 1024;
 // The bulk limit on a peer node's link (set_peer_link): above any the sending node accepts by
 // default, still bounded.
 constexpr int64_t kPeerMaxBulkLen = int64_t{4} * 1024 * 1024 * 1024;
@@ -69,6 +79,7 @@ void Deferred::complete_from(std::string_view resp) {
 Connection::Connection(LoopNet& net, uint64_t id) : net_(net), id_(id) {
   uv_tcp_init(net.loop.uv(), &tcp_);
   tcp_.data = this;
+  awaited_reply_avg_ = kAwaitedReplySeed;
   created_ms_ = last_interaction_ms_ = system_clock().now_ms();
 }
 
@@ -282,6 +293,7 @@ size_t Connection::process(const char* data, size_t len) {
     // Back-pressure and output limits after every request, not once per read: a single read of
     // "GET big" requests can otherwise ask for gigabytes of replies before either is looked at.
     if (pending_output() > kBackpressureHigh) paused_ |= kPauseBackpressure;
+    if (too_many_awaited()) pause_reading(kPauseAwaiting);
     check_output_limits();
   }
   processing_ = false;
@@ -298,6 +310,7 @@ Deferred Connection::defer() {
   uint64_t seq = slot_base_ + slots_.size();
   bool discarding_now = discarding();
   slots_.push_back(Slot{std::string(), false, discarding_now});
+  ++awaited_;
   // Replies after this one queue in a new tail slot (deque references stay valid on push_back).
   slots_.push_back(Slot{std::string(), true});
   if (discarding_now)
@@ -323,9 +336,11 @@ void Connection::complete_slot(uint64_t seq, std::string data) {
   if (closing_ || closed_) return;
   assert(seq >= slot_base_ && seq < slot_base_ + slots_.size());
   Slot& s = slots_[seq - slot_base_];
+  const size_t bytes = data.size();
   if (!s.discard) s.data = std::move(data);
   s.ready = true;
   drain_slots();
+  awaited_arrived(bytes);
   request_flush();
 }
 
@@ -342,6 +357,7 @@ void Connection::complete_slot_from(uint64_t seq, std::string_view data) {
   }
   s.ready = true;
   drain_slots();
+  awaited_arrived(data.size());
   request_flush();
 }
 
@@ -357,6 +373,21 @@ void Connection::drain_slots() {
     if (kept_tail) kept_ = &out_;
   }
   if (slots_.empty() && !replies_done_.empty()) when_replies_done(nullptr);
+}
+
+bool Connection::too_many_awaited(size_t share) const {
+  if (peer_link_) return false;
+  return awaited_ * share >= kMaxAwaited ||
+         awaited_ * awaited_reply_avg_ * share >= kMaxAwaitedBytes;
+}
+
+void Connection::awaited_arrived(size_t bytes) {
+  assert(awaited_ > 0);
+  --awaited_;
+  // Over about the last 8 replies.
+  awaited_reply_avg_ = awaited_reply_avg_ - awaited_reply_avg_ / 8 + bytes / 8;
+  // Resumes at half the bound, not at every reply.
+  if ((paused_ & kPauseAwaiting) && !too_many_awaited(2)) resume_reading(kPauseAwaiting);
 }
 
 void Connection::when_replies_done(std::function<void()> fn) {

@@ -119,7 +119,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool closed() const { return closed_; }
 
   // Reading can be paused for several independent reasons; it resumes when none is left.
-  enum PauseReason : unsigned { kPauseBackpressure = 1, kPauseClientPause = 2, kPauseService = 4 };
+  enum PauseReason : unsigned {
+    kPauseBackpressure = 1,
+    kPauseClientPause = 2,
+    kPauseService = 4,
+    kPauseAwaiting = 8,  // too many replies awaited from elsewhere (see too_many_awaited)
+  };
   void pause_reading(PauseReason why);
   void resume_reading(PauseReason why);
 
@@ -142,6 +147,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   uint64_t commands_processed() const { return commands_; }
   uint64_t bytes_in() const { return bytes_in_; }
   uint64_t bytes_out() const { return bytes_out_; }
+  // Deferred replies not yet completed.
+  size_t awaited() const { return awaited_; }
 
   // Writes what is queued now (normally done at the end of each read).
   void flush();
@@ -168,6 +175,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void complete_slot(uint64_t seq, std::string data);
   void complete_slot_from(uint64_t seq, std::string_view data);
   void drain_slots();
+  // Counts a deferred reply of `bytes` as arrived; reading resumes if it was paused for them.
+  void awaited_arrived(size_t bytes);
+  bool too_many_awaited(size_t share = 1) const;
   void request_flush();
   void update_reading();
   // Brings net_.output_bytes (counted against maxmemory, shown in INFO) up to date.
@@ -192,6 +202,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::deque<Slot> slots_;  // replies waiting for a deferred one ahead of them
   std::vector<std::function<void()>> replies_done_;  // see when_replies_done
   uint64_t slot_base_ = 0;                           // sequence number of slots_.front()
+  size_t awaited_ = 0;                               // deferred replies not yet completed
+  size_t awaited_reply_avg_ = 0;                     // moving average of their sizes, in bytes
   resp::Writer writer_{&out_};
   // set_discarding: the writer writes into discard_, and kept_ is where it writes after. kept_
   // is set exactly while discarding.
