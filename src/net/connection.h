@@ -147,8 +147,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
   uint64_t commands_processed() const { return commands_; }
   uint64_t bytes_in() const { return bytes_in_; }
   uint64_t bytes_out() const { return bytes_out_; }
-  // Deferred replies not yet completed.
-  size_t awaited() const { return awaited_; }
 
   // Writes what is queued now (normally done at the end of each read).
   void flush();
