@@ -44,6 +44,7 @@ class FakePeer {
     ::close(fd_);
   }
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  int port() const { return port_; }
 
   // Accepts the next connection (waiting up to 10 s); -1 if none came.
   int accept_one() {

@@ -110,3 +110,29 @@ TEST_CASE("a peer link fails its requests once the peer sent nothing for the tim
   CHECK_FALSE(o.ok);
   CHECK(o.reply == "peer n2 (" + peer.address() + ") failed: no reply within 300 ms");
 }
+
+TEST_CASE("a peer given by host name is resolved") {
+  FakePeer peer;
+  const std::string address = "localhost:" + std::to_string(peer.port());
+  LinkOnLoop l(address, 30000);
+  auto first = l.send({"GET", "k"});
+  int c = accept_requests(peer, "$1\r\nk\r\n");
+  FakePeer::reply(c, "$1\r\nv\r\n");
+  REQUIRE(first.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+  Outcome o = first.get();
+  CHECK(o.ok);
+  CHECK(o.reply == "$1\r\nv\r\n");
+}
+
+TEST_CASE("a peer whose host name does not resolve fails its requests with the reason") {
+  // .invalid never resolves (RFC 2606).
+  LinkOnLoop l("no-such-host.invalid:6379", 30000);
+  auto f = l.send({"GET", "k"});
+  REQUIRE(f.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
+  Outcome o = f.get();
+  CHECK_FALSE(o.ok);
+  INFO(o.reply);
+  CHECK(o.reply.rfind("peer n2 (no-such-host.invalid:6379) failed: can't resolve "
+                      "'no-such-host.invalid': ",
+                      0) == 0);
+}

@@ -13,8 +13,17 @@ struct PeerLink::Handle {
   uv_tcp_t tcp;
   uv_connect_t connect_req;
   uv_write_t write_req;
-  uv_getaddrinfo_t dns;
   PeerLink* link;  // null once the link is gone
+};
+
+// A host name being resolved; freed in its callback, which does nothing once the link is gone
+// or has started another connection.
+struct PeerLink::Resolving {
+  uv_getaddrinfo_t req;
+  PeerLink* link;
+  std::shared_ptr<bool> alive;
+  uint64_t attempt;
+  std::string host;
 };
 
 PeerLink::PeerLink(net::EventLoop& loop, std::string peer_id, std::string address, Options options)
@@ -110,28 +119,10 @@ void PeerLink::connect() {
     return;
   }
   sockaddr_storage ss{};
-  if (uv_ip4_addr(host.c_str(), port, reinterpret_cast<sockaddr_in*>(&ss)) != 0 &&
-      uv_ip6_addr(host.c_str(), port, reinterpret_cast<sockaddr_in6*>(&ss)) != 0) {
-    // Names are resolved by the control plane into addresses; links take literal IPs.
-    failed_at_us_ = system_clock().now_us();
-    last_error_ = "address '" + host + "' is not a literal IP";
-    return;
-  }
-  handle_ = new Handle;
-  handle_->link = this;
-  uv_tcp_init(loop_.uv(), &handle_->tcp);
-  handle_->tcp.data = handle_;
-  handle_->connect_req.data = handle_;
+  const bool literal = uv_ip4_addr(host.c_str(), port, reinterpret_cast<sockaddr_in*>(&ss)) == 0 ||
+                       uv_ip6_addr(host.c_str(), port, reinterpret_cast<sockaddr_in6*>(&ss)) == 0;
   state_ = State::kConnecting;
-  int rc = uv_tcp_connect(&handle_->connect_req, &handle_->tcp, reinterpret_cast<sockaddr*>(&ss),
-                          [](uv_connect_t* req, int status) {
-                            auto* h = static_cast<Handle*>(req->data);
-                            if (h->link) h->link->on_connected(status);
-                          });
-  if (rc != 0) {
-    close_connection(uv_strerror(rc));
-    return;
-  }
+  ++attempt_;
   // The handshake goes first: it names us (so the peer treats the connection as internal) and,
   // for RESP3 links, switches the protocol.
   std::string hs;
@@ -144,6 +135,65 @@ void PeerLink::connect() {
   pending_.insert(pending_.begin() + (options_.password.empty() ? 0 : 1),
                   Pending{nullptr, system_clock().now_us(), true});
   out_.insert(0, hs);
+  if (literal) {
+    connect_to(reinterpret_cast<const sockaddr*>(&ss));
+    return;
+  }
+  // A host name: resolved on every connection (a restarted peer may have a new address), off
+  // the loop (libuv's thread pool), requests queueing meanwhile.
+  auto* r = new Resolving{uv_getaddrinfo_t{}, this, alive_, attempt_, host};
+  r->req.data = r;
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  int rc = uv_getaddrinfo(
+      loop_.uv(), &r->req,
+      [](uv_getaddrinfo_t* req, int status, addrinfo* res) {
+        std::unique_ptr<Resolving> r(static_cast<Resolving*>(req->data));
+        std::unique_ptr<addrinfo, void (*)(addrinfo*)> list(res, uv_freeaddrinfo);
+        if (!*r->alive) return;
+        PeerLink* link = r->link;
+        if (link->attempt_ != r->attempt || link->state_ != State::kConnecting ||
+            link->handle_ != nullptr)
+          return;  // that connection was given up meanwhile
+        if (status != 0) {
+          link->close_connection("can't resolve '" + r->host + "': " + uv_strerror(status));
+          return;
+        }
+        // IPv4 first: a node listening on 127.0.0.1 is reached as "localhost" too.
+        const addrinfo* pick = nullptr;
+        for (const addrinfo* a = res; a != nullptr; a = a->ai_next) {
+          if (a->ai_family == AF_INET) {
+            pick = a;
+            break;
+          }
+          if (pick == nullptr && a->ai_family == AF_INET6) pick = a;
+        }
+        if (pick == nullptr) {
+          link->close_connection("can't resolve '" + r->host + "': no IPv4 or IPv6 address");
+          return;
+        }
+        link->connect_to(pick->ai_addr);
+      },
+      host.c_str(), std::to_string(port).c_str(), &hints);
+  if (rc != 0) {
+    delete r;
+    close_connection("can't resolve '" + host + "': " + uv_strerror(rc));
+  }
+}
+
+void PeerLink::connect_to(const sockaddr* addr) {
+  handle_ = new Handle;
+  handle_->link = this;
+  uv_tcp_init(loop_.uv(), &handle_->tcp);
+  handle_->tcp.data = handle_;
+  handle_->connect_req.data = handle_;
+  int rc =
+      uv_tcp_connect(&handle_->connect_req, &handle_->tcp, addr, [](uv_connect_t* req, int status) {
+        auto* h = static_cast<Handle*>(req->data);
+        if (h->link) h->link->on_connected(status);
+      });
+  if (rc != 0) close_connection(uv_strerror(rc));
 }
 
 void PeerLink::on_connected(int status) {

@@ -65,7 +65,8 @@ class PeerLink {
 
  private:
   enum class State { kIdle, kConnecting, kConnected, kClosing };
-  struct Handle;  // the libuv handle, freed in its close callback
+  struct Handle;     // the libuv handle, freed in its close callback
+  struct Resolving;  // a host name being resolved
   struct Pending {
     Callback cb;
     Micros sent_us;
@@ -77,7 +78,9 @@ class PeerLink {
   bool ready_to_send(const Callback& cb);
   // The request's bytes are in out_: queue its callback and schedule the write.
   void queued(Callback cb);
+  // Starts a connection: resolves the peer's host name first if it is not a literal IP.
   void connect();
+  void connect_to(const sockaddr* addr);
   void on_connected(int status);
   void on_read(ssize_t nread, const uv_buf_t* buf);
   void fail_all(const std::string& why);
@@ -101,6 +104,7 @@ class PeerLink {
   Micros failed_at_us_ = 0;
   uint64_t last_read_ms_ = 0;  // loop time of the last bytes read from the peer
   uint64_t announced_epoch_ = 0;
+  uint64_t attempt_ = 0;  // connections started, so a late name resolution can tell it is stale
   std::string last_error_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   std::unique_ptr<net::Timer> timer_;
