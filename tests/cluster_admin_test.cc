@@ -291,38 +291,41 @@ TEST_CASE("a node stops at once while a RING PLAN it runs waits on a stopped pee
 }
 
 TEST_CASE("a server added by host name takes the requests forwarded and replicated to it") {
-  for (int replicas : {1, 2}) {
-    DYNAMIC_SECTION("N = " << replicas) {
-      Cluster c(1, false, {"--replicas", std::to_string(replicas)});
-      const int n2 = c.start_node();
-      REQUIRE(text(c.client(0).get(), {"RING", "ADDSERVER", c.id(n2),
-                                       "localhost:" + std::to_string(c.port(n2))}) == "OK");
-      REQUIRE(c.wait_idle());
-      CHECK(text(c.client(0).get(), {"RING", "CONFIG"}).find("\"localhost:") != std::string::npos);
-      // Keys through both nodes; each node forwards to the other (n1 by host name) the keys
-      // it is not the primary of, and with N = 2 replicates every write to it.
-      const KeyValues kv = make_keys(400, "named:");
-      load(c, kv, {0, 1});
-      for (int via : {0, 1}) {
-        INFO("read through " << c.id(via));
-        std::vector<std::string> keys;
-        for (const auto& [k, v] : kv) keys.push_back(k);
-        auto got = pipeline_get(c.client(via).get(), keys);
-        for (size_t i = 0; i < kv.size(); ++i) {
-          INFO(kv[i].first);
-          REQUIRE(got[i] == kv[i].second);
+  for (bool etcd : {false, true}) {
+    for (int replicas : {1, 2}) {
+      DYNAMIC_SECTION(backend_name(etcd) << " configuration service, N = " << replicas) {
+        Cluster c(1, etcd, {"--replicas", std::to_string(replicas)});
+        const int n2 = c.start_node();
+        REQUIRE(text(c.client(0).get(), {"RING", "ADDSERVER", c.id(n2),
+                                         "localhost:" + std::to_string(c.port(n2))}) == "OK");
+        REQUIRE(c.wait_idle());
+        CHECK(text(c.client(0).get(), {"RING", "CONFIG"}).find("\"localhost:") !=
+              std::string::npos);
+        // Keys through both nodes; each node forwards to the other (n1 by host name) the keys
+        // it is not the primary of, and with N = 2 replicates every write to it.
+        const KeyValues kv = make_keys(400, "named:");
+        load(c, kv, {0, 1});
+        for (int via : {0, 1}) {
+          INFO("read through " << c.id(via));
+          std::vector<std::string> keys;
+          for (const auto& [k, v] : kv) keys.push_back(k);
+          auto got = pipeline_get(c.client(via).get(), keys);
+          for (size_t i = 0; i < kv.size(); ++i) {
+            INFO(kv[i].first);
+            REQUIRE(got[i] == kv[i].second);
+          }
         }
+        uint64_t held = 0;
+        for (int i : {0, 1}) {
+          std::string ks = text(c.client(i).get(), {"INFO", "keyspace"});
+          size_t at = ks.find("keys=");
+          REQUIRE(at != std::string::npos);
+          uint64_t n = std::stoull(ks.substr(at + 5));
+          CHECK(n > 0);
+          held += n;
+        }
+        CHECK(held == kv.size() * static_cast<size_t>(replicas));
       }
-      uint64_t held = 0;
-      for (int i : {0, 1}) {
-        std::string ks = text(c.client(i).get(), {"INFO", "keyspace"});
-        size_t at = ks.find("keys=");
-        REQUIRE(at != std::string::npos);
-        uint64_t n = std::stoull(ks.substr(at + 5));
-        CHECK(n > 0);
-        held += n;
-      }
-      CHECK(held == kv.size() * static_cast<size_t>(replicas));
     }
   }
 }
