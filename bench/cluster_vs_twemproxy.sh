@@ -20,7 +20,9 @@
 # Environment: REPS (5), REQUESTS (200000 per run without pipelining; 5x that with -P 16),
 # CLIENTS (50), VALUE_SIZE (64), KEYSPACE (1000000), BUILD_DIR (build; Release),
 # RINGKV_SERVER (a ringkv-server binary to use instead of building one),
-# IO_THREADS (ringkv io-threads per node, default 1). Everything started is stopped on exit.
+# IO_THREADS (ringkv io-threads per node, default 1), HOT_KEY_CACHE_MS (adds a fourth setup,
+# ringkv-n1 with that --hot-key-cache-ms; with KEYSPACE=100 it shows the hot-key case).
+# Everything started is stopped on exit.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -107,6 +109,10 @@ start_ringkv ringkv_n1 --replicas 1
 start_ringkv ringkv_n3 --replicas 3 --write-quorum 2
 start_twemproxy
 SETUPS=(ringkv_n1 ringkv_n3 twemproxy)
+if [ -n "${HOT_KEY_CACHE_MS:-}" ]; then
+  start_ringkv ringkv_n1c --replicas 1 --hot-key-cache-ms "$HOT_KEY_CACHE_MS"
+  SETUPS+=(ringkv_n1c)
+fi
 
 RESULTS="$WORK/results.txt"  # setup test pipeline rep ops_per_sec
 : >"$RESULTS"
@@ -120,18 +126,20 @@ for line in open(sys.argv[1]):
     setup, test, pipe, rep, ops = line.split()
     rows.setdefault((setup, test, int(pipe)), {})[int(rep)] = float(ops)
 reps = int(sys.argv[2])
-names = {"ringkv_n1": "ringkv N=1", "ringkv_n3": "ringkv N=3 W=2", "twemproxy": "twemproxy"}
+names = {"ringkv_n1": "ringkv N=1", "ringkv_n3": "ringkv N=3 W=2", "twemproxy": "twemproxy",
+         "ringkv_n1c": "ringkv N=1 cache"}
+setups = [s for s in names if any(k[0] == s for k in rows)]
 print()
 print("%-16s %-4s %-3s %12s   %s" % ("setup", "test", "-P", "median ops/s", "per repetition"))
 for test in ("SET", "GET"):
     for pipe in (1, 16):
-        for setup in ("ringkv_n1", "ringkv_n3", "twemproxy"):
+        for setup in setups:
             v = rows[(setup, test, pipe)]
             print("%-16s %-4s %-3d %12.0f   %s" % (names[setup], test, pipe, statistics.median(v.values()),
                                                    " ".join("%.0f" % v[r] for r in sorted(v))))
 print()
 print("%-28s %-4s %-3s %12s   %s" % ("ratio", "test", "-P", "median", "per repetition"))
-for setup in ("ringkv_n1", "ringkv_n3"):
+for setup in [s for s in setups if s != "twemproxy"]:
     for test in ("SET", "GET"):
         for pipe in (1, 16):
             a, b = rows[(setup, test, pipe)], rows[("twemproxy", test, pipe)]

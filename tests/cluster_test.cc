@@ -237,6 +237,14 @@ void diverge(Cluster& c, int node, const std::string& key, const std::string& va
   REQUIRE(r->integer == 1);
 }
 
+// A key prefix + i whose only holder (N = 1) is `id`.
+std::string key_held_by(Cluster& c, const std::string& id, const std::string& prefix) {
+  for (int i = 0;; ++i) {
+    std::string k = prefix + std::to_string(i);
+    if (owners_of(c, k) == std::vector<std::string>{id}) return k;
+  }
+}
+
 }  // namespace
 
 TEST_CASE("a key's owner with a lower proto-max-bulk-len takes a large value forwarded to it") {
@@ -262,13 +270,7 @@ TEST_CASE("a client pipelining large reads does not queue all of them ahead of a
   // counter through n1 tells how many of A's INCRs n2 ran before it: all 400 if A's whole
   // pipeline went onto the link at once.
   Cluster c(3, false, {"--replicas", "1"});
-  auto on_n2 = [&](const std::string& prefix) {
-    for (int i = 0;; ++i) {
-      std::string k = prefix + std::to_string(i);
-      if (owners_of(c, k) == std::vector<std::string>{"n2"}) return k;
-    }
-  };
-  const std::string big = on_n2("big:"), counter = on_n2("counter:");
+  const std::string big = key_held_by(c, "n2", "big:"), counter = key_held_by(c, "n2", "counter:");
   const std::string value(256 * 1024, 'v');
   REQUIRE(text(c.client(0).get(), {"SET", big, value}) == "OK");
   const int pairs = 400;
@@ -305,6 +307,60 @@ TEST_CASE("a client pipelining large reads does not queue all of them ahead of a
   std::vector<long long> expected(pairs + 1);
   std::iota(expected.begin(), expected.end(), 1);
   CHECK(counts == expected);
+}
+
+TEST_CASE("hot-key cache: a node serves what it read from another for hot-key-cache-ms") {
+  Cluster c(3, false, {"--replicas", "1", "--hot-key-cache-ms", "600000"});
+  const std::string k = key_held_by(c, "n2", "hot:"), other = key_held_by(c, "n3", "hot:");
+  auto n1 = c.client(0), n2 = c.client(1), n3 = c.client(2);
+  auto stat = [&](const std::string& field) {
+    return info_field(text(n1.get(), {"INFO", "stats"}), field);
+  };
+  auto get = [&](Context& cl) { return text(cl.get(), {"GET", k}); };
+  REQUIRE(text(n2.get(), {"SET", k, "v1"}) == "OK");
+  CHECK(get(n1) == "v1");  // read from n2, and kept
+  CHECK(stat("hot_key_cache_keys") == "1");
+  CHECK(stat("hot_key_cache_misses") == "1");
+  // Written through n2: n1 serves the value it read, for hot-key-cache-ms (10 minutes here).
+  REQUIRE(text(n2.get(), {"SET", k, "v2"}) == "OK");
+  CHECK(get(n1) == "v1");
+  CHECK(get(n1) == "v1");
+  CHECK(stat("hot_key_cache_hits") == "2");
+  CHECK(get(n3) == "v2");
+  // A write through n1 drops what n1 kept of its keys, whatever the command.
+  REQUIRE(text(n1.get(), {"SET", k, "v3"}) == "OK");
+  CHECK(get(n1) == "v3");
+  REQUIRE(text(n2.get(), {"APPEND", k, "+"}) == "3");
+  CHECK(get(n1) == "v3");                                          // kept again
+  REQUIRE(text(n1.get(), {"MSET", other, "x", k, "v4"}) == "OK");  // split across n2 and n3
+  CHECK(get(n1) == "v4");
+  REQUIRE(text(n1.get(), {"DEL", k}) == "1");
+  CHECK(get(n1) == "<nil>");
+  REQUIRE(text(n2.get(), {"SET", k, "v5"}) == "OK");
+  CHECK(get(n1) == "v5");
+  REQUIRE(text(n1.get(), {"FLUSHALL"}) == "OK");
+  CHECK(get(n1) == "<nil>");
+  CHECK(stat("hot_key_cache_keys") == "0");
+  // A read under way when a write of its key goes through n1 is not kept: its value may be the
+  // one before the write.
+  REQUIRE(text(n2.get(), {"SET", k, "v6"}) == "OK");
+  auto r = pipeline(n1.get(), {{"GET", k}, {"SET", k, "v7"}});
+  CHECK(reply_text(r[0]) == "v6");
+  CHECK(reply_text(r[1]) == "OK");
+  CHECK(get(n1) == "v7");
+  REQUIRE(text(n2.get(), {"SET", k, "v8"}) == "OK");
+  CHECK(get(n1) == "v7");  // the last read kept v7, not v6
+  // Turned off (and any change of the setting) empties it: every read goes to the primary.
+  REQUIRE(text(n1.get(), {"CONFIG", "SET", "hot-key-cache-ms", "0"}) == "OK");
+  CHECK(get(n1) == "v8");
+  REQUIRE(text(n2.get(), {"SET", k, "v9"}) == "OK");
+  CHECK(get(n1) == "v9");
+  REQUIRE(eventually([&] { return stat("hot_key_cache_keys") == "0"; }));
+  // Kept for hot-key-cache-ms only.
+  REQUIRE(text(n1.get(), {"CONFIG", "SET", "hot-key-cache-ms", "200"}) == "OK");
+  CHECK(get(n1) == "v9");
+  REQUIRE(text(n2.get(), {"SET", k, "v10"}) == "OK");
+  REQUIRE(eventually([&] { return get(n1) == "v10"; }, std::chrono::milliseconds(10000)));
 }
 
 TEST_CASE("read quorum R=2: a read returns the newest of two copies and repairs the primary") {

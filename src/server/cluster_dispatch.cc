@@ -276,16 +276,32 @@ void Server::bring_then(size_t loop_index, std::vector<Bring> bring, std::functi
 // ---------------------------------------------------------------- forwarding
 
 void Server::forward(net::Connection& conn, const std::string& peer,
-                     std::vector<std::string_view>& args, bool retry_on_failure, Token token) {
+                     std::vector<std::string_view>& args, bool retry_on_failure, Token token,
+                     bool cache, uint32_t owner) {
   size_t li = conn.loop().index();
   auto d = std::make_shared<net::Deferred>(conn.defer());
   // A read may be sent again to another copy: keep it encoded (a write is not retried).
   std::string req = retry_on_failure ? encode(args) : std::string();
   int proto = conn.protocol();
   auto keep = conn.shared_from_this();
+  std::string cached_key;
+  uint64_t epoch = 0;
+  if (cache) {
+    cached_key.assign(args[1]);
+    epoch = cluster_->view(li).config.epoch;
+    hot_caches_[li]->fetching(cached_key);
+  }
   cluster_->link(li, peer, proto)
-      .send(args, [this, d, li, proto, peer, req = std::move(req), token, keep](
-                      bool ok, std::string_view reply) {
+      .send(args, [this, d, li, proto, peer, req = std::move(req), token, keep,
+                   cached_key = std::move(cached_key), cache, epoch,
+                   owner](bool ok, std::string_view reply) {
+        if (cache) {
+          hot_caches_[li]->fetched(
+              cached_key, ok ? reply : std::string_view(), epoch, owner, clock_.now_ms(),
+              hot_cache_ms_.load(std::memory_order_relaxed),
+              static_cast<size_t>(hot_cache_size_.load(std::memory_order_relaxed)) /
+                  hot_caches_.size());
+        }
         if (ok) {
           d->complete_from(reply);
           return;
@@ -439,6 +455,11 @@ bool Server::route_command(net::Connection& conn, ClientSession& s,
     run_here(conn, s, args, spec, parent, now, tokens);
     return true;
   }
+  const bool caching = hot_cache_ms_.load(std::memory_order_relaxed) > 0;
+  if (caching) {
+    hot_caches_[li]->settings(hot_cache_generation_.load(std::memory_order_relaxed));
+    hot_cache_writes(li, args, spec, parent);
+  }
   if (spec->is(kKeyspace)) {
     keyspace_command(conn, s, args, spec, now);
     return true;
@@ -484,9 +505,19 @@ bool Server::route_command(net::Connection& conn, ClientSession& s,
     uint32_t owner = owners.front();
     if (owner == v.self) {
       run_here(conn, s, args, spec, parent, now, tokens);
-    } else {
-      forward(conn, v.ring->servers()[owner].id, args, !spec->is(kWrite), tokens.front());
+      return true;
     }
+    const bool cache = caching && parent == nullptr && s.db == 0 && spec->name == "get";
+    if (cache) {
+      std::string_view hit = hot_caches_[li]->find(args[1], v.config.epoch, owner, now);
+      if (!hit.empty()) {
+        conn.out().raw(hit);
+        stats_.keyspace_hits.fetch_add(1, std::memory_order_relaxed);
+        return true;
+      }
+    }
+    forward(conn, v.ring->servers()[owner].id, args, !spec->is(kWrite), tokens.front(), cache,
+            owner);
     return true;
   }
   if (!spec->is(kSplitArray) && !spec->is(kSplitSum) && !spec->is(kSplitOk)) {
@@ -512,6 +543,19 @@ bool Server::route_command(net::Connection& conn, ClientSession& s,
   }
   split_command(conn, s, args, spec, pos, owners);
   return true;
+}
+
+void Server::hot_cache_writes(size_t loop_index, std::vector<std::string_view>& args,
+                              const CommandSpec* spec, const CommandSpec* parent) {
+  if (!spec->is(kWrite) && !(parent == nullptr && spec->name == "exec")) return;
+  HotCache& cache = *hot_caches_[loop_index];
+  std::vector<int> pos;
+  if (spec->first_key > 0) spec->key_positions(args.size(), &pos);
+  if (pos.empty()) {
+    cache.clear();
+    return;
+  }
+  for (int p : pos) cache.invalidate(args[static_cast<size_t>(p)]);
 }
 
 void Server::split_command(net::Connection& conn, ClientSession& s,

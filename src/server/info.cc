@@ -370,6 +370,10 @@ std::string build_info(Server& server, const std::vector<std::string>& requested
     b.field("reply_buffer_expands", 0);
     // ringkv's own
     b.field("total_protocol_errors", stats.protocol_errors.load());
+    b.field("hot_key_cache_hits", server.hot_cache_sum(&HotCache::hits));
+    b.field("hot_key_cache_misses", server.hot_cache_sum(&HotCache::misses));
+    b.field("hot_key_cache_keys", server.hot_cache_sum(&HotCache::keys));
+    b.field("hot_key_cache_bytes", server.hot_cache_sum(&HotCache::bytes));
   }
   if (on("replication")) {
     // Redis replication: none (ringkv replicates through its ring; see RING INFO).

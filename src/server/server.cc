@@ -187,6 +187,24 @@ Status Server::start() {
   };
   busy_poll(config_.get("busy-poll"));
   config_.on_change("busy-poll", busy_poll);
+  for (size_t i = 0; i < loops_.size(); ++i) hot_caches_.push_back(std::make_unique<HotCache>());
+  // A change empties every cache: entries kept while it was off missed the writes since. A
+  // loop's next request sees the new generation; the posted clear frees the memory of a cache
+  // turned off.
+  auto hot_cache_settings = [this] {
+    hot_cache_ms_.store(config_.get_int("hot-key-cache-ms"), std::memory_order_relaxed);
+    hot_cache_size_.store(config_.get_int("hot-key-cache-size"), std::memory_order_relaxed);
+  };
+  hot_cache_settings();
+  auto hot_cache = [this, hot_cache_settings](const std::string&) {
+    hot_cache_settings();
+    hot_cache_generation_.fetch_add(1, std::memory_order_relaxed);
+    for (size_t i = 0; i < loops_.size(); ++i)
+      loops_[i]->post([this, i] { hot_caches_[i]->clear(); });
+    return Status::ok();
+  };
+  config_.on_change("hot-key-cache-ms", hot_cache);
+  config_.on_change("hot-key-cache-size", hot_cache);
   Status cst = start_cluster();
   if (!cst.is_ok()) return cst;
   postponed_.resize(loops_.size());

@@ -22,6 +22,7 @@
 #include "net/loop.h"
 #include "ringkv/status.h"
 #include "server/command.h"
+#include "server/hot_cache.h"
 #include "server/latency.h"
 #include "server/monitor.h"
 #include "server/session.h"
@@ -88,6 +89,12 @@ class Server : public net::Service {
   uint64_t busy_poll_backoffs() const { return sum_loops(&net::EventLoop::busy_poll_backoffs); }
   // How many times an event loop stopped busy-polling because polling seldom caught a request.
   uint64_t busy_poll_idle_stops() const { return sum_loops(&net::EventLoop::busy_poll_idle_stops); }
+  // The hot-key caches' counters, summed over the loops.
+  uint64_t hot_cache_sum(uint64_t (HotCache::*count)() const) const {
+    uint64_t n = 0;
+    for (const auto& c : hot_caches_) n += ((*c).*count)();
+    return n;
+  }
   std::vector<std::pair<uint64_t, ClientRef>> clients_snapshot();
   // Runs fn(conn, session) on the loop thread of client `id`; false when there is no such client.
   bool with_client(uint64_t id, std::function<void(net::Connection&, ClientSession&)> fn);
@@ -226,8 +233,15 @@ class Server : public net::Service {
   void bring_then(size_t loop_index, std::vector<Bring> bring, std::function<void()> then);
   void deliver(net::Connection& conn, std::string reply,
                std::vector<cluster::ChangeRecord> changes);
+  // Forwards the request to peer. cache: a GET whose reply goes into the loop's hot-key cache
+  // (owner: the peer's index in the view).
   void forward(net::Connection& conn, const std::string& peer, std::vector<std::string_view>& args,
-               bool retry_on_failure, Token token);
+               bool retry_on_failure, Token token, bool cache = false,
+               uint32_t owner = ring::kNoServer);
+  // A write routed through this node drops the keys it writes from the loop's hot-key cache
+  // (hot_cache.h); one without keys (FLUSHALL, EXEC) empties it.
+  void hot_cache_writes(size_t loop_index, std::vector<std::string_view>& args,
+                        const CommandSpec* spec, const CommandSpec* parent);
   void split_command(net::Connection& conn, ClientSession& s, std::vector<std::string_view>& args,
                      const CommandSpec* spec, const std::vector<int>& positions,
                      const std::vector<uint32_t>& owners);
@@ -289,6 +303,12 @@ class Server : public net::Service {
 
   std::mutex watch_mu_;
   std::unordered_map<std::string, std::unordered_set<ClientSession*>> watched_;
+
+  // Per loop (hot_cache.h); hot-key-cache-ms, 0 when off, and hot-key-cache-size.
+  std::vector<std::unique_ptr<HotCache>> hot_caches_;
+  std::atomic<int64_t> hot_cache_ms_{0};
+  std::atomic<int64_t> hot_cache_size_{0};
+  std::atomic<uint64_t> hot_cache_generation_{0};  // changes of either setting
 
   // With several io-threads, EXEC runs exclusively and other commands share this lock.
   std::shared_mutex exec_mu_;
