@@ -16,13 +16,14 @@ constexpr size_t kBackpressureHigh = 16 * 1024 * 1024;
 constexpr size_t kBackpressureLow = 4 * 1024 * 1024;
 // A client's replies awaited from elsewhere (forwarded to a peer, waiting for replicas) are
 // bounded in number and in estimated bytes: their number times the moving average size of its
-// deferred replies, which starts at kAwaitedReplySeed, so a new client has at most 128 awaited
-// until its replies show they are smaller. The clients of a loop share its link to each peer:
-// without the bound, one client pipelining large reads queues gigabytes ahead of the others'
-// requests. Its next requests are read once enough of those replies have arrived. Peer links
-// are not bounded: the sending node bounds each of its clients.
-constexpr size_t kMaxAwaited = 1024;
-constexpr size_t kAwaitedReplySeed = 32 * 1024;
+// deferred replies, which starts at kAwaitedReplySeed, so a new client has at most 8 awaited
+// until its replies show they are smaller (the average halves its distance to each new size:
+// after 5 small replies, 256 may be awaited). The clients of a loop share its link to each
+// peer: without the bound, one client pipelining large reads queues gigabytes ahead of the
+// others' requests. Its next requests are read once enough of those replies have arrived. Peer
+// links are not bounded: the sending node bounds each of its clients.
+constexpr size_t kMaxAwaited = 256;
+constexpr size_t kAwaitedReplySeed = 512 * 1024;
 constexpr size_t kMaxAwaitedBytes = 4 * 1024 * 1024;
 // The bulk limit on a peer node's link (set_peer_link): above any the sending node accepts by
 // default, still bounded.
@@ -384,8 +385,7 @@ bool Connection::too_many_awaited(size_t share) const {
 void Connection::awaited_arrived(size_t bytes) {
   assert(awaited_ > 0);
   --awaited_;
-  // Over about the last 8 replies.
-  awaited_reply_avg_ = awaited_reply_avg_ - awaited_reply_avg_ / 8 + bytes / 8;
+  awaited_reply_avg_ = awaited_reply_avg_ / 2 + bytes / 2;
   // Resumes at half the bound, not at every reply.
   if ((paused_ & kPauseAwaiting) && !too_many_awaited(2)) resume_reading(kPauseAwaiting);
 }
