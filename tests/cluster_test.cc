@@ -361,6 +361,16 @@ TEST_CASE("hot-key cache: a node serves what it read from another for hot-key-ca
   CHECK(get(n1) == "v9");
   REQUIRE(text(n2.get(), {"SET", k, "v10"}) == "OK");
   REQUIRE(eventually([&] { return get(n1) == "v10"; }, std::chrono::milliseconds(10000)));
+  // Kept no longer than the key lives: a TTL set through n1 ends n1's copy too.
+  REQUIRE(text(n1.get(), {"CONFIG", "SET", "hot-key-cache-ms", "600000"}) == "OK");
+  REQUIRE(text(n1.get(), {"SET", k, "short", "PX", "300"}) == "OK");
+  CHECK(get(n1) == "short");
+  REQUIRE(eventually([&] { return get(n1) == "<nil>"; }, std::chrono::milliseconds(10000)));
+  REQUIRE(text(n1.get(), {"SET", k, "long"}) == "OK");
+  CHECK(get(n1) == "long");
+  REQUIRE(text(n1.get(), {"PEXPIRE", k, "300"}) == "1");
+  CHECK(get(n1) == "long");
+  REQUIRE(eventually([&] { return get(n1) == "<nil>"; }, std::chrono::milliseconds(10000)));
 }
 
 TEST_CASE("read quorum R=2: a read returns the newest of two copies and repairs the primary") {

@@ -284,24 +284,12 @@ void Server::forward(net::Connection& conn, const std::string& peer,
   std::string req = retry_on_failure ? encode(args) : std::string();
   int proto = conn.protocol();
   auto keep = conn.shared_from_this();
-  std::string cached_key;
-  uint64_t epoch = 0;
-  if (cache) {
-    cached_key.assign(args[1]);
-    epoch = cluster_->view(li).config.epoch;
-    hot_caches_[li]->fetching(cached_key);
-  }
+  // A GET for the hot-key cache keeps its reply for the PTTL sent after it (below).
+  std::shared_ptr<std::string> got = cache ? std::make_shared<std::string>() : nullptr;
   cluster_->link(li, peer, proto)
       .send(args, [this, d, li, proto, peer, req = std::move(req), token, keep,
-                   cached_key = std::move(cached_key), cache, epoch,
-                   owner](bool ok, std::string_view reply) {
-        if (cache) {
-          hot_caches_[li]->fetched(
-              cached_key, ok ? reply : std::string_view(), epoch, owner, clock_.now_ms(),
-              hot_cache_ms_.load(std::memory_order_relaxed),
-              static_cast<size_t>(hot_cache_size_.load(std::memory_order_relaxed)) /
-                  hot_caches_.size());
-        }
+                   got](bool ok, std::string_view reply) {
+        if (got && ok) got->assign(reply);
         if (ok) {
           d->complete_from(reply);
           return;
@@ -344,6 +332,27 @@ void Server::forward(net::Connection& conn, const std::string& peer,
                     reply.data());
         d->complete(error_reply("TRYAGAIN ringkv: the owner of the key did not answer: " +
                                 std::string(reply)));
+      });
+  if (!cache) return;
+  // The key's time to live, right after the value on the same link: the value is kept no
+  // longer than the key lives, nor than hot-key-cache-ms.
+  std::string key(args[1]);
+  const uint64_t epoch = cluster_->view(li).config.epoch;
+  hot_caches_[li]->fetching(key);
+  std::vector<std::string_view> pttl = {"PTTL", key};
+  cluster_->link(li, peer, proto)
+      .send(pttl, [this, li, got, key, epoch, owner](bool ok, std::string_view reply) {
+        Millis keep_ms = hot_cache_ms_.load(std::memory_order_relaxed);
+        int64_t left = 0;
+        if (!ok || reply.size() < 4 || reply[0] != ':' ||
+            !parse_int64(reply.substr(1, reply.size() - 3), &left) || (left < 0 && left != -1))
+          keep_ms = 0;  // no reply, or no key: not kept
+        else if (left >= 0)
+          keep_ms = std::min<Millis>(keep_ms, left);
+        hot_caches_[li]->fetched(
+            key, *got, epoch, owner, clock_.now_ms(), keep_ms,
+            static_cast<size_t>(hot_cache_size_.load(std::memory_order_relaxed)) /
+                hot_caches_.size());
       });
 }
 
