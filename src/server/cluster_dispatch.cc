@@ -287,8 +287,8 @@ void Server::forward(net::Connection& conn, const std::string& peer,
   // A GET for the hot-key cache keeps its reply for the PTTL sent after it (below).
   std::shared_ptr<std::string> got = cache ? std::make_shared<std::string>() : nullptr;
   cluster_->link(li, peer, proto)
-      .send(args, [this, d, li, proto, peer, req = std::move(req), token, keep,
-                   got](bool ok, std::string_view reply) {
+      .send(args, [this, d, li, proto, peer, req = std::move(req), token, keep, got](
+                      bool ok, std::string_view reply) {
         if (got && ok) got->assign(reply);
         if (ok) {
           d->complete_from(reply);
