@@ -371,6 +371,15 @@ TEST_CASE("hot-key cache: a node serves what it read from another for hot-key-ca
   REQUIRE(text(n1.get(), {"PEXPIRE", k, "300"}) == "1");
   CHECK(get(n1) == "long");
   REQUIRE(eventually([&] { return get(n1) == "<nil>"; }, std::chrono::milliseconds(10000)));
+  // A GET behind a request still awaited in its pipeline is not answered from the cache ahead
+  // of it: it reads the primary, after the request before it.
+  const std::string before = key_held_by(c, "n2", "before:");
+  REQUIRE(text(n2.get(), {"SET", k, "w1"}) == "OK");
+  CHECK(get(n1) == "w1");
+  REQUIRE(text(n2.get(), {"SET", k, "w2"}) == "OK");
+  CHECK(get(n1) == "w1");  // kept
+  auto p = pipeline(n1.get(), {{"GET", before}, {"GET", k}});
+  CHECK(reply_text(p[1]) == "w2");
 }
 
 TEST_CASE("read quorum R=2: a read returns the newest of two copies and repairs the primary") {

@@ -18,11 +18,11 @@ constexpr size_t kBackpressureLow = 4 * 1024 * 1024;
 // bounded in number and in estimated bytes: their number times the moving average size of its
 // deferred replies, which starts at kAwaitedReplySeed, so a new client has at most 8 awaited
 // until its replies show they are smaller (the average halves its distance to each new size:
-// after 5 small replies, 256 may be awaited). The clients of a loop share its link to each
+// after 3 small replies, 64 may be awaited). The clients of a loop share its link to each
 // peer: without the bound, one client pipelining large reads queues gigabytes ahead of the
 // others' requests. Its next requests are read once enough of those replies have arrived. Peer
 // links are not bounded: the sending node bounds each of its clients.
-constexpr size_t kMaxAwaited = 256;
+constexpr size_t kMaxAwaited = 64;
 constexpr size_t kAwaitedReplySeed = 512 * 1024;
 constexpr size_t kMaxAwaitedBytes = 4 * 1024 * 1024;
 // The bulk limit on a peer node's link (set_peer_link): above any the sending node accepts by

@@ -517,7 +517,9 @@ bool Server::route_command(net::Connection& conn, ClientSession& s,
       return true;
     }
     const bool cache = caching && parent == nullptr && s.db == 0 && spec->name == "get";
-    if (cache) {
+    // A hit answers at once: only when no earlier request of the client is still awaited, so
+    // that the GET does not see an older state than a command before it in its pipeline.
+    if (cache && !conn.awaiting_replies()) {
       std::string_view hit = hot_caches_[li]->find(args[1], v.config.epoch, owner, now);
       if (!hit.empty()) {
         conn.out().raw(hit);
