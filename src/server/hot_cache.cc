@@ -27,7 +27,7 @@ void HotCache::fetching(std::string_view key) {
 void HotCache::fetched(std::string_view key, std::string_view reply, uint64_t epoch, uint32_t owner,
                        Millis now, Millis ttl_ms, size_t capacity) {
   auto f = fetching_.find(key);
-  if (f == fetching_.end()) return;  // cleared meanwhile
+  if (f == fetching_.end()) return;  // no fetching() before it: nothing to pair with
   const bool written = f->second.written;
   if (--f->second.count == 0) fetching_.erase(f);
   // Only values: a missing key's reply differs between RESP2 and RESP3, and errors are not
