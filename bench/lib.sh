@@ -8,7 +8,8 @@
 #                          redis-benchmark -t set,get against each setup's PORT_<setup>, REPS
 #                          repetitions, without pipelining and with -P 16 (5x REQUESTS), the
 #                          setups' order rotating every repetition; appends
-#                          "<setup> <SET|GET> <pipeline> <rep> <ops/s>" lines to <results>
+#                          "<setup> <SET|GET> <pipeline> <rep> <ops/s>" lines to <results>;
+#                          BENCH_EXTRA (an array, if set) adds arguments to every run (--tls ...)
 # Callers set ROOT (the repository root) and PY (/usr/bin/python3) before sourcing.
 
 PIDS=()
@@ -71,7 +72,8 @@ run_alternating() {
         setup="${setups[$(((k + rep) % count))]}"
         port_var="PORT_$setup"
         out="$(redis-benchmark -p "${!port_var}" -c "$CLIENTS" -d "$VALUE_SIZE" -r "$KEYSPACE" \
-          -n "$n" -P "$pipe" -t set,get -q 2>/dev/null | tr '\r' '\n')"
+          -n "$n" -P "$pipe" -t set,get -q ${BENCH_EXTRA+"${BENCH_EXTRA[@]}"} 2>/dev/null |
+          tr '\r' '\n')"
         for t in SET GET; do
           ops="$(grep "^$t: " <<<"$out" | tail -n 1 | awk '{print $2}')"
           [ -n "$ops" ] || { echo "no $t result from $setup: $out" >&2; exit 1; }

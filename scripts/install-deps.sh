@@ -11,7 +11,7 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential cmake ninja-build pkg-config ccache
-  libuv1-dev libssl-dev libhiredis-dev catch2 nlohmann-json3-dev
+  libuv1-dev libssl-dev libhiredis-dev catch2 nlohmann-json3-dev openssl
   redis-server redis-tools python3-redis
   clang libclang-rt-14-dev
   nutcracker etcd-server etcd-client

@@ -11,10 +11,10 @@
 #                  differential compatibility run against Debian's redis-server (compat.py),
 #                  on one node and through a 3-node cluster
 #   5. tsan build  TSan build into build-tsan/ (the store's and SyncClient's tests, the server,
-#                  cluster and client tests, the server)
+#                  TLS, cluster and client tests, the server)
 #   6. tsan tests  the store's and SyncClient's unit tests, the server's integration tests
-#                  (io-threads 4 included), the cluster tests (3-5 TSan-built nodes each) and the
-#                  client library's tests under ThreadSanitizer
+#                  (io-threads 4 included) and TLS tests, the cluster tests (3-5 TSan-built
+#                  nodes each) and the client library's tests under ThreadSanitizer
 #   7. fuzz        the libFuzzer targets in fuzz/ (clang), each for FUZZ_SECONDS (60)
 #
 # One instrumented build instead of a plain one and an ASan one keeps CI within 30 minutes on two
@@ -145,7 +145,8 @@ redis_tests() {
 tsan_build() {
   "$ROOT/scripts/build.sh" --type RelWithDebInfo --dir "$B_TSAN" \
     --target store_test --target sync_client_test --target peer_link_test --target server_test \
-    --target cluster_test --target cluster_admin_test --target client_test --target ringkv-server -- \
+    --target cluster_test --target cluster_admin_test --target client_test --target tls_test \
+    --target ringkv-server -- \
     -DRINGKV_SANITIZE=thread -DRINGKV_BENCH=OFF
 }
 
@@ -153,7 +154,7 @@ tsan_tests() {
   # A race makes the process (test or server) abort, so it cannot pass unnoticed.
   export TSAN_OPTIONS="halt_on_error=1:abort_on_error=1:second_deadlock_stack=1"
   ctest --test-dir "$B_TSAN" -R '^(store|sync_client|peer_link)_test:' "${CTEST_FLAGS[@]}" -j "$JOBS" &&
-    ctest --test-dir "$B_TSAN" -R '^server_test:' "${CTEST_FLAGS[@]}" &&
+    ctest --test-dir "$B_TSAN" -R '^(server|tls)_test:' "${CTEST_FLAGS[@]}" &&
     ctest --test-dir "$B_TSAN" -R '^(cluster|cluster_admin|client)_test:' "${CTEST_FLAGS[@]}" -j "$JOBS"
 }
 

@@ -92,6 +92,11 @@ int Connection::fd() const {
   return fd;
 }
 
+void Connection::use_tls(std::shared_ptr<TlsContext> ctx) {
+  assert(!self_);
+  tls_ = std::make_unique<TlsSession>(std::move(ctx));
+}
+
 void Connection::start(std::shared_ptr<Connection> self) {
   self_ = std::move(self);
   net_.connections.insert(this);
@@ -138,7 +143,8 @@ void Connection::on_closed(uv_handle_t* h) {
 
 void Connection::close_after_reply() {
   close_after_reply_ = true;
-  if (reading_) {
+  // A TLS client still handshaking is read until it is done, so that it gets the reply.
+  if (reading_ && !handshaking()) {
     uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
     reading_ = false;
   }
@@ -187,7 +193,7 @@ void Connection::update_reading() {
       });
     }
   }
-  bool want = paused_ == 0 && !close_after_reply_;
+  bool want = paused_ == 0 && (!close_after_reply_ || handshaking());
   if (want && !reading_) {
     uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), &Connection::on_alloc,
                   &Connection::on_read);
@@ -201,6 +207,17 @@ void Connection::update_reading() {
 void Connection::on_alloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
   auto* c = static_cast<Connection*>(h->data);
   LoopNet& net = c->net_;
+  if (c->tls_) {
+    // Ciphertext: all of it is fed to the session in on_read, so any free buffer does.
+    if (!net.shared_busy) {
+      net.shared_busy = true;
+      *buf = uv_buf_init(net.shared_read.get(), LoopNet::kSharedReadSize);
+      return;
+    }
+    if (!c->tls_read_) c->tls_read_.reset(new char[kReadChunk]);
+    *buf = uv_buf_init(c->tls_read_.get(), kReadChunk);
+    return;
+  }
   if (c->qbuf_.empty() && !net.shared_busy) {
     net.shared_busy = true;
     *buf = uv_buf_init(net.shared_read.get(), LoopNet::kSharedReadSize);
@@ -223,11 +240,16 @@ void Connection::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
     return;
   }
   std::shared_ptr<Connection> keep = c->shared_from_this();
-  c->bytes_in_ += static_cast<uint64_t>(nread);
-  net.bytes_in.fetch_add(static_cast<uint64_t>(nread), std::memory_order_relaxed);
   net.reads.fetch_add(1, std::memory_order_relaxed);
   c->last_interaction_ms_ = system_clock().now_ms();
-  if (shared) {
+  if (!c->tls_) {  // tls_received counts the plaintext
+    c->bytes_in_ += static_cast<uint64_t>(nread);
+    net.bytes_in.fetch_add(static_cast<uint64_t>(nread), std::memory_order_relaxed);
+  }
+  if (c->tls_) {
+    c->tls_received(buf->base, static_cast<size_t>(nread));
+    if (shared) net.shared_busy = false;
+  } else if (shared) {
     size_t used = c->process(buf->base, static_cast<size_t>(nread));
     if (!c->closing_ && used < static_cast<size_t>(nread)) {
       c->qbuf_.append(buf->base + used, static_cast<size_t>(nread) - used);
@@ -249,6 +271,30 @@ void Connection::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
   // Redis writes in beforeSleep): a client whose replies are ready together gets them in one
   // write, and the peer wakes once for them rather than once per connection's read.
   c->request_flush();
+}
+
+void Connection::tls_received(const char* data, size_t len) {
+  tls_->feed(data, len);
+  const size_t before = qbuf_.size();
+  TlsSession::ReadStatus st = tls_->read(qbuf_);
+  const size_t plain = qbuf_.size() - before;
+  bytes_in_ += plain;  // as Redis counts: the requests' bytes, not the records'
+  net_.bytes_in.fetch_add(plain, std::memory_order_relaxed);
+  if (st == TlsSession::ReadStatus::kError) {
+    LOG_VERBOSE("Error accepting a client connection: %s (id=%llu addr=%s)", tls_->error().c_str(),
+                static_cast<unsigned long long>(id_), peer_.c_str());
+    // The alert OpenSSL queued tells the client why (no certificate, an unknown CA...).
+    tls_->take_output(tls_out_);
+    if (!tls_out_.empty()) {
+      uv_buf_t b = uv_buf_init(tls_out_.data(), static_cast<unsigned>(tls_out_.size()));
+      uv_try_write(reinterpret_cast<uv_stream_t*>(&tcp_), &b, 1);
+    }
+    close();
+    return;
+  }
+  if (plain > 0) process_own_buffer();
+  // close_notify: what came before it is answered, then the connection closes.
+  if (st == TlsSession::ReadStatus::kClosed && !closing_) close_after_reply();
 }
 
 void Connection::process_own_buffer() {
@@ -417,7 +463,7 @@ void Connection::request_flush() {
 }
 
 size_t Connection::pending_output() const {
-  size_t n = out_.size();
+  size_t n = out_.size() + tls_out_.size();
   if (writing_) n += wbuf_.size() - wbuf_off_;
   for (const Slot& s : slots_) n += s.data.size();
   return n;
@@ -430,11 +476,30 @@ void Connection::flush() {
 
 void Connection::flush_now() {
   if (closing_ || writing_) return;
-  if (out_.empty()) {
-    if (close_after_reply_ && slots_.empty()) close();
+  // What goes on the socket: the replies themselves, or over TLS their records (a reply made
+  // before the handshake is done, such as a refusal at accept, waits for it).
+  std::string* src = &out_;
+  if (tls_) {
+    if (!out_.empty() && tls_->handshake_done()) {
+      tls_->write(out_);
+      out_.clear();
+      if (out_.capacity() > 1024 * 1024) out_.shrink_to_fit();
+    }
+    tls_->take_output(tls_out_);
+    if (!tls_->error().empty()) {
+      LOG_VERBOSE("TLS error on client id=%llu addr=%s: %s", static_cast<unsigned long long>(id_),
+                  peer_.c_str(), tls_->error().c_str());
+      close();
+      return;
+    }
+    src = &tls_out_;
+  }
+  std::string& data = *src;
+  if (data.empty()) {
+    if (close_after_reply_ && slots_.empty() && out_.empty()) close();
     return;
   }
-  uv_buf_t b = uv_buf_init(out_.data(), static_cast<unsigned>(out_.size()));
+  uv_buf_t b = uv_buf_init(data.data(), static_cast<unsigned>(data.size()));
   int n = uv_try_write(reinterpret_cast<uv_stream_t*>(&tcp_), &b, 1);
   if (n == UV_EAGAIN || n == UV_ENOSYS) n = 0;
   if (n < 0) {
@@ -444,18 +509,18 @@ void Connection::flush_now() {
   bytes_out_ += static_cast<uint64_t>(n);
   net_.bytes_out.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
   net_.writes.fetch_add(1, std::memory_order_relaxed);
-  if (static_cast<size_t>(n) == out_.size()) {
-    out_.clear();
-    if (out_.capacity() > 1024 * 1024) out_.shrink_to_fit();
-    if (close_after_reply_ && slots_.empty()) {
+  if (static_cast<size_t>(n) == data.size()) {
+    data.clear();
+    if (data.capacity() > 1024 * 1024) data.shrink_to_fit();
+    if (close_after_reply_ && slots_.empty() && out_.empty()) {
       close();
       return;
     }
     update_reading();
     return;
   }
-  wbuf_.swap(out_);
-  out_.clear();
+  wbuf_.swap(data);
+  data.clear();
   wbuf_off_ = static_cast<size_t>(n);
   b = uv_buf_init(wbuf_.data() + wbuf_off_, static_cast<unsigned>(wbuf_.size() - wbuf_off_));
   writing_ = true;

@@ -22,6 +22,7 @@
 #include "net/buffer.h"
 #include "net/loop.h"
 #include "net/service.h"
+#include "net/tls.h"
 #include "resp/parser.h"
 #include "resp/writer.h"
 
@@ -88,6 +89,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Connection& operator=(const Connection&) = delete;
 
   uv_tcp_t* tcp() { return &tcp_; }
+  // Makes this a TLS connection (accepted on tls-port). REQUIRES: before start().
+  void use_tls(std::shared_ptr<TlsContext> ctx);
+  bool tls() const { return tls_ != nullptr; }
   void start(std::shared_ptr<Connection> self);
 
   uint64_t id() const { return id_; }
@@ -167,6 +171,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   static void on_written(uv_write_t* req, int status);
   static void on_closed(uv_handle_t* h);
 
+  // TLS: decrypts bytes read from the socket into qbuf_ and runs the requests they complete.
+  void tls_received(const char* data, size_t len);
   // Parses and dispatches requests from data[0..len); returns the bytes consumed.
   size_t process(const char* data, size_t len);
   void process_own_buffer();
@@ -178,6 +184,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool too_many_awaited(size_t share = 1) const;
   void request_flush();
   void update_reading();
+  bool handshaking() const { return tls_ && !tls_->handshake_done(); }
   // Brings net_.output_bytes (counted against maxmemory, shown in INFO) up to date.
   void account_output();
   void flush_now();
@@ -191,8 +198,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   ByteBuffer qbuf_;  // a partial request carried over between reads
   resp::RequestParser parser_;
 
-  std::string out_;   // replies ready to be written
-  std::string wbuf_;  // bytes handed to uv_write, alive until its callback
+  std::string out_;  // replies ready to be written
+  // TLS: the session, and records ready to be written (out_ encrypted, handshake messages).
+  std::unique_ptr<TlsSession> tls_;
+  std::string tls_out_;
+  std::unique_ptr<char[]> tls_read_;  // read buffer when the loop's shared one is taken
+  std::string wbuf_;                  // bytes handed to uv_write, alive until its callback
   size_t wbuf_off_ = 0;
   uv_write_t wreq_;
   bool writing_ = false;

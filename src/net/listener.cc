@@ -24,7 +24,7 @@ Listener::~Listener() {
   if (hook_ != 0) loop_.remove_stop_hook(hook_);
 }
 
-Status Listener::listen(const std::string& host, int port, int backlog) {
+Status Listener::listen(const std::string& host, int port, int backlog, const TlsContextRef* tls) {
   sockaddr_storage ss{};
   std::string h = host == "*" ? "0.0.0.0" : host;
   int family = AF_INET;
@@ -47,34 +47,49 @@ Status Listener::listen(const std::string& host, int port, int backlog) {
     return Status::io_error("Could not create server TCP listening socket " + host + ":" +
                             std::to_string(port) + ": bind: " + std::strerror(e));
   }
-  auto* server = new uv_tcp_t;
+  auto* sock = new Socket{{}, this, tls};
+  uv_tcp_t* server = &sock->tcp;
   uv_tcp_init(loop_.uv(), server);
-  server->data = this;
+  server->data = sock;
   int rc = uv_tcp_open(server, fd);
-  if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(server), backlog, &Listener::on_connection);
+  if (rc == 0)
+    rc = uv_listen(reinterpret_cast<uv_stream_t*>(server), backlog, &Listener::on_connection);
   if (rc != 0) {
     uv_close(reinterpret_cast<uv_handle_t*>(server),
-             [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });
-    return Status::io_error("listen on " + host + ":" + std::to_string(port) + ": " + uv_strerror(rc));
+             [](uv_handle_t* h) { delete static_cast<Socket*>(h->data); });
+    return Status::io_error("listen on " + host + ":" + std::to_string(port) + ": " +
+                            uv_strerror(rc));
   }
   sockaddr_storage bound{};
   int blen = sizeof bound;
   uv_tcp_getsockname(server, reinterpret_cast<sockaddr*>(&bound), &blen);
-  bound_port_ = ntohs(family == AF_INET ? reinterpret_cast<sockaddr_in*>(&bound)->sin_port
-                                        : reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port);
-  servers_.push_back(server);
+  if (tls == nullptr) {
+    bound_port_ = ntohs(family == AF_INET ? reinterpret_cast<sockaddr_in*>(&bound)->sin_port
+                                          : reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port);
+  }
+  servers_.push_back(sock);
   return Status::ok();
 }
 
 void Listener::on_connection(uv_stream_t* server, int status) {
-  auto* self = static_cast<Listener*>(server->data);
+  auto* sock = static_cast<Socket*>(server->data);
+  Listener* self = sock->owner;
   if (status < 0) {
     LOG_WARNING("Accepting client connection: %s", uv_strerror(status));
     return;
   }
   uint64_t id = self->next_id_.fetch_add(1, std::memory_order_relaxed);
   auto conn = std::make_shared<Connection>(self->net_, id);
-  if (uv_accept(server, reinterpret_cast<uv_stream_t*>(conn->tcp())) != 0) {
+  bool refuse = false;
+  if (sock->tls != nullptr) {
+    // A TLS port never serves plaintext, even without a context (none is ever unset).
+    std::shared_ptr<TlsContext> tls = sock->tls->get();
+    if (tls)
+      conn->use_tls(std::move(tls));
+    else
+      refuse = true;
+  }
+  if (uv_accept(server, reinterpret_cast<uv_stream_t*>(conn->tcp())) != 0 || refuse) {
     // Nothing was accepted: the handle still has to be closed through the normal path.
     conn->start(conn);
     conn->close();
@@ -84,8 +99,9 @@ void Listener::on_connection(uv_stream_t* server, int status) {
 }
 
 void Listener::close_all() {
-  for (uv_tcp_t* s : servers_) {
-    uv_close(reinterpret_cast<uv_handle_t*>(s), [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });
+  for (Socket* s : servers_) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&s->tcp),
+             [](uv_handle_t* h) { delete static_cast<Socket*>(h->data); });
   }
   servers_.clear();
   std::vector<Connection*> conns(net_.connections.begin(), net_.connections.end());

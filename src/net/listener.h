@@ -24,9 +24,10 @@ class Listener {
   Listener(const Listener&) = delete;
   Listener& operator=(const Listener&) = delete;
 
-  // Binds host:port (IPv4 or IPv6 literal, or "*" for all IPv4 addresses) and listens.
-  Status listen(const std::string& host, int port, int backlog);
-  // The port actually bound (useful with port 0).
+  // Binds host:port (IPv4 or IPv6 literal, or "*" for all IPv4 addresses) and listens. With
+  // `tls`, connections accepted there speak TLS with the context it holds at accept time.
+  Status listen(const std::string& host, int port, int backlog, const TlsContextRef* tls = nullptr);
+  // The port actually bound by the last plain listen() (useful with port 0).
   int bound_port() const { return bound_port_; }
 
   // Stops accepting and closes every connection of this loop. Idempotent.
@@ -35,12 +36,17 @@ class Listener {
   LoopNet& net() { return net_; }
 
  private:
+  struct Socket {
+    uv_tcp_t tcp;
+    Listener* owner;
+    const TlsContextRef* tls;
+  };
   static void on_connection(uv_stream_t* server, int status);
 
   EventLoop& loop_;
   LoopNet net_;
   std::atomic<uint64_t>& next_id_;
-  std::vector<uv_tcp_t*> servers_;  // freed in their close callbacks
+  std::vector<Socket*> servers_;  // freed in their close callbacks
   int bound_port_ = 0;
   size_t hook_ = 0;
 };

@@ -111,6 +111,17 @@ void cmd_config_set(CommandContext& ctx) {
     }
   }
   std::vector<std::pair<std::string, std::string>> applied;  // name, old value
+  auto roll_back = [&] {
+    for (auto it = applied.rbegin(); it != applied.rend(); ++it) {
+      std::vector<std::string> back;
+      if (it->first == "client-output-buffer-limit" || it->first == "bind")
+        split_args(it->second, &back);
+      else
+        back.push_back(it->second);
+      cfg.set(it->first, back, true);
+    }
+  };
+  size_t first_tls = 0;  // argument index of the first tls-* name, 0 for none
   for (size_t i = 2; i + 1 < ctx.argc(); i += 2) {
     std::string name = to_lower(ctx.arg(i));
     std::string old = cfg.get(name);
@@ -123,19 +134,25 @@ void cmd_config_set(CommandContext& ctx) {
     }
     Status st = cfg.set(name, values, true);
     if (!st.is_ok()) {
-      for (auto it = applied.rbegin(); it != applied.rend(); ++it) {
-        std::vector<std::string> back;
-        if (it->first == "client-output-buffer-limit" || it->first == "bind")
-          split_args(it->second, &back);
-        else
-          back.push_back(it->second);
-        cfg.set(it->first, back, true);
-      }
+      roll_back();
       ctx.error("ERR CONFIG SET failed (possibly related to argument '" + std::string(ctx.arg(i)) +
                 "') - " + st.message());
       return;
     }
     applied.emplace_back(name, old);
+    if (first_tls == 0 && name.starts_with("tls-")) first_tls = i;
+  }
+  // The TLS settings are checked together, once all are set: a certificate and its key change
+  // in one CONFIG SET.
+  if (first_tls != 0) {
+    Status st = ctx.server.reload_tls();
+    if (!st.is_ok()) {
+      roll_back();
+      ctx.error("ERR CONFIG SET failed (possibly related to argument '" +
+                std::string(ctx.arg(first_tls)) +
+                "') - Unable to update TLS configuration: " + st.message());
+      return;
+    }
   }
   ctx.w.ok();
 }

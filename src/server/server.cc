@@ -179,6 +179,18 @@ Status Server::start() {
       }
     }
   }
+  int tls_port = static_cast<int>(config_.get_int("tls-port"));
+  if (tls_port != 0) {
+    Result<std::shared_ptr<net::TlsContext>> ctx = build_tls();
+    if (!ctx) return Status::invalid_argument("Failed to configure TLS: " + ctx.status().message());
+    tls_.set(std::move(ctx.value()));
+    for (int i = 0; i < threads; ++i) {
+      for (const std::string& b : binds) {
+        Status st = listeners_[i]->listen(b, tls_port, backlog, &tls_);
+        if (!st.is_ok()) return st;
+      }
+    }
+  }
   auto busy_poll = [this](const std::string& v) {
     int64_t us = 0;
     parse_int64(v, &us);
@@ -226,6 +238,36 @@ Status Server::start() {
     }));
   }
   for (size_t i = 1; i < loops_.size(); ++i) loops_[i]->start("io-thread-" + std::to_string(i));
+  return Status::ok();
+}
+
+Result<std::shared_ptr<net::TlsContext>> Server::build_tls() const {
+  net::TlsOptions o;
+  o.cert_file = config_.get("tls-cert-file");
+  o.key_file = config_.get("tls-key-file");
+  o.key_file_pass = config_.get("tls-key-file-pass");
+  o.ca_cert_file = config_.get("tls-ca-cert-file");
+  o.ca_cert_dir = config_.get("tls-ca-cert-dir");
+  std::string auth = config_.get("tls-auth-clients");
+  o.auth_clients = auth == "no"         ? net::TlsOptions::AuthClients::kNo
+                   : auth == "optional" ? net::TlsOptions::AuthClients::kOptional
+                                        : net::TlsOptions::AuthClients::kYes;
+  o.protocols = config_.get("tls-protocols");
+  o.ciphers = config_.get("tls-ciphers");
+  o.ciphersuites = config_.get("tls-ciphersuites");
+  o.prefer_server_ciphers = config_.get_bool("tls-prefer-server-ciphers");
+  return net::TlsContext::create(o);
+}
+
+Status Server::reload_tls() {
+  if (config_.get_int("tls-port") == 0) return Status::ok();
+  Result<std::shared_ptr<net::TlsContext>> ctx = build_tls();
+  if (!ctx) {
+    LOG_WARNING("Failed to update TLS configuration: %s", ctx.status().message().c_str());
+    return ctx.status();
+  }
+  tls_.set(std::move(ctx.value()));
+  LOG_NOTICE("TLS configuration updated: new TLS connections use it");
   return Status::ok();
 }
 

@@ -78,6 +78,9 @@ class Server : public net::Service {
   // ---- for commands
   store::Store& store() { return *store_; }
   config::Config& config() { return config_; }
+  // Builds the TLS context from the tls-* directives again (after CONFIG SET changed one); new
+  // TLS connections use it. Without tls-port nothing is built and any values are accepted.
+  Status reload_tls();
   const Clock& clock() const { return clock_; }
   HybridClock& hlc() { return hlc_; }
   ServerStats& stats() { return stats_; }
@@ -197,6 +200,7 @@ class Server : public net::Service {
   void feed_monitors(net::Connection& conn, ClientSession& s, std::vector<std::string_view>& args,
                      const CommandSpec* spec, const CommandSpec* parent);
   Status start_cluster();
+  Result<std::shared_ptr<net::TlsContext>> build_tls() const;
   // Cluster routing (cluster_dispatch.cc). True when the request was handled (forwarded,
   // split, deferred or refused); false when it simply runs here.
   bool route_command(net::Connection& conn, ClientSession& s, std::vector<std::string_view>& args,
@@ -277,6 +281,7 @@ class Server : public net::Service {
 
   std::vector<std::unique_ptr<net::EventLoop>> loops_;
   std::vector<std::unique_ptr<net::Listener>> listeners_;
+  net::TlsContextRef tls_;  // the context of connections accepted on tls-port
   std::vector<std::unique_ptr<net::Timer>> timers_;
   std::vector<std::unique_ptr<net::SignalWatcher>> signals_;
   std::unique_ptr<cluster::Cluster> cluster_;

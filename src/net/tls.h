@@ -1,0 +1,101 @@
+// TLS for client connections, on OpenSSL memory BIOs: the connection keeps reading and writing
+// its libuv stream as before and passes the bytes through a TlsSession, which does no I/O (the
+// parser's rule). A TlsContext holds the certificates and settings (Redis's tls-* directives);
+// TlsContextRef is the current one, swapped whole by CONFIG SET, so connections accepted after a
+// change use the new certificates and those already open keep theirs.
+#pragma once
+
+#include <openssl/ssl.h>
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+#include "net/buffer.h"
+#include "ringkv/status.h"
+
+namespace ringkv::net {
+
+struct TlsOptions {
+  std::string cert_file;  // PEM certificate chain of this server
+  std::string key_file;   // PEM private key
+  std::string key_file_pass;
+  std::string ca_cert_file;  // CAs that sign client certificates
+  std::string ca_cert_dir;
+  enum class AuthClients { kYes, kNo, kOptional } auth_clients = AuthClients::kYes;
+  std::string protocols;     // "TLSv1.2 TLSv1.3"; empty: TLS 1.2 and 1.3
+  std::string ciphers;       // TLS 1.2 and below (OpenSSL cipher list)
+  std::string ciphersuites;  // TLS 1.3
+  bool prefer_server_ciphers = false;
+};
+
+// An SSL_CTX built from TlsOptions. Thread-safe once built (sessions are made on any loop).
+class TlsContext {
+ public:
+  // Loads and checks everything: a missing file, a key that does not match the certificate,
+  // an unknown protocol name or an empty cipher list is an error naming it.
+  static Result<std::shared_ptr<TlsContext>> create(const TlsOptions& o);
+  ~TlsContext();
+  TlsContext(const TlsContext&) = delete;
+  TlsContext& operator=(const TlsContext&) = delete;
+
+  SSL_CTX* ctx() const { return ctx_; }
+
+ private:
+  explicit TlsContext(SSL_CTX* ctx) : ctx_(ctx) {}
+  SSL_CTX* ctx_;
+};
+
+// The context new connections get. Any thread.
+class TlsContextRef {
+ public:
+  std::shared_ptr<TlsContext> get() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return ctx_;
+  }
+  void set(std::shared_ptr<TlsContext> c) {
+    std::lock_guard<std::mutex> lock(mu_);
+    ctx_ = std::move(c);
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::shared_ptr<TlsContext> ctx_;
+};
+
+// The server side of one TLS connection. Bytes from the socket go in with feed(); plaintext comes
+// out of read(); plaintext to send goes in with write(); what must go on the socket (records,
+// handshake messages, alerts) comes out of take_output(). One thread at a time.
+class TlsSession {
+ public:
+  explicit TlsSession(std::shared_ptr<TlsContext> ctx);
+  ~TlsSession();
+  TlsSession(const TlsSession&) = delete;
+  TlsSession& operator=(const TlsSession&) = delete;
+
+  void feed(const char* data, size_t len);
+
+  enum class ReadStatus { kOk, kClosed, kError };
+  // Appends all the plaintext the bytes fed so far hold to `out` (driving the handshake first).
+  // kClosed: the peer sent close_notify; kError: the handshake or a record failed (error()).
+  ReadStatus read(ByteBuffer& out);
+
+  // Encrypts `plain`. REQUIRES: handshake_done().
+  void write(std::string_view plain);
+  // Appends the bytes waiting to go on the socket to `out`.
+  void take_output(std::string& out);
+  bool has_output() const;
+
+  bool handshake_done() const;
+  const std::string& error() const { return error_; }
+
+ private:
+  std::shared_ptr<TlsContext> ctx_;  // outlives ssl_
+  SSL* ssl_;
+  BIO* in_;   // ciphertext from the socket (owned by ssl_)
+  BIO* out_;  // ciphertext for the socket (owned by ssl_)
+  std::string error_;
+};
+
+}  // namespace ringkv::net
