@@ -36,12 +36,7 @@ PY=/usr/bin/python3
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
 
-for tool in redis-server redis-cli redis-benchmark nutcracker; do
-  command -v "$tool" >/dev/null || {
-    echo "cluster_vs_twemproxy.sh: $tool is missing (scripts/install-deps.sh installs it)" >&2
-    exit 1
-  }
-done
+require_tools redis-server redis-cli redis-benchmark nutcracker
 ringkv_server_binary
 bench_workdir cluster-bench
 

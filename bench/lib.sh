@@ -1,4 +1,5 @@
 # Shared by the benchmark scripts in bench/ (sourced, not run). Provides:
+#   require_tools <tool...> fails with a clear message unless every tool is on PATH
 #   ringkv_server_binary   sets SERVER: $RINGKV_SERVER, or a Release build of ringkv-server
 #   bench_workdir <name>   creates WORK (a temporary directory) and stops everything on exit
 #   track_pid <pid>        a process cleanup stops (SIGTERM, then SIGKILL after 5 s)
@@ -10,9 +11,22 @@
 #                          setups' order rotating every repetition; appends
 #                          "<setup> <SET|GET> <pipeline> <rep> <ops/s>" lines to <results>;
 #                          BENCH_EXTRA (an array, if set) adds arguments to every run (--tls ...)
+#   report_pair <results> <a> <b> <label>
+#                          prints run_alternating's results of setups a and b: ops/s per
+#                          repetition, medians, and the median of the per-repetition ratios a / b
 # Callers set ROOT (the repository root) and PY (/usr/bin/python3) before sourcing.
 
 PIDS=()
+
+require_tools() {
+  local tool
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null || {
+      echo "$(basename "$0"): $tool is missing (scripts/install-deps.sh installs it)" >&2
+      exit 1
+    }
+  done
+}
 
 ringkv_server_binary() {
   if [ -n "${RINGKV_SERVER:-}" ]; then
@@ -83,4 +97,32 @@ run_alternating() {
     done
     echo "repetition $rep/$REPS done"
   done
+}
+
+report_pair() {
+  "$PY" - "$@" <<'EOF'
+import statistics, sys
+results, a, b, label = sys.argv[1:5]
+rows = {}
+for line in open(results):
+    setup, test, pipe, rep, ops = line.split()
+    rows.setdefault((setup, test, int(pipe)), {})[int(rep)] = float(ops)
+print()
+print("%-8s %-4s %-3s %12s   %s" % ("server", "test", "-P", "median ops/s", "per repetition"))
+for test in ("SET", "GET"):
+    for pipe in (1, 16):
+        for setup in (a, b):
+            v = rows[(setup, test, pipe)]
+            print("%-8s %-4s %-3d %12.0f   %s" % (setup, test, pipe, statistics.median(v.values()),
+                                               " ".join("%.0f" % v[r] for r in sorted(v))))
+print()
+print("%-20s %-4s %-3s %8s   %s" % (label, "test", "-P", "median", "per repetition"))
+for test in ("SET", "GET"):
+    for pipe in (1, 16):
+        x, y = rows[(a, test, pipe)], rows[(b, test, pipe)]
+        ratios = [x[r] / y[r] for r in sorted(x) if r in y]
+        print("%-20s %-4s %-3d %8.2f   %s" % ("%s / %s" % (a, b), test, pipe,
+                                            statistics.median(ratios),
+                                            " ".join("%.2f" % v for v in ratios)))
+EOF
 }

@@ -30,12 +30,7 @@ IO_THREADS="${IO_THREADS:-1}"
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
 
-for tool in redis-server redis-cli redis-benchmark; do
-  command -v "$tool" >/dev/null || {
-    echo "single_node.sh: $tool is missing (scripts/install-deps.sh installs it)" >&2
-    exit 1
-  }
-done
+require_tools redis-server redis-cli redis-benchmark
 ringkv_server_binary
 bench_workdir single-node
 
@@ -78,29 +73,7 @@ run_alternating "$RESULTS" "${SETUPS[@]}"
 stop ringkv
 stop redis
 
-"$PY" - "$RESULTS" <<'EOF'
-import statistics, sys
-rows = {}
-for line in open(sys.argv[1]):
-    setup, test, pipe, rep, ops = line.split()
-    rows.setdefault((setup, test, int(pipe)), {})[int(rep)] = float(ops)
-print()
-print("%-8s %-4s %-3s %12s   %s" % ("server", "test", "-P", "median ops/s", "per repetition"))
-for test in ("SET", "GET"):
-    for pipe in (1, 16):
-        for setup in ("ringkv", "redis"):
-            v = rows[(setup, test, pipe)]
-            print("%-8s %-4s %-3d %12.0f   %s" % (setup, test, pipe, statistics.median(v.values()),
-                                               " ".join("%.0f" % v[r] for r in sorted(v))))
-print()
-print("%-16s %-4s %-3s %8s   %s" % ("ratio", "test", "-P", "median", "per repetition"))
-for test in ("SET", "GET"):
-    for pipe in (1, 16):
-        a, b = rows[("ringkv", test, pipe)], rows[("redis", test, pipe)]
-        ratios = [a[r] / b[r] for r in sorted(a) if r in b]
-        print("%-16s %-4s %-3d %8.2f   %s" % ("ringkv / redis", test, pipe, statistics.median(ratios),
-                                            " ".join("%.2f" % x for x in ratios)))
-EOF
+report_pair "$RESULTS" ringkv redis "ratio"
 
 # ---------------------------------------------------------------- memory per key
 # 14-byte keys ("k:" and 12 digits) with 32-byte values, as RESP for redis-cli --pipe.

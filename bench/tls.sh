@@ -25,12 +25,7 @@ KEYSPACE="${KEYSPACE:-1000000}"
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
 
-for tool in redis-server redis-cli redis-benchmark openssl; do
-  command -v "$tool" >/dev/null || {
-    echo "tls.sh: $tool is missing (scripts/install-deps.sh installs it)" >&2
-    exit 1
-  }
-done
+require_tools redis-server redis-cli redis-benchmark openssl
 ringkv_server_binary
 bench_workdir tls
 
@@ -78,27 +73,4 @@ RESULTS="$WORK/results.txt"
 : >"$RESULTS"
 run_alternating "$RESULTS" ringkv redis
 
-"$PY" - "$RESULTS" <<'PYEOF'
-import statistics, sys
-rows = {}
-for line in open(sys.argv[1]):
-    setup, test, pipe, rep, ops = line.split()
-    rows.setdefault((setup, test, int(pipe)), {})[int(rep)] = float(ops)
-print()
-print("%-8s %-4s %-3s %12s   %s" % ("server", "test", "-P", "median ops/s", "per repetition"))
-for test in ("SET", "GET"):
-    for pipe in (1, 16):
-        for setup in ("ringkv", "redis"):
-            v = rows[(setup, test, pipe)]
-            print("%-8s %-4s %-3d %12.0f   %s" % (setup, test, pipe, statistics.median(v.values()),
-                                               " ".join("%.0f" % v[r] for r in sorted(v))))
-print()
-print("%-20s %-4s %-3s %8s   %s" % ("ratio (TLS)", "test", "-P", "median", "per repetition"))
-for test in ("SET", "GET"):
-    for pipe in (1, 16):
-        a, b = rows[("ringkv", test, pipe)], rows[("redis", test, pipe)]
-        ratios = [a[r] / b[r] for r in sorted(a) if r in b]
-        print("%-20s %-4s %-3d %8.2f   %s" % ("ringkv / redis", test, pipe,
-                                            statistics.median(ratios),
-                                            " ".join("%.2f" % x for x in ratios)))
-PYEOF
+report_pair "$RESULTS" ringkv redis "ratio (TLS)"

@@ -69,6 +69,8 @@ class TestPki {
   TestPki& operator=(const TestPki&) = delete;
 
   std::string path(const std::string& name) const { return dir_ + "/" + name; }
+  std::string client_cert() const { return path("client.pem"); }
+  std::string client_key() const { return path("client-key.pem"); }
 
   // The server flags for tls-port with server.pem, trusting ca.pem for client certificates.
   std::vector<std::string> server_flags(int tls_port) const {

@@ -50,7 +50,7 @@ TEST_CASE("tls: a TLS client reads and writes through tls-port as through port")
   TestPki pki;
   const int tls_port = free_port();
   ServerProcess server(pki.server_flags(tls_port));
-  TlsClient c(tls_port, pki.path("ca.pem"), pki.path("client.pem"), pki.path("client-key.pem"));
+  TlsClient c(tls_port, pki.path("ca.pem"), pki.client_cert(), pki.client_key());
   REQUIRE(c.connected());
   CHECK(c.server_cn() == "server");
 
@@ -118,7 +118,7 @@ TEST_CASE("tls: plaintext and garbage on tls-port close that connection and noth
   TestPki pki;
   const int tls_port = free_port();
   ServerProcess server(pki.server_flags(tls_port));
-  TlsClient good(tls_port, pki.path("ca.pem"), pki.path("client.pem"), pki.path("client-key.pem"));
+  TlsClient good(tls_port, pki.path("ca.pem"), pki.client_cert(), pki.client_key());
   REQUIRE(good.connected());
   REQUIRE(show(good.command({"SET", "kept", "yes"}).get()) == "+OK");
 
@@ -216,15 +216,14 @@ TEST_CASE("tls: CONFIG SET swaps the certificate for new connections and refuses
   flags.insert(flags.end(), {"--io-threads", "2"});
   ServerProcess server(flags);
   Context plain = server.client();
-  TlsClient before(tls_port, pki.path("ca.pem"), pki.path("client.pem"),
-                   pki.path("client-key.pem"));
+  TlsClient before(tls_port, pki.path("ca.pem"), pki.client_cert(), pki.client_key());
   REQUIRE(before.connected());
   REQUIRE(before.server_cn() == "server");
 
   // A certificate and its key change together in one CONFIG SET.
   CHECK(q(plain.get(), {"CONFIG", "SET", "tls-cert-file", pki.path("server2.pem"), "tls-key-file",
                         pki.path("server2-key.pem")}) == "+OK");
-  TlsClient after(tls_port, pki.path("ca.pem"), pki.path("client.pem"), pki.path("client-key.pem"));
+  TlsClient after(tls_port, pki.path("ca.pem"), pki.client_cert(), pki.client_key());
   REQUIRE(after.connected());
   CHECK(after.server_cn() == "server2");
   CHECK(show(after.command({"PING"}).get()) == "+PONG");
@@ -243,7 +242,7 @@ TEST_CASE("tls: CONFIG SET swaps the certificate for new connections and refuses
   CHECK(q(plain.get(), {"CONFIG", "GET", "maxclients"}) == "[$maxclients, $10000]");
   CHECK(q(plain.get(), {"CONFIG", "GET", "tls-cert-file"}) ==
         "[$tls-cert-file, $" + pki.path("server2.pem") + "]");
-  TlsClient still(tls_port, pki.path("ca.pem"), pki.path("client.pem"), pki.path("client-key.pem"));
+  TlsClient still(tls_port, pki.path("ca.pem"), pki.client_cert(), pki.client_key());
   REQUIRE(still.connected());
   CHECK(still.server_cn() == "server2");
 
@@ -274,7 +273,7 @@ TEST_CASE("tls: a TLS client of one node reaches the keys another node owns") {
                         "127.0.0.1:" + std::to_string(node.port())}) == "+OK");
   }
   REQUIRE(cluster.wait_idle());
-  TlsClient c(tls_port, pki.path("ca.pem"), pki.path("client.pem"), pki.path("client-key.pem"));
+  TlsClient c(tls_port, pki.path("ca.pem"), pki.client_cert(), pki.client_key());
   REQUIRE(c.connected());
   // 200 keys through the TLS port, in one pipeline: about half are forwarded to n1.
   std::string pipeline;
@@ -304,7 +303,7 @@ TEST_CASE("tls: a TLS client over maxclients gets the error and is closed") {
   Context plain = server.client();
   REQUIRE(q(plain.get(), {"CONFIG", "SET", "maxclients", "1"}) == "+OK");
   {
-    TlsClient c(tls_port, pki.path("ca.pem"), pki.path("client.pem"), pki.path("client-key.pem"));
+    TlsClient c(tls_port, pki.path("ca.pem"), pki.client_cert(), pki.client_key());
     REQUIRE(c.connected());
     // The refusal waits for the handshake, then comes over TLS; nothing else is read.
     Reply r = c.read_reply();
