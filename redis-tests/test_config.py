@@ -115,6 +115,18 @@ class CommandLine(unittest.TestCase):
         self.assertIn(str(other.port), out + err)
         self.assertIn("in use", out + err)
 
+    def test_port_held_by_another_ringkv_is_in_use(self):
+        # Its loops share their port with SO_REUSEPORT, which a second server of the same user
+        # could join: it must refuse, and the first one keep every connection.
+        with harness.ringkv() as other:
+            other.client().set("owner", "first")
+            rc, out, err = run_server("--port", str(other.port), "--bind", "127.0.0.1")
+            self.assertNotEqual(rc, 0)
+            self.assertIn("Could not create server TCP listening socket 127.0.0.1:%d: bind: "
+                          "Address already in use" % other.port, out + err)
+            for _ in range(20):  # every new connection reaches the first server
+                self.assertEqual(other.client().get("owner"), b"first")
+
     def test_daemonize_detaches_from_the_caller(self):
         # As with Redis, `--daemonize yes` returns at once and leaves nothing of the caller's
         # standard output open: run() collects output until EOF, so a server still holding the

@@ -191,6 +191,9 @@ TEST_CASE("tls: a bad TLS configuration stops the server with the reason") {
       {{"--tls-cert-file", pki.path("server.pem"), "--tls-key-file", pki.path("server-key.pem"),
         "--tls-auth-clients", "maybe"},
        "tls-auth-clients"},
+      {{"--tls-cert-file", pki.path("server.pem"), "--tls-key-file", pki.path("server-key.pem"),
+        "--tls-auth-clients", "no", "--tls-port", port},
+       "tls-port " + port + " is also port"},
   };
   for (const Case& k : cases) {
     std::vector<std::string> args = base;
@@ -199,6 +202,27 @@ TEST_CASE("tls: a bad TLS configuration stops the server with the reason") {
     INFO("flags: " << args.size() << " output: " << out);
     CHECK(status == 1);
     CHECK(contains(out, k.says));
+  }
+  // A tls-port another ringkv-server holds (it could share it through SO_REUSEPORT).
+  {
+    ServerProcess holder;
+    std::vector<std::string> args = {"--port",
+                                     port,
+                                     "--bind",
+                                     "127.0.0.1",
+                                     "--tls-port",
+                                     std::to_string(holder.port()),
+                                     "--tls-cert-file",
+                                     pki.path("server.pem"),
+                                     "--tls-key-file",
+                                     pki.path("server-key.pem"),
+                                     "--tls-auth-clients",
+                                     "no"};
+    auto [status, out] = run_to_exit(RINGKV_SERVER_PATH, args);
+    INFO(out);
+    CHECK(status == 1);
+    CHECK(contains(out, "Could not create server TCP listening socket 127.0.0.1:" +
+                            std::to_string(holder.port())));
   }
   // The encrypted key with its passphrase is fine.
   const int tls = free_port();

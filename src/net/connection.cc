@@ -208,10 +208,12 @@ void Connection::on_alloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
   auto* c = static_cast<Connection*>(h->data);
   LoopNet& net = c->net_;
   if (c->tls_) {
-    // Ciphertext: all of it is fed to the session in on_read, so any free buffer does.
-    if (!net.shared_busy) {
-      net.shared_busy = true;
-      *buf = uv_buf_init(net.shared_read.get(), LoopNet::kSharedReadSize);
+    // Records: all of them are decrypted in on_read, so the loop's buffer serves every
+    // connection (a connection's own is only for a read inside another's).
+    if (!net.tls_read) net.tls_read.reset(new char[LoopNet::kSharedReadSize]);
+    if (!net.tls_read_busy) {
+      net.tls_read_busy = true;
+      *buf = uv_buf_init(net.tls_read.get(), LoopNet::kSharedReadSize);
       return;
     }
     if (!c->tls_read_) c->tls_read_.reset(new char[kReadChunk]);
@@ -234,8 +236,10 @@ void Connection::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
   auto* c = static_cast<Connection*>(s->data);
   LoopNet& net = c->net_;
   const bool shared = buf->base == net.shared_read.get();
+  const bool tls_shared = net.tls_read && buf->base == net.tls_read.get();
   if (nread <= 0) {
     if (shared) net.shared_busy = false;
+    if (tls_shared) net.tls_read_busy = false;
     if (nread < 0) c->close();  // EOF or error
     return;
   }
@@ -248,7 +252,7 @@ void Connection::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
   }
   if (c->tls_) {
     c->tls_received(buf->base, static_cast<size_t>(nread));
-    if (shared) net.shared_busy = false;
+    if (tls_shared) net.tls_read_busy = false;
   } else if (shared) {
     size_t used = c->process(buf->base, static_cast<size_t>(nread));
     if (!c->closing_ && used < static_cast<size_t>(nread)) {
@@ -275,12 +279,37 @@ void Connection::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
 
 void Connection::tls_received(const char* data, size_t len) {
   tls_->feed(data, len);
-  const size_t before = qbuf_.size();
-  TlsSession::ReadStatus st = tls_->read(qbuf_);
-  const size_t plain = qbuf_.size() - before;
-  bytes_in_ += plain;  // as Redis counts: the requests' bytes, not the records'
-  net_.bytes_in.fetch_add(plain, std::memory_order_relaxed);
-  if (st == TlsSession::ReadStatus::kError) {
+  TlsSession::ReadResult r;
+  // Every record fed is decrypted now (the session reads `data` in place), whether or not the
+  // connection may run requests at the moment: what it may not run waits in qbuf_.
+  for (;;) {
+    const bool in_place = qbuf_.empty() && !net_.shared_busy && !closing_;
+    char* buf;
+    size_t cap;
+    if (in_place) {
+      buf = net_.shared_read.get();
+      cap = LoopNet::kSharedReadSize;
+    } else {
+      qbuf_.ensure_writable(kReadChunk);
+      buf = qbuf_.write_ptr();
+      cap = qbuf_.writable();
+    }
+    r = tls_->read(buf, cap);
+    if (r.status != TlsSession::ReadStatus::kData) break;
+    bytes_in_ += r.bytes;  // as Redis counts: the requests' bytes, not the records'
+    net_.bytes_in.fetch_add(r.bytes, std::memory_order_relaxed);
+    if (closing_) continue;
+    if (in_place) {
+      net_.shared_busy = true;
+      size_t used = process(buf, r.bytes);
+      if (!closing_ && used < r.bytes) qbuf_.append(buf + used, r.bytes - used);
+      net_.shared_busy = false;
+    } else {
+      qbuf_.commit(r.bytes);
+      process_own_buffer();
+    }
+  }
+  if (r.status == TlsSession::ReadStatus::kError && !closing_) {
     LOG_VERBOSE("Error accepting a client connection: %s (id=%llu addr=%s)", tls_->error().c_str(),
                 static_cast<unsigned long long>(id_), peer_.c_str());
     // The alert OpenSSL queued tells the client why (no certificate, an unknown CA...).
@@ -292,9 +321,8 @@ void Connection::tls_received(const char* data, size_t len) {
     close();
     return;
   }
-  if (plain > 0) process_own_buffer();
   // close_notify: what came before it is answered, then the connection closes.
-  if (st == TlsSession::ReadStatus::kClosed && !closing_) close_after_reply();
+  if (r.status == TlsSession::ReadStatus::kClosed && !closing_) close_after_reply();
 }
 
 void Connection::process_own_buffer() {

@@ -48,6 +48,10 @@ struct LoopNet {
   static constexpr size_t kSharedReadSize = 64 * 1024;
   std::unique_ptr<char[]> shared_read{new char[kSharedReadSize]};
   bool shared_busy = false;
+  // TLS connections read their records here (allocated with the first one) and decrypt them
+  // into shared_read.
+  std::unique_ptr<char[]> tls_read;
+  bool tls_read_busy = false;
   std::unordered_set<class Connection*> connections;
   std::atomic<size_t> output_bytes{0};  // pending output of this loop's clients (INFO)
   // Totals for INFO stats (relaxed; written by this loop only).
@@ -171,7 +175,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   static void on_written(uv_write_t* req, int status);
   static void on_closed(uv_handle_t* h);
 
-  // TLS: decrypts bytes read from the socket into qbuf_ and runs the requests they complete.
+  // TLS: decrypts the bytes read from the socket and runs the requests they complete, as
+  // on_read does with plaintext (in place in the loop's shared buffer when it can).
   void tls_received(const char* data, size_t len);
   // Parses and dispatches requests from data[0..len); returns the bytes consumed.
   size_t process(const char* data, size_t len);
@@ -202,7 +207,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // TLS: the session, and records ready to be written (out_ encrypted, handshake messages).
   std::unique_ptr<TlsSession> tls_;
   std::string tls_out_;
-  std::unique_ptr<char[]> tls_read_;  // read buffer when the loop's shared one is taken
+  std::unique_ptr<char[]> tls_read_;  // read buffer when the loop's tls_read is taken
   std::string wbuf_;                  // bytes handed to uv_write, alive until its callback
   size_t wbuf_off_ = 0;
   uv_write_t wreq_;

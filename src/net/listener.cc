@@ -22,18 +22,54 @@ Listener::Listener(EventLoop& loop, Service& service, const ConnectionLimits& li
 
 Listener::~Listener() {
   if (hook_ != 0) loop_.remove_stop_hook(hook_);
+  // Sockets still open (start-up failed before the loop ran) are closed here and freed when the
+  // loop's destructor runs it to the end.
+  for (Socket* s : servers_) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&s->tcp),
+             [](uv_handle_t* h) { delete static_cast<Socket*>(h->data); });
+  }
+}
+
+namespace {
+// host:port as a socket address (IPv4 or IPv6 literal, "*" for every IPv4 address).
+bool parse_bind(const std::string& host, int port, sockaddr_storage* ss, int* family) {
+  std::string h = host == "*" ? "0.0.0.0" : host;
+  *family = AF_INET;
+  if (uv_ip4_addr(h.c_str(), port, reinterpret_cast<sockaddr_in*>(ss)) == 0) return true;
+  *family = AF_INET6;
+  return uv_ip6_addr(h.c_str(), port, reinterpret_cast<sockaddr_in6*>(ss)) == 0;
+}
+
+Status bind_error(const std::string& host, int port, int err) {
+  return Status::io_error("Could not create server TCP listening socket " + host + ":" +
+                          std::to_string(port) + ": bind: " + std::strerror(err));
+}
+}  // namespace
+
+Status Listener::check_port_free(const std::string& host, int port) {
+  sockaddr_storage ss{};
+  int family;
+  if (!parse_bind(host, port, &ss, &family))
+    return Status::invalid_argument("bind: '" + host + "' is not an IPv4 or IPv6 address");
+  int fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Status::io_error(std::string("socket: ") + std::strerror(errno));
+  int one = 1;
+  // SO_REUSEADDR as the real sockets: a port left in TIME_WAIT is free. No SO_REUSEPORT: this
+  // bind fails if any socket holds the port, whoever's it is.
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  socklen_t len = family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+  int rc = ::bind(fd, reinterpret_cast<sockaddr*>(&ss), len);
+  int err = errno;
+  ::close(fd);
+  return rc == 0 ? Status::ok() : bind_error(host, port, err);
 }
 
 Status Listener::listen(const std::string& host, int port, int backlog, const TlsContextRef* tls) {
   sockaddr_storage ss{};
-  std::string h = host == "*" ? "0.0.0.0" : host;
-  int family = AF_INET;
-  if (uv_ip4_addr(h.c_str(), port, reinterpret_cast<sockaddr_in*>(&ss)) != 0) {
-    if (uv_ip6_addr(h.c_str(), port, reinterpret_cast<sockaddr_in6*>(&ss)) != 0) {
-      return Status::invalid_argument("bind: '" + host + "' is not an IPv4 or IPv6 address");
-    }
-    family = AF_INET6;
-  }
+  int family;
+  if (!parse_bind(host, port, &ss, &family))
+    return Status::invalid_argument("bind: '" + host + "' is not an IPv4 or IPv6 address");
   int fd = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return Status::io_error(std::string("socket: ") + std::strerror(errno));
   int one = 1;
@@ -44,8 +80,7 @@ Status Listener::listen(const std::string& host, int port, int backlog, const Tl
   if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
     int e = errno;
     ::close(fd);
-    return Status::io_error("Could not create server TCP listening socket " + host + ":" +
-                            std::to_string(port) + ": bind: " + std::strerror(e));
+    return bind_error(host, port, e);
   }
   auto* sock = new Socket{{}, this, tls};
   uv_tcp_t* server = &sock->tcp;

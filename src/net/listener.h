@@ -24,6 +24,12 @@ class Listener {
   Listener(const Listener&) = delete;
   Listener& operator=(const Listener&) = delete;
 
+  // Fails with Redis's "Address already in use" text when anything listens on host:port, this
+  // server's other loops included. The loops bind with SO_REUSEPORT to share a port, which
+  // would let a second server of the same user bind it too and take half of its connections:
+  // the server calls this before its first loop binds. Any thread.
+  static Status check_port_free(const std::string& host, int port);
+
   // Binds host:port (IPv4 or IPv6 literal, or "*" for all IPv4 addresses) and listens. With
   // `tls`, connections accepted there speak TLS with the context it holds at accept time.
   Status listen(const std::string& host, int port, int backlog, const TlsContextRef* tls = nullptr);

@@ -3,6 +3,8 @@
 #include <openssl/err.h>
 #include <openssl/x509.h>
 
+#include <algorithm>
+#include <cassert>
 #include <climits>
 #include <cstring>
 #include <sstream>
@@ -149,49 +151,81 @@ TlsContext::~TlsContext() { SSL_CTX_free(ctx_); }
 
 // ---------------------------------------------------------------- TlsSession
 
+BIO_METHOD* TlsSession::bio_method() {
+  static BIO_METHOD* const kMethod = [] {
+    BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "ringkv session");
+    BIO_meth_set_read(m, &TlsSession::bio_read);
+    BIO_meth_set_write(m, &TlsSession::bio_write);
+    BIO_meth_set_ctrl(m, &TlsSession::bio_ctrl);
+    BIO_meth_set_create(m, [](BIO* b) {
+      BIO_set_init(b, 1);
+      return 1;
+    });
+    return m;
+  }();
+  return kMethod;
+}
+
+int TlsSession::bio_read(BIO* b, char* buf, int len) {
+  auto* s = static_cast<TlsSession*>(BIO_get_data(b));
+  BIO_clear_retry_flags(b);
+  if (s->input_len_ == 0) {
+    BIO_set_retry_read(b);  // "come back with more", not end of file
+    return -1;
+  }
+  size_t n = std::min(s->input_len_, static_cast<size_t>(len));
+  std::memcpy(buf, s->input_, n);
+  s->input_ += n;
+  s->input_len_ -= n;
+  return static_cast<int>(n);
+}
+
+int TlsSession::bio_write(BIO* b, const char* buf, int len) {
+  auto* s = static_cast<TlsSession*>(BIO_get_data(b));
+  BIO_clear_retry_flags(b);
+  s->output_.append(buf, static_cast<size_t>(len));
+  return len;
+}
+
+long TlsSession::bio_ctrl(BIO*, int cmd, long, void*) {
+  // OpenSSL flushes after each flight of handshake messages: the output is the string already.
+  return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
 TlsSession::TlsSession(std::shared_ptr<TlsContext> ctx) : ctx_(std::move(ctx)) {
   ssl_ = SSL_new(ctx_->ctx());
-  in_ = BIO_new(BIO_s_mem());
-  out_ = BIO_new(BIO_s_mem());
-  // An empty memory BIO says "retry", not end of file.
-  BIO_set_mem_eof_return(in_, -1);
-  SSL_set_bio(ssl_, in_, out_);
+  BIO* bio = BIO_new(bio_method());
+  BIO_set_data(bio, this);
+  SSL_set_bio(ssl_, bio, bio);  // one BIO both ways, owned by ssl_
   SSL_set_accept_state(ssl_);
 }
 
 TlsSession::~TlsSession() { SSL_free(ssl_); }
 
 void TlsSession::feed(const char* data, size_t len) {
-  while (len > 0) {
-    int chunk = len > INT_MAX ? INT_MAX : static_cast<int>(len);
-    int n = BIO_write(in_, data, chunk);
-    if (n <= 0) break;  // a memory BIO grows as needed: only allocation failure lands here
-    data += n;
-    len -= static_cast<size_t>(n);
-  }
+  assert(input_len_ == 0);
+  input_ = data;
+  input_len_ = len;
 }
 
-TlsSession::ReadStatus TlsSession::read(ByteBuffer& out) {
-  if (!error_.empty()) return ReadStatus::kError;
+TlsSession::ReadResult TlsSession::read(char* buf, size_t cap) {
+  if (!error_.empty()) return {ReadStatus::kError};
   ERR_clear_error();
-  for (;;) {
-    out.ensure_writable(16 * 1024);
-    size_t room = out.writable() > INT_MAX ? INT_MAX : out.writable();
-    int n = SSL_read(ssl_, out.write_ptr(), static_cast<int>(room));
-    if (n > 0) {
-      out.commit(static_cast<size_t>(n));
-      continue;
-    }
-    int e = SSL_get_error(ssl_, n);
-    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return ReadStatus::kOk;
-    if (e == SSL_ERROR_ZERO_RETURN) return ReadStatus::kClosed;
-    error_ = e == SSL_ERROR_SSL ? ssl_errors() : "TLS error " + std::to_string(e);
-    if (!SSL_is_init_finished(ssl_)) {
-      long v = SSL_get_verify_result(ssl_);
-      if (v != X509_V_OK) error_ += " (" + std::string(X509_verify_cert_error_string(v)) + ")";
-    }
-    return ReadStatus::kError;
+  int n = SSL_read(ssl_, buf, static_cast<int>(std::min<size_t>(cap, INT_MAX)));
+  if (n > 0) return {ReadStatus::kData, static_cast<size_t>(n)};
+  int e = SSL_get_error(ssl_, n);
+  if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+    input_len_ = 0;  // all consumed (the BIO said so), nothing to point at any more
+    return {ReadStatus::kNeedMore};
   }
+  input_len_ = 0;
+  if (e == SSL_ERROR_ZERO_RETURN) return {ReadStatus::kClosed};
+  error_ = e == SSL_ERROR_SSL ? ssl_errors() : "TLS error " + std::to_string(e);
+  if (!SSL_is_init_finished(ssl_)) {
+    long v = SSL_get_verify_result(ssl_);
+    if (v != X509_V_OK) error_ += " (" + std::string(X509_verify_cert_error_string(v)) + ")";
+  }
+  return {ReadStatus::kError};
 }
 
 void TlsSession::write(std::string_view plain) {
@@ -208,14 +242,14 @@ void TlsSession::write(std::string_view plain) {
 }
 
 void TlsSession::take_output(std::string& out) {
-  char* data = nullptr;
-  long n = BIO_get_mem_data(out_, &data);
-  if (n <= 0) return;
-  out.append(data, static_cast<size_t>(n));
-  (void)BIO_reset(out_);
+  if (out.empty()) {
+    out.swap(output_);
+  } else {
+    out.append(output_);
+  }
+  output_.clear();
+  if (output_.capacity() > 64 * 1024) output_.shrink_to_fit();
 }
-
-bool TlsSession::has_output() const { return BIO_ctrl_pending(out_) > 0; }
 
 bool TlsSession::handshake_done() const { return SSL_is_init_finished(ssl_) == 1; }
 

@@ -12,7 +12,6 @@
 #include <string>
 #include <string_view>
 
-#include "net/buffer.h"
 #include "ringkv/status.h"
 
 namespace ringkv::net {
@@ -64,9 +63,11 @@ class TlsContextRef {
   std::shared_ptr<TlsContext> ctx_;
 };
 
-// The server side of one TLS connection. Bytes from the socket go in with feed(); plaintext comes
-// out of read(); plaintext to send goes in with write(); what must go on the socket (records,
-// handshake messages, alerts) comes out of take_output(). One thread at a time.
+// The server side of one TLS connection. Bytes from the socket go in with feed() and are
+// decrypted by read() into buffers the caller gives; plaintext to send goes in with write(); what
+// must go on the socket (records, handshake messages, alerts) comes out of take_output(). Neither
+// side is copied into OpenSSL's memory BIOs: the session's BIO reads the fed bytes in place and
+// appends its output to one string, so an idle session holds no buffers. One thread at a time.
 class TlsSession {
  public:
   explicit TlsSession(std::shared_ptr<TlsContext> ctx);
@@ -74,27 +75,42 @@ class TlsSession {
   TlsSession(const TlsSession&) = delete;
   TlsSession& operator=(const TlsSession&) = delete;
 
+  // The bytes the socket gave. They are read in place: call read() until it returns anything
+  // but kData before they go away. REQUIRES: the previous bytes fed were all read.
   void feed(const char* data, size_t len);
 
-  enum class ReadStatus { kOk, kClosed, kError };
-  // Appends all the plaintext the bytes fed so far hold to `out` (driving the handshake first).
-  // kClosed: the peer sent close_notify; kError: the handshake or a record failed (error()).
-  ReadStatus read(ByteBuffer& out);
+  enum class ReadStatus {
+    kData,      // plaintext was put in the buffer (more may follow)
+    kNeedMore,  // everything fed was consumed (the handshake may have progressed)
+    kClosed,    // the peer sent close_notify
+    kError,     // the handshake or a record failed: error() says why
+  };
+  struct ReadResult {
+    ReadStatus status;
+    size_t bytes = 0;  // with kData
+  };
+  ReadResult read(char* buf, size_t cap);
 
   // Encrypts `plain`. REQUIRES: handshake_done().
   void write(std::string_view plain);
-  // Appends the bytes waiting to go on the socket to `out`.
+  // Moves the bytes waiting to go on the socket to the end of `out`.
   void take_output(std::string& out);
-  bool has_output() const;
+  bool has_output() const { return !output_.empty(); }
 
   bool handshake_done() const;
   const std::string& error() const { return error_; }
 
  private:
+  static BIO_METHOD* bio_method();
+  static int bio_read(BIO* b, char* buf, int len);
+  static int bio_write(BIO* b, const char* buf, int len);
+  static long bio_ctrl(BIO* b, int cmd, long num, void* ptr);
+
   std::shared_ptr<TlsContext> ctx_;  // outlives ssl_
   SSL* ssl_;
-  BIO* in_;   // ciphertext from the socket (owned by ssl_)
-  BIO* out_;  // ciphertext for the socket (owned by ssl_)
+  const char* input_ = nullptr;  // fed, not yet read by OpenSSL
+  size_t input_len_ = 0;
+  std::string output_;  // records for the socket
   std::string error_;
 };
 

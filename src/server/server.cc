@@ -164,6 +164,22 @@ Status Server::start() {
   int backlog = static_cast<int>(config_.get_int("tcp-backlog"));
   std::vector<std::string> binds;
   split_args(config_.get("bind"), &binds);
+  // TLS settings are checked before anything listens.
+  int tls_port = static_cast<int>(config_.get_int("tls-port"));
+  if (tls_port != 0 && tls_port == port)
+    return Status::invalid_argument("tls-port " + std::to_string(tls_port) + " is also port");
+  if (tls_port != 0) {
+    Result<std::shared_ptr<net::TlsContext>> ctx = build_tls();
+    if (!ctx) return Status::invalid_argument("Failed to configure TLS: " + ctx.status().message());
+    tls_.set(std::move(ctx.value()));
+  }
+  for (const std::string& b : binds) {
+    for (int p : {port, tls_port}) {
+      if (p == 0) continue;
+      Status st = net::Listener::check_port_free(b, p);
+      if (!st.is_ok()) return st;
+    }
+  }
   for (int i = 0; i < threads; ++i) {
     loops_.push_back(std::make_unique<net::EventLoop>(i));
     listeners_.push_back(
@@ -179,11 +195,7 @@ Status Server::start() {
       }
     }
   }
-  int tls_port = static_cast<int>(config_.get_int("tls-port"));
   if (tls_port != 0) {
-    Result<std::shared_ptr<net::TlsContext>> ctx = build_tls();
-    if (!ctx) return Status::invalid_argument("Failed to configure TLS: " + ctx.status().message());
-    tls_.set(std::move(ctx.value()));
     for (int i = 0; i < threads; ++i) {
       for (const std::string& b : binds) {
         Status st = listeners_[i]->listen(b, tls_port, backlog, &tls_);
