@@ -607,6 +607,8 @@ class ConfigRewrite(unittest.TestCase):
                 c = server.client()
                 self.assertTrue(c.config_set("maxmemory", "2mb"))
                 self.assertTrue(c.config_set("slowlog-max-len", "77"))
+                # Quotes, backslashes, spaces and control bytes come back as they were set.
+                self.assertTrue(c.config_set("tls-key-file-pass", 'se cr"et \\ \'q\' \t\x01'))
                 self.assertTrue(c.execute_command("CONFIG REWRITE"))
                 c.close()
             finally:
@@ -622,6 +624,8 @@ class ConfigRewrite(unittest.TestCase):
                 c = server.client()
                 self.assertEqual(c.config_get("maxmemory"), {"maxmemory": "2097152"})
                 self.assertEqual(c.config_get("slowlog-max-len"), {"slowlog-max-len": "77"})
+                self.assertEqual(c.config_get("tls-key-file-pass"),
+                                 {"tls-key-file-pass": 'se cr"et \\ \'q\' \t\x01'})
                 c.close()
             finally:
                 server.stop()

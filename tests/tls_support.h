@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <hiredis/hiredis.h>
 #include <netinet/in.h>
+#include <openssl/dh.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
@@ -30,6 +31,7 @@ namespace ringkv::testing {
 //   client.pem client-key.pem       CN=client, signed by ca
 //   other-ca.pem                    another CA
 //   stranger.pem stranger-key.pem   CN=stranger, signed by other-ca
+//   dh.pem                          DH parameters (the ffdhe2048 group)
 class TestPki {
  public:
   TestPki() {
@@ -54,6 +56,20 @@ class TestPki {
                            sizeof kPass - 1, nullptr, nullptr);
       std::fclose(f);
       EVP_PKEY_free(k);
+    }
+    {
+      // dh.pem: the RFC 7919 ffdhe2048 group, for tls-dh-params-file.
+      EVP_PKEY_CTX* pctx = EVP_PKEY_CTX_new_from_name(nullptr, "DH", nullptr);
+      EVP_PKEY* params = nullptr;
+      if (pctx == nullptr || EVP_PKEY_paramgen_init(pctx) != 1 ||
+          EVP_PKEY_CTX_set_dh_nid(pctx, NID_ffdhe2048) != 1 ||
+          EVP_PKEY_paramgen(pctx, &params) != 1)
+        throw std::runtime_error("DH parameters");
+      BIO* f = BIO_new_file(path("dh.pem").c_str(), "w");
+      PEM_write_bio_Parameters(f, params);
+      BIO_free(f);
+      EVP_PKEY_free(params);
+      EVP_PKEY_CTX_free(pctx);
     }
     X509_free(ca);
     X509_free(other);
@@ -149,8 +165,10 @@ class TestPki {
 class TlsClient {
  public:
   // cert/key: the client certificate to present ("" for none); ca: the CA to verify the server.
+  // resume: a session of an earlier client to resume (see session()).
   TlsClient(int port, const std::string& ca, const std::string& cert = "",
-            const std::string& key = "", const std::string& protocol = "") {
+            const std::string& key = "", const std::string& protocol = "",
+            SSL_SESSION* resume = nullptr) {
     ctx_ = SSL_CTX_new(TLS_client_method());
     SSL_CTX_load_verify_locations(ctx_, ca.c_str(), nullptr);
     SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
@@ -167,6 +185,7 @@ class TlsClient {
     ssl_ = SSL_new(ctx_);
     SSL_set_fd(ssl_, fd_);
     SSL_set1_host(ssl_, "127.0.0.1");
+    if (resume != nullptr) SSL_set_session(ssl_, resume);
     ERR_clear_error();
     if (SSL_connect(ssl_) == 1) {
       connected_ = true;
@@ -176,6 +195,8 @@ class TlsClient {
     reader_ = redisReaderCreate();
   }
   ~TlsClient() {
+    // close_notify, as a client closing cleanly sends it (a session is resumable only then).
+    if (ssl_ != nullptr && connected_) SSL_shutdown(ssl_);
     if (ssl_ != nullptr) SSL_free(ssl_);
     if (fd_ >= 0) ::close(fd_);
     SSL_CTX_free(ctx_);
@@ -185,6 +206,10 @@ class TlsClient {
   TlsClient& operator=(const TlsClient&) = delete;
 
   bool connected() const { return connected_; }
+  // This connection's session, for a later client to resume (the caller frees it with
+  // SSL_SESSION_free). With TLS 1.3 it comes after the handshake: read a reply first.
+  SSL_SESSION* session() { return SSL_get1_session(ssl_); }
+  bool resumed() { return SSL_session_reused(ssl_) == 1; }
   const std::string& error() const { return error_; }
   SSL* ssl() { return ssl_; }
 

@@ -224,11 +224,22 @@ TEST_CASE("tls: a bad TLS configuration stops the server with the reason") {
     CHECK(contains(out, "Could not create server TCP listening socket 127.0.0.1:" +
                             std::to_string(holder.port())));
   }
+  // DH parameters: a file that is not one is refused; the ffdhe2048 group loads.
+  {
+    std::vector<std::string> args = base;
+    args.insert(args.end(), {"--tls-cert-file", pki.path("server.pem"), "--tls-key-file",
+                             pki.path("server-key.pem"), "--tls-auth-clients", "no",
+                             "--tls-dh-params-file", pki.path("ca.pem")});
+    auto [status, out] = run_to_exit(RINGKV_SERVER_PATH, args);
+    CHECK(status == 1);
+    CHECK(contains(out, "Failed to load DH parameters: " + pki.path("ca.pem")));
+  }
   // The encrypted key with its passphrase is fine.
   const int tls = free_port();
   ServerProcess server({"--tls-port", std::to_string(tls), "--tls-cert-file",
                         pki.path("server.pem"), "--tls-key-file", pki.path("server-key-enc.pem"),
-                        "--tls-key-file-pass", "secret", "--tls-auth-clients", "no"});
+                        "--tls-key-file-pass", "secret", "--tls-auth-clients", "no",
+                        "--tls-dh-params-file", pki.path("dh.pem")});
   CHECK(pong(tls, pki, "", ""));
 }
 
@@ -339,4 +350,91 @@ TEST_CASE("tls: a TLS client over maxclients gets the error and is closed") {
     return contains(q(plain.get(), {"INFO", "clients"}), "connected_clients:1\r\n");
   }));
   CHECK(contains(q(plain.get(), {"INFO", "stats"}), "rejected_connections:1\r\n"));
+}
+
+TEST_CASE("tls: a client reading a long reply slowly is not closed as idle by timeout") {
+  // Redis counts the output a client takes as activity: `timeout` closes clients that neither
+  // send nor receive. The reader below takes 24 MB, 16 MB of it slowly (about 3 s, past the 1 s
+  // timeout: the server's cron checks it every second), then the rest at full speed.
+  TestPki pki;
+  const int tls_port = free_port();
+  ServerProcess server(pki.server_flags(tls_port));
+  Context plain = server.client();
+  const std::string big(24 << 20, 'v');
+  REQUIRE(q(plain.get(), {"SET", "big", big}) == "+OK");
+  REQUIRE(q(plain.get(), {"CONFIG", "SET", "timeout", "1"}) == "+OK");
+  const size_t reply_size = big.size() + std::to_string(big.size()).size() + 5;
+  const size_t slow_part = reply_size - (8 << 20);
+
+  // Reads the reply through `read` (returns bytes read, <= 0 when the connection ended).
+  auto read_reply = [&](auto&& read) {
+    size_t got = 0;
+    char buf[16384];
+    while (got < reply_size) {
+      long n = read(buf, got < slow_part ? 8192 : sizeof buf);
+      if (n <= 0) break;
+      got += static_cast<size_t>(n);
+      if (got < slow_part) std::this_thread::sleep_for(std::chrono::microseconds(800));
+    }
+    return got;
+  };
+  SECTION("over TLS") {
+    TlsClient c(tls_port, pki.path("ca.pem"), pki.client_cert(), pki.client_key());
+    REQUIRE(c.connected());
+    REQUIRE(c.send_raw(TlsClient::encode({"GET", "big"})));
+    size_t got = read_reply([&](char* b, int n) { return SSL_read(c.ssl(), b, n); });
+    CHECK(got == reply_size);
+  }
+  SECTION("on the plain port") {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    int small = 64 * 1024;  // the server's writes follow the reader, not a large window
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    timeval tv{10, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(server.port()));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    std::string req = TlsClient::encode({"GET", "big"});
+    REQUIRE(::write(fd, req.data(), req.size()) == static_cast<ssize_t>(req.size()));
+    size_t got = read_reply([&](char* b, int n) { return static_cast<long>(::read(fd, b, n)); });
+    ::close(fd);
+    CHECK(got == reply_size);
+  }
+  CHECK(server.alive());
+}
+
+TEST_CASE("tls: sessions are resumed unless tls-session-caching is no") {
+  TestPki pki;
+  const int tls_port = free_port();
+  ServerProcess server(pki.server_flags(tls_port));
+  Context plain = server.client();
+  for (const std::string protocol : {"TLSv1.2", "TLSv1.3"}) {
+    for (const bool caching : {true, false}) {
+      INFO(protocol << " tls-session-caching " << (caching ? "yes" : "no"));
+      REQUIRE(q(plain.get(), {"CONFIG", "SET", "tls-session-caching", caching ? "yes" : "no"}) ==
+              "+OK");
+      SSL_SESSION* session = nullptr;
+      {
+        TlsClient first(tls_port, pki.path("ca.pem"), pki.client_cert(), pki.client_key(),
+                        protocol == "TLSv1.2" ? protocol : "");
+        REQUIRE(show(first.command({"PING"}).get()) == "+PONG");
+        CHECK(!first.resumed());
+        session = first.session();
+      }
+      REQUIRE(session != nullptr);
+      TlsClient again(tls_port, pki.path("ca.pem"), pki.client_cert(), pki.client_key(),
+                      protocol == "TLSv1.2" ? protocol : "", session);
+      SSL_SESSION_free(session);
+      CHECK(show(again.command({"PING"}).get()) == "+PONG");
+      CHECK(again.resumed() == caching);
+    }
+  }
+  // Redis's directives for TLS between its own nodes take their default only.
+  CHECK(q(plain.get(), {"CONFIG", "GET", "tls-cluster"}) == "[$tls-cluster, $no]");
+  auto [status, out] = run_to_exit(
+      RINGKV_SERVER_PATH, {"--port", std::to_string(free_port()), "--tls-replication", "yes"});
+  CHECK(status == 1);
+  CHECK(contains(out, "peer links (forwarding, replication) do not speak TLS"));
 }

@@ -113,6 +113,54 @@ const std::vector<Directive>& directives() {
        "TLS versions allowed, e.g. \"TLSv1.2 TLSv1.3\" (empty: those two)."},
       {"tls-ciphers", Type::kString, "", true, 0, 0, {}, "OpenSSL cipher list for TLS 1.2."},
       {"tls-ciphersuites", Type::kString, "", true, 0, 0, {}, "TLS 1.3 cipher suites."},
+      {"tls-session-caching",
+       Type::kBool,
+       "yes",
+       true,
+       0,
+       0,
+       {},
+       "Let clients resume TLS sessions (session ids and tickets)."},
+      {"tls-session-cache-size",
+       Type::kInt,
+       "20480",
+       true,
+       0,
+       2147483647,
+       {},
+       "Sessions kept for resumption (0: no limit)."},
+      {"tls-session-cache-timeout",
+       Type::kInt,
+       "300",
+       true,
+       0,
+       2147483647,
+       {},
+       "Seconds a session may be resumed."},
+      {"tls-dh-params-file",
+       Type::kString,
+       "",
+       true,
+       0,
+       0,
+       {},
+       "PEM DH parameters for DHE ciphers (empty: OpenSSL's built-in ones)."},
+      {"tls-cluster",
+       Type::kBool,
+       "no",
+       false,
+       0,
+       0,
+       {},
+       "Redis's TLS on the cluster bus: ringkv's peer links are plain TCP, so only no."},
+      {"tls-replication",
+       Type::kBool,
+       "no",
+       false,
+       0,
+       0,
+       {},
+       "Redis's TLS for replication: ringkv's peer links are plain TCP, so only no."},
       {"tls-prefer-server-ciphers",
        Type::kBool,
        "no",
@@ -457,6 +505,10 @@ Status Config::validate(const Directive& d, const std::vector<std::string>& give
       if (name == "appendonly" && l == "yes")
         return Status::invalid_argument(
             "ringkv has no append-only file; the only valid value is no");
+      if ((name == "tls-cluster" || name == "tls-replication") && l == "yes")
+        return Status::invalid_argument(
+            "ringkv's peer links (forwarding, replication) do not speak TLS; the only valid "
+            "value is no");
       *normalized = l;
       return Status::ok();
     }
@@ -609,6 +661,12 @@ std::string quote_value(const std::string& v) {
   }
   return out + "\"";
 }
+
+std::string directive_line(std::string_view name, const std::string& value) {
+  // Lists are written as their words (split_args reads them back one by one).
+  const bool list = name == "bind" || name == "client-output-buffer-limit";
+  return std::string(name) + " " + (list ? value : quote_value(value));
+}
 }  // namespace
 
 std::vector<std::string> Config::non_default_lines() const {
@@ -617,10 +675,14 @@ std::vector<std::string> Config::non_default_lines() const {
   for (const Directive& d : directives()) {
     auto it = values_.find(d.name);
     if (it == values_.end() || it->second == d.default_value) continue;
-    const bool list = d.name == "bind" || d.name == "client-output-buffer-limit";
-    out.push_back(std::string(d.name) + " " + (list ? it->second : quote_value(it->second)));
+    out.push_back(directive_line(d.name, it->second));
   }
   return out;
+}
+
+std::string Config::line(std::string_view name) const {
+  const Directive* d = find_directive(name);
+  return directive_line(d != nullptr ? d->name : name, get(name));
 }
 
 Status Config::load_file(const std::string& path) {

@@ -63,6 +63,9 @@ class Config {
 
   // The directives changed from their defaults, as "name value" lines (CONFIG REWRITE).
   std::vector<std::string> non_default_lines() const;
+  // "name value" for one directive's current value, quoted and escaped so that loading the
+  // line gives the value back.
+  std::string line(std::string_view name) const;
   const std::string& file_path() const { return file_path_; }
 
  private:

@@ -14,6 +14,9 @@ constexpr size_t kReadChunk = 16 * 1024;
 constexpr size_t kIdleBufferKeep = 64 * 1024;
 constexpr size_t kBackpressureHigh = 16 * 1024 * 1024;
 constexpr size_t kBackpressureLow = 4 * 1024 * 1024;
+// TLS: replies are encrypted this many bytes at a time, at most kTlsChunksPerTurn per turn.
+constexpr size_t kTlsChunk = 256 * 1024;
+constexpr int kTlsChunksPerTurn = 4;
 // A client's replies awaited from elsewhere (forwarded to a peer, waiting for replicas) are
 // bounded in number and in estimated bytes: their number times the moving average size of its
 // deferred replies, which starts at kAwaitedReplySeed, so a new client has at most 8 awaited
@@ -491,7 +494,7 @@ void Connection::request_flush() {
 }
 
 size_t Connection::pending_output() const {
-  size_t n = out_.size() + tls_out_.size();
+  size_t n = out_.size() - tls_plain_off_ + tls_out_.size();
   if (writing_) n += wbuf_.size() - wbuf_off_;
   for (const Slot& s : slots_) n += s.data.size();
   return n;
@@ -504,14 +507,23 @@ void Connection::flush() {
 
 void Connection::flush_now() {
   if (closing_ || writing_) return;
-  // What goes on the socket: the replies themselves, or over TLS their records (a reply made
-  // before the handshake is done, such as a refusal at accept, waits for it).
-  std::string* src = &out_;
-  if (tls_) {
-    if (!out_.empty() && tls_->handshake_done()) {
-      tls_->write(out_);
-      out_.clear();
-      if (out_.capacity() > 1024 * 1024) out_.shrink_to_fit();
+  if (!tls_) {
+    send(out_);
+    return;
+  }
+  // TLS: the replies are encrypted a chunk at a time, the next once the socket took the one
+  // before, so a large reply neither stalls the loop's other clients while it is encrypted nor
+  // is held twice. A reply made before the handshake is done (a refusal at accept) waits for it.
+  for (int step = 0; step < kTlsChunksPerTurn; ++step) {
+    if (tls_out_.empty() && tls_->handshake_done() && tls_plain_off_ < out_.size()) {
+      const size_t n = std::min(kTlsChunk, out_.size() - tls_plain_off_);
+      tls_->write(std::string_view(out_).substr(tls_plain_off_, n));
+      tls_plain_off_ += n;
+      if (tls_plain_off_ == out_.size()) {
+        out_.clear();
+        tls_plain_off_ = 0;
+        if (out_.capacity() > 1024 * 1024) out_.shrink_to_fit();
+      }
     }
     tls_->take_output(tls_out_);
     if (!tls_->error().empty()) {
@@ -520,9 +532,24 @@ void Connection::flush_now() {
       close();
       return;
     }
-    src = &tls_out_;
+    send(tls_out_);
+    if (closing_ || writing_ || out_.empty() || !tls_->handshake_done()) return;
   }
-  std::string& data = *src;
+  // The socket took every chunk of this turn and more is left: the rest after the other
+  // clients had their turn.
+  if (!tls_continue_posted_) {
+    tls_continue_posted_ = true;
+    std::weak_ptr<Connection> weak = weak_from_this();
+    net_.loop.post([weak] {
+      auto c = weak.lock();
+      if (!c) return;
+      c->tls_continue_posted_ = false;
+      c->flush();
+    });
+  }
+}
+
+void Connection::send(std::string& data) {
   if (data.empty()) {
     if (close_after_reply_ && slots_.empty() && out_.empty()) close();
     return;
@@ -537,6 +564,8 @@ void Connection::flush_now() {
   bytes_out_ += static_cast<uint64_t>(n);
   net_.bytes_out.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
   net_.writes.fetch_add(1, std::memory_order_relaxed);
+  // A client taking its replies is not idle (timeout), as in Redis.
+  if (n > 0) last_interaction_ms_ = system_clock().now_ms();
   if (static_cast<size_t>(n) == data.size()) {
     data.clear();
     if (data.capacity() > 1024 * 1024) data.shrink_to_fit();
@@ -572,11 +601,20 @@ void Connection::on_written(uv_write_t* req, int status) {
   c->bytes_out_ += c->wbuf_.size() - c->wbuf_off_;
   c->net_.bytes_out.fetch_add(c->wbuf_.size() - c->wbuf_off_, std::memory_order_relaxed);
   c->net_.writes.fetch_add(1, std::memory_order_relaxed);
+  c->last_interaction_ms_ = system_clock().now_ms();
   c->wbuf_.clear();
   if (c->wbuf_.capacity() > 1024 * 1024) c->wbuf_.shrink_to_fit();
   c->wbuf_off_ = 0;
   c->flush();
   if (!c->closing_) c->update_reading();
+}
+
+void Connection::note_write_progress() {
+  if (!writing_) return;
+  size_t queued = uv_stream_get_write_queue_size(reinterpret_cast<uv_stream_t*>(&tcp_));
+  if (queued == write_queue_seen_) return;
+  write_queue_seen_ = queued;
+  last_interaction_ms_ = system_clock().now_ms();
 }
 
 void Connection::account_output() {

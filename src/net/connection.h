@@ -149,6 +149,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // ---- introspection (CLIENT LIST / INFO)
   Millis created_ms() const { return created_ms_; }
   Millis last_interaction_ms() const { return last_interaction_ms_; }
+  // Counts the output the socket took during a write still under way as interaction, as Redis
+  // counts every write (libuv reports a write only once all of it is done). The idle check
+  // calls this before it looks at last_interaction_ms().
+  void note_write_progress();
   size_t query_buffer_size() const { return qbuf_.size(); }
   size_t query_buffer_capacity() const { return qbuf_.capacity(); }
   size_t pending_output() const;
@@ -193,6 +197,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Brings net_.output_bytes (counted against maxmemory, shown in INFO) up to date.
   void account_output();
   void flush_now();
+  // Writes `data` (out_, or tls_out_) to the socket: what it does not take at once goes to
+  // wbuf_ and uv_write.
+  void send(std::string& data);
 
   LoopNet& net_;
   uint64_t id_;
@@ -207,6 +214,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // TLS: the session, and records ready to be written (out_ encrypted, handshake messages).
   std::unique_ptr<TlsSession> tls_;
   std::string tls_out_;
+  size_t tls_plain_off_ = 0;  // out_[0..tls_plain_off_) is encrypted already
+  bool tls_continue_posted_ = false;
+  size_t write_queue_seen_ = 0;       // see note_write_progress
   std::unique_ptr<char[]> tls_read_;  // read buffer when the loop's tls_read is taken
   std::string wbuf_;                  // bytes handed to uv_write, alive until its callback
   size_t wbuf_off_ = 0;

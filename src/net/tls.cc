@@ -1,6 +1,7 @@
 #include "net/tls.h"
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/x509.h>
 
 #include <algorithm>
@@ -105,9 +106,30 @@ Result<std::shared_ptr<TlsContext>> TlsContext::create(const TlsOptions& o) {
                              (o.prefer_server_ciphers ? SSL_OP_CIPHER_SERVER_PREFERENCE : 0));
   // Replies are encrypted into a memory BIO: any write may be split into records freely.
   SSL_CTX_set_mode(c, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_RELEASE_BUFFERS);
-  SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_SERVER);
+  // The session id context also ties client certificates to sessions: it is set either way.
   static const unsigned char kSessionId[] = "ringkv";
   SSL_CTX_set_session_id_context(c, kSessionId, sizeof kSessionId - 1);
+  if (o.session_caching) {
+    SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_SERVER);
+    SSL_CTX_sess_set_cache_size(c, o.session_cache_size);
+    SSL_CTX_set_timeout(c, o.session_cache_timeout);
+  } else {
+    SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_options(c, SSL_OP_NO_TICKET);
+    SSL_CTX_set_num_tickets(c, 0);
+  }
+  if (o.dh_params_file.empty()) {
+    SSL_CTX_set_dh_auto(c, 1);
+  } else {
+    BIO* f = BIO_new_file(o.dh_params_file.c_str(), "r");
+    EVP_PKEY* dh = f != nullptr ? PEM_read_bio_Parameters(f, nullptr) : nullptr;
+    if (f != nullptr) BIO_free(f);
+    if (dh == nullptr || SSL_CTX_set0_tmp_dh_pkey(c, dh) != 1) {
+      if (dh != nullptr) EVP_PKEY_free(dh);
+      return Status::invalid_argument("Failed to load DH parameters: " + o.dh_params_file + ": " +
+                                      ssl_errors());
+    }
+  }
 
   if (SSL_CTX_use_certificate_chain_file(c, o.cert_file.c_str()) != 1) {
     return Status::invalid_argument("Failed to load certificate: " + o.cert_file + ": " +

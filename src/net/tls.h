@@ -27,6 +27,10 @@ struct TlsOptions {
   std::string ciphers;       // TLS 1.2 and below (OpenSSL cipher list)
   std::string ciphersuites;  // TLS 1.3
   bool prefer_server_ciphers = false;
+  bool session_caching = true;
+  long session_cache_size = 20480;
+  long session_cache_timeout = 300;  // seconds
+  std::string dh_params_file;        // empty: OpenSSL's built-in groups
 };
 
 // An SSL_CTX built from TlsOptions. Thread-safe once built (sessions are made on any loop).

@@ -208,12 +208,7 @@ void cmd_config_rewrite(CommandContext& ctx) {
   std::set<std::string> written;
   std::map<std::string, std::string> current;
   for (const auto& d : config::directives()) current[std::string(d.name)] = cfg.get(d.name);
-  auto render = [&](const std::string& name) {
-    std::string v = current[name];
-    bool quote = v.empty() || (v.find_first_of(" \t\"'") != std::string::npos && name != "bind" &&
-                               name != "client-output-buffer-limit");
-    return name + " " + (quote ? "\"" + v + "\"" : v);
-  };
+  auto render = [&](const std::string& name) { return cfg.line(name); };
   for (auto& l : lines) {
     std::vector<std::string> args;
     size_t b = l.find_first_not_of(" \t");

@@ -268,6 +268,10 @@ Result<std::shared_ptr<net::TlsContext>> Server::build_tls() const {
   o.ciphers = config_.get("tls-ciphers");
   o.ciphersuites = config_.get("tls-ciphersuites");
   o.prefer_server_ciphers = config_.get_bool("tls-prefer-server-ciphers");
+  o.session_caching = config_.get_bool("tls-session-caching");
+  o.session_cache_size = static_cast<long>(config_.get_int("tls-session-cache-size"));
+  o.session_cache_timeout = static_cast<long>(config_.get_int("tls-session-cache-timeout"));
+  o.dh_params_file = config_.get("tls-dh-params-file");
   return net::TlsContext::create(o);
 }
 
@@ -381,6 +385,7 @@ void Server::loop_cron(size_t loop_index) {
       to_close.push_back(c->shared_from_this());
       continue;
     }
+    if (timeout > 0) c->note_write_progress();
     if (timeout > 0 && s && !s->monitor && !s->is_postponed &&
         now - c->last_interaction_ms() > timeout * 1000) {
       LOG_VERBOSE("Closing idle client id=%llu", static_cast<unsigned long long>(c->id()));
