@@ -249,22 +249,22 @@ void Connection::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
   std::shared_ptr<Connection> keep = c->shared_from_this();
   net.reads.fetch_add(1, std::memory_order_relaxed);
   c->last_interaction_ms_ = system_clock().now_ms();
-  if (!c->tls_) {  // tls_received counts the plaintext
+  if (c->tls_) {
+    c->tls_received(buf->base, static_cast<size_t>(nread));  // counts the plaintext it reads
+    if (tls_shared) net.tls_read_busy = false;
+  } else {
     c->bytes_in_ += static_cast<uint64_t>(nread);
     net.bytes_in.fetch_add(static_cast<uint64_t>(nread), std::memory_order_relaxed);
-  }
-  if (c->tls_) {
-    c->tls_received(buf->base, static_cast<size_t>(nread));
-    if (tls_shared) net.tls_read_busy = false;
-  } else if (shared) {
-    size_t used = c->process(buf->base, static_cast<size_t>(nread));
-    if (!c->closing_ && used < static_cast<size_t>(nread)) {
-      c->qbuf_.append(buf->base + used, static_cast<size_t>(nread) - used);
+    if (shared) {
+      size_t used = c->process(buf->base, static_cast<size_t>(nread));
+      if (!c->closing_ && used < static_cast<size_t>(nread)) {
+        c->qbuf_.append(buf->base + used, static_cast<size_t>(nread) - used);
+      }
+      net.shared_busy = false;
+    } else {
+      c->qbuf_.commit(static_cast<size_t>(nread));
+      c->process_own_buffer();
     }
-    net.shared_busy = false;
-  } else {
-    c->qbuf_.commit(static_cast<size_t>(nread));
-    c->process_own_buffer();
   }
   if (c->closing_) return;
   int64_t qlimit = net.limits.query_buffer_limit.load(std::memory_order_relaxed);

@@ -104,8 +104,9 @@ Result<std::shared_ptr<TlsContext>> TlsContext::create(const TlsOptions& o) {
   // No renegotiation (a client could make the server do handshakes at will); no compression.
   SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
                              (o.prefer_server_ciphers ? SSL_OP_CIPHER_SERVER_PREFERENCE : 0));
-  // Replies are encrypted into a memory BIO: any write may be split into records freely.
-  SSL_CTX_set_mode(c, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_RELEASE_BUFFERS);
+  // The session's BIO takes every record at once, so SSL_write never writes part of a chunk;
+  // an idle connection gives its read and write buffers back.
+  SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS);
   // The session id context also ties client certificates to sessions: it is set either way.
   static const unsigned char kSessionId[] = "ringkv";
   SSL_CTX_set_session_id_context(c, kSessionId, sizeof kSessionId - 1);
@@ -253,8 +254,8 @@ TlsSession::ReadResult TlsSession::read(char* buf, size_t cap) {
 void TlsSession::write(std::string_view plain) {
   ERR_clear_error();
   while (!plain.empty() && error_.empty()) {
-    int chunk = plain.size() > (1u << 30) ? (1 << 30) : static_cast<int>(plain.size());
-    int n = SSL_write(ssl_, plain.data(), chunk);
+    int n =
+        SSL_write(ssl_, plain.data(), static_cast<int>(std::min<size_t>(plain.size(), INT_MAX)));
     if (n <= 0) {
       error_ = "SSL_write: " + ssl_errors();
       return;

@@ -1,8 +1,8 @@
-// TLS for client connections, on OpenSSL memory BIOs: the connection keeps reading and writing
-// its libuv stream as before and passes the bytes through a TlsSession, which does no I/O (the
-// parser's rule). A TlsContext holds the certificates and settings (Redis's tls-* directives);
-// TlsContextRef is the current one, swapped whole by CONFIG SET, so connections accepted after a
-// change use the new certificates and those already open keep theirs.
+// TLS for client connections: the connection keeps reading and writing its libuv stream as
+// before and passes the bytes through a TlsSession, which does no I/O (the parser's rule) and
+// whose BIO works on the connection's own buffers. A TlsContext holds the certificates and settings
+// (Redis's tls-* directives); TlsContextRef is the current one, swapped whole by CONFIG SET, so
+// connections accepted after a change use the new certificates and those already open keep theirs.
 #pragma once
 
 #include <openssl/ssl.h>
