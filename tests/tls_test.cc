@@ -74,9 +74,13 @@ TEST_CASE("tls: a TLS client reads and writes through tls-port as through port")
     REQUIRE(r);
     REQUIRE(show(r.get()) == ":" + std::to_string(i));
   }
-  // An error reply and a protocol error, as on the plain port.
+  // An error reply, then a protocol error: its reply, then the connection closes, as on the
+  // plain port.
   CHECK(show(c.command({"INCR", "greeting"}).get()) ==
         "-ERR value is not an integer or out of range");
+  REQUIRE(c.send_raw("*1\r\n$foo\r\n"));
+  CHECK(show(c.read_reply().get()) == "-ERR Protocol error: invalid bulk length");
+  CHECK(c.read_reply() == nullptr);
 
   // The plain port sees the same data.
   Context plain = server.client();
@@ -199,7 +203,9 @@ TEST_CASE("tls: a bad TLS configuration stops the server with the reason") {
     std::vector<std::string> args = base;
     args.insert(args.end(), k.flags.begin(), k.flags.end());
     auto [status, out] = run_to_exit(RINGKV_SERVER_PATH, args);
-    INFO("flags: " << args.size() << " output: " << out);
+    std::string flags;
+    for (const auto& a : k.flags) flags += a + " ";
+    INFO("flags: " << flags << "output: " << out);
     CHECK(status == 1);
     CHECK(contains(out, k.says));
   }
