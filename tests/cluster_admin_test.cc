@@ -1,12 +1,13 @@
 // Cluster admin commands: the exact texts of their errors, RING PLAN against what really moves,
 // changes queued behind a move, and admin work that waits on a hung node without holding up the
 // node's failure detection. Every test runs with the embedded configuration service and with
-// etcd.
+// etcd. Last, how a node follows the configuration another node hosts.
 #include <poll.h>
 
 #include <catch2/catch.hpp>
 #include <map>
 
+#include "cluster/config_service.h"
 #include "cluster_harness.h"
 
 using namespace ringkv;
@@ -328,4 +329,45 @@ TEST_CASE("a server added by host name takes the requests forwarded and replicat
       }
     }
   }
+}
+
+TEST_CASE("a node following another node's configuration service waits on it instead of polling") {
+  ServerProcess host({"--node-id", "h1"});
+  const std::string uri = "ringkv://127.0.0.1:" + std::to_string(host.port());
+  auto follower = cluster::open_config_service(uri, "", "");
+  REQUIRE(follower);
+  auto cur = (*follower)->load();
+  REQUIRE(cur);
+  REQUIRE(cur->epoch >= 1);
+  auto c = connect(host.port());
+  auto cfg_calls = [&] {
+    std::string t = text(c.get(), {"INFO", "commandstats"});
+    std::string f = info_field(t, "cmdstat_ringkv.cfg");
+    REQUIRE(f.rfind("calls=", 0) == 0);
+    return std::stoll(f.substr(6));
+  };
+  const long long before = cfg_calls();
+  // The control thread asks every 20 ms. Polling, each of these asks the host at least once;
+  // waiting, they share one long poll (after a first one that returns the current document).
+  for (int i = 0; i < 25; ++i) {
+    auto r = (*follower)->wait_newer(cur->epoch, 20);
+    REQUIRE(r);
+    CHECK(r->epoch == cur->epoch);
+  }
+  CHECK(cfg_calls() - before <= 3);
+
+  // A new epoch stored by another node reaches the waiting one when the host applies it, not
+  // when the long poll (5 s) ends.
+  auto other = cluster::open_config_service(uri, "", "");
+  REQUIRE(other);
+  cluster::RingConfig next = *cur;
+  next.epoch = cur->epoch + 1;
+  REQUIRE((*other)->store(cur->epoch, next));
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = (*follower)->wait_newer(cur->epoch, 10000);
+  REQUIRE(r);
+  CHECK(r->epoch == next.epoch);
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(2500));
+  // The host still follows its own document.
+  CHECK(info_field(text(c.get(), {"RING", "INFO"}), "ring_epoch") == std::to_string(next.epoch));
 }

@@ -1,11 +1,13 @@
 #include "cluster/config_service.h"
 
 #include <hiredis/hiredis.h>
-#include <nlohmann/json.hpp>
+#include <sys/socket.h>
 
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -35,7 +37,8 @@ std::string NodeStatus::to_json() const {
 
 Result<NodeStatus> NodeStatus::from_json(std::string_view text) {
   json j = json::parse(text, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return Status::invalid_argument("node status is not a JSON object");
+  if (j.is_discarded() || !j.is_object())
+    return Status::invalid_argument("node status is not a JSON object");
   NodeStatus s;
   try {
     s.id = j.value("id", std::string());
@@ -58,7 +61,8 @@ Result<NodeStatus> NodeStatus::from_json(std::string_view text) {
 
 // ---------------------------------------------------------------- local
 
-LocalConfigService::LocalConfigService(std::string state_file) : state_file_(std::move(state_file)) {
+LocalConfigService::LocalConfigService(std::string state_file)
+    : state_file_(std::move(state_file)) {
   if (state_file_.empty()) return;
   std::ifstream in(state_file_);
   if (!in) return;
@@ -136,44 +140,65 @@ Result<std::vector<NodeStatus>> LocalConfigService::statuses() {
 
 namespace {
 
+// The document hosted by another ringkv node. Requests go over one connection; a watcher thread,
+// started by the first wait_newer(), long-polls the host (RINGKV.CFG WAIT) over a second one, so
+// a node learns of a new epoch as soon as its host applies it, and an idle cluster exchanges one
+// request per change (or per kWatchMs) instead of a GET every few tens of milliseconds.
 class RemoteConfigService final : public ConfigService {
  public:
+  // How long one long poll waits on the host before it replies with the document as it is.
+  static constexpr int kWatchMs = 5000;
+
   RemoteConfigService(std::string host, int port, std::string password)
       : host_(std::move(host)), port_(port), password_(std::move(password)) {}
   ~RemoteConfigService() override {
+    {
+      std::lock_guard<std::mutex> lock(watch_mu_);
+      stop_ = true;
+      // Ends a long poll in progress at once; the watcher frees its connection itself.
+      if (watch_ctx_ != nullptr) ::shutdown(watch_ctx_->fd, SHUT_RDWR);
+    }
+    watch_cv_.notify_all();
+    if (watcher_.joinable()) watcher_.join();
     if (ctx_) redisFree(ctx_);
   }
-  std::string describe() const override { return "ringkv://" + host_ + ":" + std::to_string(port_); }
+  std::string describe() const override {
+    return "ringkv://" + host_ + ":" + std::to_string(port_);
+  }
 
   Result<RingConfig> load() override {
-    auto r = call({"RINGKV.CFG", "GET"});
-    if (!r) return r.status();
-    if (r->empty()) return RingConfig{};
-    return RingConfig::from_json(*r);
+    std::lock_guard<std::mutex> lock(mu_);
+    return parse_document(call(&ctx_, {"RINGKV.CFG", "GET"}, 1000));
   }
 
   Status store(uint64_t expected_epoch, const RingConfig& next) override {
-    auto r = call({"RINGKV.CFG", "CAS", std::to_string(expected_epoch), next.to_json()});
+    std::lock_guard<std::mutex> lock(mu_);
+    auto r =
+        call(&ctx_, {"RINGKV.CFG", "CAS", std::to_string(expected_epoch), next.to_json()}, 1000);
     return r ? Status::ok() : r.status();
   }
 
   Result<RingConfig> wait_newer(uint64_t known_epoch, int timeout_ms) override {
-    // Polls: the document is small and changes rarely.
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-    for (;;) {
-      auto r = load();
-      if (!r || r->epoch > known_epoch || std::chrono::steady_clock::now() >= deadline) return r;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
+    std::unique_lock<std::mutex> lock(watch_mu_);
+    if (!watcher_.joinable()) watcher_ = std::thread([this] { watch_loop(); });
+    watch_cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] {
+      return stop_ || (latest_ && latest_->is_ok() && (*latest_)->epoch > known_epoch);
+    });
+    if (latest_) return *latest_;
+    lock.unlock();
+    return load();  // the watcher has not heard from the host yet
   }
 
   Status report(const NodeStatus& status) override {
-    auto r = call({"RINGKV.CFG", "REPORT", status.to_json()});
+    std::lock_guard<std::mutex> lock(mu_);
+    auto r = call(&ctx_, {"RINGKV.CFG", "REPORT", status.to_json()}, 1000);
     return r ? Status::ok() : r.status();
   }
 
   Result<std::vector<NodeStatus>> statuses() override {
-    auto r = call({"RINGKV.CFG", "STATUSES"});
+    std::unique_lock<std::mutex> lock(mu_);
+    auto r = call(&ctx_, {"RINGKV.CFG", "STATUSES"}, 1000);
+    lock.unlock();
     if (!r) return r.status();
     json j = json::parse(*r, nullptr, false);
     if (!j.is_array()) return Status::io_error("bad RINGKV.CFG STATUSES reply");
@@ -186,26 +211,55 @@ class RemoteConfigService final : public ConfigService {
   }
 
  private:
-  // One request; the reply as a string ("" for nil). Reconnects as needed.
-  Result<std::string> call(const std::vector<std::string>& args) {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (int attempt = 0; attempt < 2; ++attempt) {
-      if (ctx_ == nullptr || ctx_->err) {
-        if (ctx_) redisFree(ctx_);
-        timeval tv{1, 0};
-        ctx_ = redisConnectWithTimeout(host_.c_str(), port_, tv);
-        if (ctx_ == nullptr || ctx_->err) {
-          std::string why = ctx_ ? ctx_->errstr : "out of memory";
-          if (ctx_) redisFree(ctx_);
-          ctx_ = nullptr;
-          return Status::unreachable("configuration service " + describe() + ": " + why);
-        }
-        redisSetTimeout(ctx_, tv);
-        if (!password_.empty()) {
-          auto* a = static_cast<redisReply*>(redisCommand(ctx_, "AUTH %b", password_.data(), password_.size()));
-          if (a) freeReplyObject(a);
-        }
+  static Result<RingConfig> parse_document(const Result<std::string>& r) {
+    if (!r) return r.status();
+    if (r->empty()) return RingConfig{};
+    return RingConfig::from_json(*r);
+  }
+
+  // Long-polls the host and keeps what it heard in latest_, until the service is destroyed.
+  void watch_loop() {
+    bool polling = false;  // the host predates RINGKV.CFG WAIT: GET every 50 ms instead
+    uint64_t known = 0;
+    while (true) {
+      Result<std::string> r =
+          polling ? call(&watch_ctx_, {"RINGKV.CFG", "GET"}, 1000)
+                  : call(&watch_ctx_,
+                         {"RINGKV.CFG", "WAIT", std::to_string(known), std::to_string(kWatchMs)},
+                         kWatchMs + 2000);
+      if (!polling && !r && r.status().message().rfind("ERR syntax error", 0) == 0) {
+        polling = true;  // the host does not know WAIT
+        continue;
       }
+      Result<RingConfig> doc = parse_document(r);
+      if (doc) known = doc->epoch;
+      std::unique_lock<std::mutex> lock(watch_mu_);
+      if (stop_) break;
+      latest_ = std::move(doc);
+      watch_cv_.notify_all();
+      // After a failure, or when polling, wait a little before asking again.
+      if (polling || !latest_->is_ok())
+        watch_cv_.wait_for(lock, std::chrono::milliseconds(polling ? 50 : 100),
+                           [&] { return stop_; });
+      if (stop_) break;
+    }
+    std::lock_guard<std::mutex> lock(watch_mu_);
+    if (watch_ctx_) redisFree(watch_ctx_);
+    watch_ctx_ = nullptr;
+  }
+
+  // One request over *ctx (connecting, and reconnecting once, as needed); the reply as a string
+  // ("" for nil). Error replies come back as kRefused (kFailedPrecondition for EPOCH). Callers
+  // serialise the use of *ctx; the watcher's connection is swapped only under watch_mu_.
+  Result<std::string> call(redisContext** ctx, const std::vector<std::string>& args,
+                           int timeout_ms) {
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      if (*ctx == nullptr || (*ctx)->err) {
+        Status st = connect(ctx);
+        if (!st) return st;
+      }
+      timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+      redisSetTimeout(*ctx, tv);
       std::vector<const char*> argv;
       std::vector<size_t> lens;
       for (const auto& a : args) {
@@ -213,10 +267,9 @@ class RemoteConfigService final : public ConfigService {
         lens.push_back(a.size());
       }
       auto* r = static_cast<redisReply*>(
-          redisCommandArgv(ctx_, static_cast<int>(args.size()), argv.data(), lens.data()));
+          redisCommandArgv(*ctx, static_cast<int>(args.size()), argv.data(), lens.data()));
       if (r == nullptr) {
-        redisFree(ctx_);
-        ctx_ = nullptr;
+        replace_context(ctx, nullptr);
         continue;
       }
       std::string out;
@@ -234,11 +287,50 @@ class RemoteConfigService final : public ConfigService {
     return Status::unreachable("configuration service " + describe() + " did not answer");
   }
 
+  Status connect(redisContext** ctx) {
+    if (ctx == &watch_ctx_) {
+      std::lock_guard<std::mutex> lock(watch_mu_);
+      if (stop_) return Status::unreachable("configuration service " + describe() + ": closing");
+    }
+    timeval tv{1, 0};
+    redisContext* c = redisConnectWithTimeout(host_.c_str(), port_, tv);
+    if (c == nullptr || c->err) {
+      std::string why = c ? c->errstr : "out of memory";
+      if (c) redisFree(c);
+      replace_context(ctx, nullptr);
+      return Status::unreachable("configuration service " + describe() + ": " + why);
+    }
+    redisSetTimeout(c, tv);
+    if (!password_.empty()) {
+      auto* a =
+          static_cast<redisReply*>(redisCommand(c, "AUTH %b", password_.data(), password_.size()));
+      if (a) freeReplyObject(a);
+    }
+    replace_context(ctx, c);
+    return Status::ok();
+  }
+
+  // Frees *ctx and puts c in its place; the watcher's under watch_mu_ (see the destructor).
+  void replace_context(redisContext** ctx, redisContext* c) {
+    std::unique_lock<std::mutex> lock(watch_mu_, std::defer_lock);
+    if (ctx == &watch_ctx_) lock.lock();
+    if (*ctx) redisFree(*ctx);
+    *ctx = c;
+    if (ctx == &watch_ctx_ && stop_ && c != nullptr) ::shutdown(c->fd, SHUT_RDWR);
+  }
+
   std::string host_;
   int port_;
   std::string password_;
-  std::mutex mu_;
+  std::mutex mu_;  // guards ctx_, the connection of load, store, report and statuses
   redisContext* ctx_ = nullptr;
+
+  std::mutex watch_mu_;  // guards what follows
+  std::condition_variable watch_cv_;
+  std::optional<Result<RingConfig>> latest_;  // what the watcher last heard
+  bool stop_ = false;
+  redisContext* watch_ctx_ = nullptr;  // the watcher's; freed only under watch_mu_
+  std::thread watcher_;
 };
 
 }  // namespace
@@ -270,8 +362,8 @@ Result<std::unique_ptr<ConfigService>> open_config_service(const std::string& ur
     if (path.empty()) path = "ringkv";
     return make_etcd_config_service(host, port, path);
   }
-  return Status::invalid_argument("discovery '" + uri +
-                                  "': expected local, ringkv://host:port or etcd://host:port/prefix");
+  return Status::invalid_argument(
+      "discovery '" + uri + "': expected local, ringkv://host:port or etcd://host:port/prefix");
 }
 
 }  // namespace ringkv::cluster

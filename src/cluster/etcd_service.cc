@@ -1,13 +1,13 @@
 // The etcd backend: the document at <prefix>/config (compare-and-set on its mod revision), each
 // node's status at <prefix>/nodes/<id> attached to a lease that lapses when the node stops
 // renewing it, and a watch on the document that wakes wait_newer().
-#include <nlohmann/json.hpp>
-
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <thread>
 
 #include "cluster/config_service.h"
@@ -22,6 +22,7 @@ namespace {
 
 constexpr int kTimeoutMs = 2000;
 constexpr int kLeaseTtlSeconds = 5;
+constexpr int kReloadMs = 1000;
 
 std::string prefix_end(std::string p) {
   // The smallest key greater than every key starting with p (etcd's range_end convention).
@@ -77,24 +78,33 @@ class EtcdConfigService final : public ConfigService {
     {
       std::lock_guard<std::mutex> lock(mu_);
       auto it = revisions_.find(expected_epoch);
-      if (it == revisions_.end()) rev = -1;
-      else rev = it->second;
+      if (it == revisions_.end())
+        rev = -1;
+      else
+        rev = it->second;
     }
     if (rev < 0) {
       // We never read that epoch: read now, and refuse if it is not the one expected.
       auto cur = load();
       if (!cur) return cur.status();
       if (cur->epoch != expected_epoch)
-        return Status::failed_precondition("the ring configuration changed (epoch " + std::to_string(cur->epoch) + ")");
+        return Status::failed_precondition("the ring configuration changed (epoch " +
+                                           std::to_string(cur->epoch) + ")");
       std::lock_guard<std::mutex> lock(mu_);
       rev = revisions_[expected_epoch];
     }
     std::string k = base64_encode(config_key());
-    json cmp = expected_epoch == 0
-                   ? json{{"key", k}, {"target", "CREATE"}, {"result", "EQUAL"}, {"create_revision", "0"}}
-                   : json{{"key", k}, {"target", "MOD"}, {"result", "EQUAL"}, {"mod_revision", std::to_string(rev)}};
-    json req{{"compare", json::array({cmp})},
-             {"success", json::array({json{{"request_put", {{"key", k}, {"value", base64_encode(next.to_json())}}}}})}};
+    json cmp =
+        expected_epoch == 0
+            ? json{{"key", k}, {"target", "CREATE"}, {"result", "EQUAL"}, {"create_revision", "0"}}
+            : json{{"key", k},
+                   {"target", "MOD"},
+                   {"result", "EQUAL"},
+                   {"mod_revision", std::to_string(rev)}};
+    json req{
+        {"compare", json::array({cmp})},
+        {"success", json::array({json{{"request_put",
+                                       {{"key", k}, {"value", base64_encode(next.to_json())}}}}})}};
     auto r = post("/v3/kv/txn", req);
     if (!r) return r.status();
     if (!r->value("succeeded", false))
@@ -102,13 +112,25 @@ class EtcdConfigService final : public ConfigService {
     return Status::ok();
   }
 
-  Result<RingConfig> wait_newer(uint64_t known_epoch, int timeout_ms) override {
+  // Waits for the watch to see the document change, as long as timeout_ms. Reads the document
+  // when it changed since the last read, when that read failed or is kReloadMs old (should the
+  // watch have missed a change); else returns the copy read last.
+  Result<RingConfig> wait_newer(uint64_t /*known_epoch*/, int timeout_ms) override {
+    using clk = std::chrono::steady_clock;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      uint64_t seen = events_;
-      changed_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] { return events_ != seen; });
+      changed_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
+                        [&] { return events_ != loaded_events_; });
+      bool reload = events_ != loaded_events_ || !last_ || !last_->is_ok() ||
+                    clk::now() - loaded_at_ >= std::chrono::milliseconds(kReloadMs);
+      if (!reload) return *last_;
+      loaded_events_ = events_;
+      loaded_at_ = clk::now();
     }
-    return load();
+    Result<RingConfig> r = load();
+    std::lock_guard<std::mutex> lock(mu_);
+    last_ = r;
+    return r;
   }
 
   Status report(const NodeStatus& status) override {
@@ -154,7 +176,8 @@ class EtcdConfigService final : public ConfigService {
   Status ensure_lease() {
     if (lease_ != 0) {
       auto r = post("/v3/lease/keepalive", json{{"ID", std::to_string(lease_)}});
-      if (r && r->contains("result") && std::stoll((*r)["result"].value("TTL", std::string("0"))) > 0)
+      if (r && r->contains("result") &&
+          std::stoll((*r)["result"].value("TTL", std::string("0"))) > 0)
         return Status::ok();
       lease_ = 0;
     }
@@ -168,16 +191,18 @@ class EtcdConfigService final : public ConfigService {
   void watch_loop() {
     while (!stop_) {
       json req{{"create_request", {{"key", base64_encode(config_key())}}}};
-      http_stream(host_, port_, "/v3/watch", req.dump(), 200, &stop_, [this](const std::string& chunk) {
-        json j = json::parse(chunk, nullptr, false);
-        if (!j.is_discarded() && j.contains("result") && j["result"].contains("events")) {
-          std::lock_guard<std::mutex> lock(mu_);
-          ++events_;
-          changed_.notify_all();
-        }
-        return !stop_.load();
-      });
-      for (int i = 0; i < 10 && !stop_; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      http_stream(
+          host_, port_, "/v3/watch", req.dump(), 200, &stop_, [this](const std::string& chunk) {
+            json j = json::parse(chunk, nullptr, false);
+            if (!j.is_discarded() && j.contains("result") && j["result"].contains("events")) {
+              std::lock_guard<std::mutex> lock(mu_);
+              ++events_;
+              changed_.notify_all();
+            }
+            return !stop_.load();
+          });
+      for (int i = 0; i < 10 && !stop_; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
   }
 
@@ -187,6 +212,10 @@ class EtcdConfigService final : public ConfigService {
   std::mutex mu_;
   std::condition_variable changed_;
   uint64_t events_ = 0;
+  // wait_newer's last read: its result, events_ when it began and when.
+  std::optional<Result<RingConfig>> last_;
+  uint64_t loaded_events_ = 0;
+  std::chrono::steady_clock::time_point loaded_at_;
   std::map<uint64_t, int64_t> revisions_;  // epoch -> mod revision, as last read
   int64_t lease_ = 0;                      // control thread only
   std::atomic<bool> stop_{false};

@@ -38,6 +38,18 @@ void change_async(CommandContext& ctx, std::function<Status()> change) {
   });
 }
 
+// The configuration document as a RESP reply: a bulk string, or null when there is none.
+std::string cfg_document_reply(cluster::LocalConfigService& svc, int proto) {
+  std::string out;
+  resp::Writer w(&out, proto);
+  auto c = svc.load();
+  if (!c || c->epoch == 0)
+    w.null();
+  else
+    w.bulk(c->to_json());
+  return out;
+}
+
 bool parse_token(std::string_view s, Token* out) {
   uint64_t v;
   if (!parse_uint64(s, &v)) return false;
@@ -618,11 +630,27 @@ void cmd_ringkv_cfg(CommandContext& ctx) {
   }
   std::string_view sub = ctx.arg(1);
   if (equals_nocase(sub, "get") && ctx.argc() == 2) {
-    auto c = svc->load();
-    if (!c || c->epoch == 0)
-      ctx.w.null();
-    else
-      ctx.w.bulk(c->to_json());
+    ctx.w.raw(cfg_document_reply(*svc, ctx.conn.protocol()));
+  } else if (equals_nocase(sub, "wait") && ctx.argc() == 4) {
+    // A long poll: the document once it is newer than <epoch>, or after <ms> whatever it is.
+    // The reply comes when this node has applied a newer epoch (which follows the document
+    // within one turn of its control thread), so a node following this service asks once per
+    // change instead of polling.
+    uint64_t known;
+    int64_t ms;
+    if (!parse_uint64(ctx.arg(2), &known) || !parse_int64(ctx.arg(3), &ms) || ms < 0 || ms > 60000)
+      return ctx.error(err::kSyntax);
+    auto cur = svc->load();
+    if (cur && cur->epoch > known) {
+      ctx.w.bulk(cur->to_json());
+      return;
+    }
+    auto d = std::make_shared<net::Deferred>(ctx.conn.defer());
+    auto keep = ctx.conn.shared_from_this();
+    const int proto = ctx.conn.protocol();
+    cl(ctx).when_epoch(ctx.conn.loop().index(), known + 1, ms, [svc, d, keep, proto] {
+      d->complete(keep->closing() ? std::string() : cfg_document_reply(*svc, proto));
+    });
   } else if (equals_nocase(sub, "cas") && ctx.argc() == 4) {
     uint64_t expected;
     if (!parse_uint64(ctx.arg(2), &expected)) return ctx.error(err::kSyntax);
