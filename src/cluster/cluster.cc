@@ -323,11 +323,22 @@ void Cluster::when_epoch(size_t loop_index, uint64_t epoch, Millis max_wait_ms,
     return;
   }
   ls.waiters.emplace_back(epoch, clock_.now_ms() + max_wait_ms, std::move(fn));
-  if (!ls.waiter_timer) {
-    ls.waiter_timer = std::make_unique<net::Timer>(*loops_[loop_index]);
-    ls.waiter_timer->start(20, 20, [this, loop_index] { run_waiters(loop_index); });
-  }
+  arm_waiter_timer(loop_index);
   wake_.notify_all();  // look for the new configuration now
+}
+
+void Cluster::arm_waiter_timer(size_t loop_index) {
+  LoopState& ls = loop_states_[loop_index];
+  if (!ls.waiter_timer) ls.waiter_timer = std::make_unique<net::Timer>(*loops_[loop_index]);
+  if (ls.waiters.empty()) {
+    ls.waiter_timer->stop();
+    return;
+  }
+  Millis first = std::get<1>(ls.waiters.front());
+  for (const auto& w : ls.waiters) first = std::min(first, std::get<1>(w));
+  const Millis now = clock_.now_ms();
+  ls.waiter_timer->start(static_cast<uint64_t>(std::max<Millis>(1, first - now)), 0,
+                         [this, loop_index] { run_waiters(loop_index); });
 }
 
 void Cluster::run_waiters(size_t loop_index) {
@@ -347,6 +358,7 @@ void Cluster::run_waiters(size_t loop_index) {
     }
   }
   for (auto& fn : ready) fn();
+  arm_waiter_timer(loop_index);
 }
 
 PeerLink& Cluster::link(size_t loop_index, const std::string& peer_id, int kind) {

@@ -271,8 +271,11 @@ class Cluster {
   void admin_loop();
   void apply_config(const RingConfig& cfg);
   void publish_view();
-  // Runs the waiters whose epoch is applied or whose wait is over.
+  // Runs the waiters whose epoch is applied or whose wait is over (on loop i: from its timer,
+  // and posted by publish_view when the epoch changes).
   void run_waiters(size_t loop_index);
+  // Sets loop i's waiter timer to the earliest waiter's deadline (stops it when none is left).
+  void arm_waiter_timer(size_t loop_index);
   void fetch_from(size_t loop_index, const std::string& key,
                   std::shared_ptr<std::vector<std::string>> sources, size_t i,
                   std::function<void()> done);
