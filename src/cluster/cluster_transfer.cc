@@ -1,5 +1,6 @@
 // The transfer thread (pulling gained ranges, replaying hints), anti-entropy and range digests.
 #include <algorithm>
+#include <bit>
 #include <chrono>
 #include <cstring>
 #include <set>
@@ -23,13 +24,37 @@ uint64_t mix64(uint64_t x) {
   return x;
 }
 
-uint64_t fnv1a(std::string_view s) {
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 0x100000001b3ULL;
+// A value's bytes for the digest, eight at a time in four independent lanes: several GB/s,
+// where a byte-at-a-time hash kept a store stripe locked for a quarter of a second per 200 MB
+// value. (Nodes of another version hash differently: their ranges then compare unequal once,
+// and a repair exchanges entries that turn out the same.)
+uint64_t hash_bytes(std::string_view s) {
+  constexpr uint64_t kM1 = 0x87c37b91114253d5ULL, kM2 = 0x4cf5ad432745937fULL;
+  auto round = [](uint64_t h, uint64_t w) { return std::rotl(h ^ (w * kM1), 31) * kM2; };
+  auto word = [](const char* p) {
+    uint64_t w;
+    std::memcpy(&w, p, 8);
+    return w;
+  };
+  const char* p = s.data();
+  size_t n = s.size();
+  uint64_t a = 0x9e3779b97f4a7c15ULL, b = 0xc2b2ae3d27d4eb4fULL, c = 0x165667b19e3779f9ULL,
+           d = 0x27d4eb2f165667c5ULL;
+  for (; n >= 32; p += 32, n -= 32) {
+    a = round(a, word(p));
+    b = round(b, word(p + 8));
+    c = round(c, word(p + 16));
+    d = round(d, word(p + 24));
   }
-  return h;
+  uint64_t h =
+      mix64(a) ^ std::rotl(mix64(b), 16) ^ std::rotl(mix64(c), 32) ^ std::rotl(mix64(d), 48);
+  for (; n >= 8; p += 8, n -= 8) h = round(h, word(p));
+  if (n > 0) {
+    uint64_t w = 0;
+    std::memcpy(&w, p, n);
+    h = round(h, w);
+  }
+  return mix64(h ^ s.size());
 }
 
 }  // namespace
@@ -541,8 +566,9 @@ std::pair<uint64_t, uint64_t> Cluster::digest(Token first, Token last, Millis no
   for (;;) {
     Token next = store_.scan_range(cursor, last, 4096, now, false, [&](const store::EntryView& e) {
       ++count;
-      uint64_t h = mix64(e.token() ^ mix64(e.version()) ^ mix64(fnv1a(e.value()) + e.key().size()) ^
-                         mix64(static_cast<uint64_t>(e.expire_at())));
+      uint64_t h =
+          mix64(e.token() ^ mix64(e.version()) ^ mix64(hash_bytes(e.value()) + e.key().size()) ^
+                mix64(static_cast<uint64_t>(e.expire_at())));
       acc ^= h;
     });
     if (next == last + 1 || next <= cursor) break;
