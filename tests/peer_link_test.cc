@@ -2,6 +2,9 @@
 // test drives by hand.
 #include "cluster/peer_link.h"
 
+#include <sys/socket.h>
+
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <future>
@@ -26,11 +29,13 @@ struct Outcome {
 struct LinkOnLoop {
   net::EventLoop loop;
   std::unique_ptr<cluster::PeerLink> link;
-  LinkOnLoop(const std::string& address, int timeout_ms) {
+  LinkOnLoop(const std::string& address, int timeout_ms,
+             std::function<bool()> peer_live = nullptr) {
     loop.start("peer-link-test");
     cluster::PeerLink::Options o;
     o.my_id = "n1";
     o.timeout_ms = timeout_ms;
+    o.peer_live = std::move(peer_live);
     run([&] { link = std::make_unique<cluster::PeerLink>(loop, "n2", address, o); });
   }
   ~LinkOnLoop() {
@@ -97,6 +102,68 @@ TEST_CASE("a peer link does not time out requests while the peer keeps sending a
   CHECK(b.reply == "$15\r\n" + value + "\r\n");
   CHECK(s.ok);
   CHECK(s.reply == ":1\r\n");
+}
+
+TEST_CASE("a peer link does not time out a large request while the peer keeps taking it") {
+  FakePeer peer;
+  LinkOnLoop l(peer.address(), 300);
+  const std::string value(16 << 20, 'v');
+  auto big = l.send({"SET", "big", value});
+  int c = peer.accept_one();
+  REQUIRE(c >= 0);
+  // A small receive buffer, so that most of the request waits in the link's write queue.
+  int rcvbuf = 128 * 1024;
+  REQUIRE(::setsockopt(c, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf) == 0);
+  // The peer takes half the request slowly, at most 1 MB every 100 ms (about 0.8 s, far longer
+  // than the link's 300 ms timeout, but it never stops taking bytes for 300 ms), then the rest.
+  size_t received = 0;
+  std::string last;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!(received > value.size() && last.ends_with("vv\r\n")) &&
+         std::chrono::steady_clock::now() < deadline) {
+    const bool paced = received < value.size() / 2;
+    if (paced) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    char buf[64 * 1024];
+    for (size_t taken = 0; !paced || taken < (1u << 20);) {
+      ssize_t n = ::recv(c, buf, sizeof buf, paced ? MSG_DONTWAIT : 0);
+      if (n <= 0) break;
+      taken += static_cast<size_t>(n);
+      received += static_cast<size_t>(n);
+      last.append(buf, static_cast<size_t>(n));
+      if (last.size() > 16) last.erase(0, last.size() - 16);
+      if (!paced && last.ends_with("vv\r\n") && received > value.size()) break;
+    }
+  }
+  REQUIRE(received > value.size());
+  FakePeer::reply(c, "+OK\r\n+OK\r\n");  // the handshake's, then the SET's
+  REQUIRE(big.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+  Outcome o = big.get();
+  INFO(o.reply);
+  CHECK(o.ok);
+  CHECK(o.reply == "+OK\r\n");
+}
+
+TEST_CASE("a peer link waits past its timeout for a peer that still answers heartbeats") {
+  FakePeer peer;
+  std::atomic<bool> live{true};
+  LinkOnLoop l(peer.address(), 300, [&live] { return live.load(); });
+  auto first = l.send({"GET", "k"});
+  int c = accept_requests(peer, "$1\r\nk\r\n");
+  // Busy with a large request, the peer sends nothing for four times the timeout.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+  CHECK(first.wait_for(std::chrono::seconds(0)) == std::future_status::timeout);
+  FakePeer::reply(c, "$1\r\nv\r\n");
+  REQUIRE(first.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+  Outcome o = first.get();
+  CHECK(o.ok);
+  CHECK(o.reply == "$1\r\nv\r\n");
+  // Once the peer stops answering heartbeats, an unanswered request fails after the timeout.
+  live = false;
+  auto second = l.send({"GET", "k2"});
+  REQUIRE(second.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+  Outcome o2 = second.get();
+  CHECK_FALSE(o2.ok);
+  CHECK(o2.reply == "peer n2 (" + peer.address() + ") failed: no reply within 300 ms");
 }
 
 TEST_CASE("a peer link fails its requests once the peer sent nothing for the timeout") {

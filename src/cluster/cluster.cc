@@ -386,6 +386,7 @@ PeerLink& Cluster::link(size_t loop_index, const std::string& peer_id, int kind)
   o.protocol = protocol;
   o.timeout_ms = options_.peer_timeout_ms;
   o.on_broken = [this] { beat_now_.store(true, std::memory_order_relaxed); };
+  o.peer_live = [this, peer_id] { return peer_live(peer_id); };
   auto l = std::make_unique<PeerLink>(*loops_[loop_index], peer_id, address, o);
   PeerLink& ref = *l;
   ls.links.emplace(key, std::move(l));

@@ -9,6 +9,19 @@
 
 namespace ringkv::cluster {
 
+namespace {
+
+// Empties a buffer; one that grew for a large request or reply gives its memory back.
+void clear_buffer(std::string& b) {
+  constexpr size_t kKeep = 1 << 20;
+  if (b.capacity() > kKeep)
+    std::string().swap(b);
+  else
+    b.clear();
+}
+
+}  // namespace
+
 struct PeerLink::Handle {
   uv_tcp_t tcp;
   uv_connect_t connect_req;
@@ -56,6 +69,10 @@ void PeerLink::set_address(const std::string& address) {
 
 void PeerLink::encode(const std::vector<std::string_view>& args, std::string* out) {
   char buf[32];
+  // Room for the whole request first: a large value is copied once, not again as out grows.
+  size_t size = 16;
+  for (std::string_view a : args) size += a.size() + 24;
+  out->reserve(out->size() + size);
   out->push_back('*');
   out->append(buf, format_int64(buf, static_cast<int64_t>(args.size())));
   out->append("\r\n");
@@ -76,6 +93,7 @@ void PeerLink::send(const std::vector<std::string_view>& args, Callback cb) {
 
 void PeerLink::send_encoded(std::string_view request, Callback cb) {
   if (!ready_to_send(cb)) return;
+  if (out_.empty() && out_.capacity() < request.size()) out_.reserve(request.size());
   out_.append(request);
   queued(std::move(cb));
 }
@@ -261,7 +279,8 @@ void PeerLink::on_read(ssize_t nread, const uv_buf_t* buf) {
     if (!*alive || handle_ != connection) return;
   }
   work.erase(0, off);
-  in_.swap(work);  // keeps the buffer's capacity
+  if (work.empty()) clear_buffer(work);
+  in_.swap(work);  // keeps the buffer's capacity (unless it grew for a large reply)
 }
 
 void PeerLink::schedule_flush() {
@@ -286,13 +305,16 @@ void PeerLink::flush() {
     return;
   }
   if (static_cast<size_t>(n) == out_.size()) {
-    out_.clear();
+    clear_buffer(out_);
     return;
   }
-  wbuf_ = out_.substr(static_cast<size_t>(n));
-  out_.clear();
+  // The rest goes out from where it is (a large request is not copied again); out_ takes the
+  // next requests.
+  wbuf_.clear();
+  wbuf_.swap(out_);
   writing_ = true;
-  b = uv_buf_init(wbuf_.data(), static_cast<unsigned>(wbuf_.size()));
+  last_write_ms_ = loop_.now_ms();
+  b = uv_buf_init(wbuf_.data() + n, static_cast<unsigned>(wbuf_.size() - static_cast<size_t>(n)));
   handle_->write_req.data = handle_;
   int rc = uv_write(&handle_->write_req, reinterpret_cast<uv_stream_t*>(&handle_->tcp), &b, 1,
                     [](uv_write_t* req, int status) {
@@ -300,7 +322,8 @@ void PeerLink::flush() {
                       if (!h->link) return;
                       PeerLink* l = h->link;
                       l->writing_ = false;
-                      l->wbuf_.clear();
+                      l->last_write_ms_ = l->loop_.now_ms();
+                      clear_buffer(l->wbuf_);
                       if (status < 0) {
                         l->close_connection(uv_strerror(status));
                         return;
@@ -325,6 +348,8 @@ void PeerLink::close_connection(const std::string& why) {
   state_ = State::kIdle;
   announced_epoch_ = 0;  // a new connection is a new session on the peer
   last_read_ms_ = 0;
+  last_write_ms_ = 0;
+  write_queue_seen_ = 0;
   writing_ = false;
   out_.clear();
   wbuf_.clear();
@@ -349,12 +374,26 @@ void PeerLink::check_timeouts() {
   if (pending_.empty()) return;
   // A peer that keeps sending is busy, not gone: the requests behind a large reply (another
   // client's, on this shared link) wait for it rather than fail while their peer answers.
+  // Likewise while it keeps taking a large request (the write queue shrinks), and for a full
+  // timeout after it took the last bytes: the wait for a reply starts when the request is out.
   const auto limit_ms = static_cast<uint64_t>(options_.timeout_ms);
-  if (last_read_ms_ != 0 && loop_.now_ms() - last_read_ms_ < limit_ms) return;
-  Micros now = system_clock().now_us();
-  if (now - pending_.front().sent_us > static_cast<Micros>(options_.timeout_ms) * 1000) {
-    close_connection("no reply within " + std::to_string(options_.timeout_ms) + " ms");
+  const uint64_t now_ms = loop_.now_ms();
+  if (last_read_ms_ != 0 && now_ms - last_read_ms_ < limit_ms) return;
+  if (writing_ && handle_ != nullptr) {
+    size_t queued = uv_stream_get_write_queue_size(reinterpret_cast<uv_stream_t*>(&handle_->tcp));
+    if (queued != write_queue_seen_) {
+      write_queue_seen_ = queued;
+      last_write_ms_ = now_ms;
+    }
   }
+  if (last_write_ms_ != 0 && now_ms - last_write_ms_ < limit_ms) return;
+  Micros now = system_clock().now_us();
+  const Micros waited = now - pending_.front().sent_us;
+  if (waited <= static_cast<Micros>(options_.timeout_ms) * 1000) return;
+  if (waited <= static_cast<Micros>(options_.live_timeout_ms) * 1000 && options_.peer_live &&
+      options_.peer_live())
+    return;
+  close_connection("no reply within " + std::to_string(options_.timeout_ms) + " ms");
 }
 
 }  // namespace ringkv::cluster

@@ -31,9 +31,13 @@ class PeerLink {
     std::string my_id;
     std::string password;  // sent with AUTH when not empty
     int protocol = 2;      // 3: the link says HELLO 3 first (for RESP3 clients' forwarded commands)
-    // A request unanswered this long, while nothing at all came from the peer for as long,
-    // fails the connection.
+    // A request unanswered this long after it went out, while nothing at all came from the
+    // peer for as long, fails the connection; unless peer_live says the peer still answers
+    // heartbeats: a live peer busy with a large request (a value of hundreds of MB to store and
+    // replicate) gets up to live_timeout_ms.
     int timeout_ms = 5000;
+    int live_timeout_ms = 60000;
+    std::function<bool()> peer_live;
     int backoff_ms = 200;  // after a failed connect, fail fast this long
     // Called (on the link's loop) when a connection fails or cannot be made: a hint that the
     // peer may be down, so liveness is checked now rather than at the next heartbeat.
@@ -103,6 +107,10 @@ class PeerLink {
   std::deque<Pending> pending_;
   Micros failed_at_us_ = 0;
   uint64_t last_read_ms_ = 0;  // loop time of the last bytes read from the peer
+  // Loop time of the last bytes the peer took (a write began, completed, or its queue shrank,
+  // as check_timeouts saw it), and the write queue's size then.
+  uint64_t last_write_ms_ = 0;
+  size_t write_queue_seen_ = 0;
   uint64_t announced_epoch_ = 0;
   uint64_t attempt_ = 0;  // connections started, so a late name resolution can tell it is stale
   std::string last_error_;
