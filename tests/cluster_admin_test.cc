@@ -334,7 +334,7 @@ TEST_CASE("a server added by host name takes the requests forwarded and replicat
 TEST_CASE("a node following another node's configuration service waits on it instead of polling") {
   ServerProcess host({"--node-id", "h1"});
   const std::string uri = "ringkv://127.0.0.1:" + std::to_string(host.port());
-  auto follower = cluster::open_config_service(uri, "", "");
+  auto follower = cluster::open_config_service(uri, "", "", "f1");
   REQUIRE(follower);
   auto cur = (*follower)->load();
   REQUIRE(cur);
@@ -358,7 +358,7 @@ TEST_CASE("a node following another node's configuration service waits on it ins
 
   // A new epoch stored by another node reaches the waiting one when the host applies it, not
   // when the long poll (5 s) ends.
-  auto other = cluster::open_config_service(uri, "", "");
+  auto other = cluster::open_config_service(uri, "", "", "f2");
   REQUIRE(other);
   cluster::RingConfig next = *cur;
   next.epoch = cur->epoch + 1;
@@ -370,4 +370,26 @@ TEST_CASE("a node following another node's configuration service waits on it ins
   CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(2500));
   // The host still follows its own document.
   CHECK(info_field(text(c.get(), {"RING", "INFO"}), "ring_epoch") == std::to_string(next.epoch));
+}
+
+TEST_CASE("other nodes' links are not clients: connected_clients and maxclients leave them out") {
+  Cluster c(3, false);
+  auto admin = c.client(0);
+  // Every node has links to the others (forwarding, replication, heartbeats, configuration).
+  const KeyValues kv = make_keys(200, "mc:");
+  load(c, kv, {0, 1, 2});
+  // The harness's own connections (loading the keys) close as the test goes on.
+  CHECK(eventually([&] {
+    return info_field(text(admin.get(), {"INFO", "clients"}), "connected_clients") == "1";
+  }));
+  REQUIRE(text(admin.get(), {"CONFIG", "SET", "maxclients", "2"}) == "OK");
+  auto second = c.client(0);
+  CHECK(text(second.get(), {"PING"}) == "PONG");
+  auto third = c.client(0);
+  Reply r = command(third.get(), {"PING"});
+  CHECK(reply_text(r) == "ERR max number of clients reached");
+  // The links still work: a key owned elsewhere is read through this node.
+  auto got = pipeline_get(second.get(), {kv[0].first, kv[1].first, kv[2].first});
+  for (size_t i = 0; i < 3; ++i) CHECK(got[i] == kv[i].second);
+  REQUIRE(text(admin.get(), {"CONFIG", "SET", "maxclients", "10000"}) == "OK");
 }

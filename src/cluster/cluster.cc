@@ -128,7 +128,8 @@ Cluster::~Cluster() { stop(); }
 Status Cluster::start(std::vector<net::EventLoop*> loops) {
   loops_ = std::move(loops);
   loop_states_.resize(loops_.size());
-  auto svc = open_config_service(options_.discovery, options_.state_file, options_.password);
+  auto svc = open_config_service(options_.discovery, options_.state_file, options_.password,
+                                 options_.node_id);
   if (!svc) return svc.status();
   service_ = std::move(svc).value();
   Result<RingConfig> cfg = Status::unreachable("not tried");

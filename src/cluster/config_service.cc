@@ -149,8 +149,11 @@ class RemoteConfigService final : public ConfigService {
   // How long one long poll waits on the host before it replies with the document as it is.
   static constexpr int kWatchMs = 5000;
 
-  RemoteConfigService(std::string host, int port, std::string password)
-      : host_(std::move(host)), port_(port), password_(std::move(password)) {}
+  RemoteConfigService(std::string host, int port, std::string password, std::string node_id)
+      : host_(std::move(host)),
+        port_(port),
+        password_(std::move(password)),
+        node_id_(std::move(node_id)) {}
   ~RemoteConfigService() override {
     {
       std::lock_guard<std::mutex> lock(watch_mu_);
@@ -306,6 +309,11 @@ class RemoteConfigService final : public ConfigService {
           static_cast<redisReply*>(redisCommand(c, "AUTH %b", password_.data(), password_.size()));
       if (a) freeReplyObject(a);
     }
+    if (!node_id_.empty()) {
+      auto* h = static_cast<redisReply*>(
+          redisCommand(c, "RINGKV.HELLO %b 2", node_id_.data(), node_id_.size()));
+      if (h) freeReplyObject(h);
+    }
     replace_context(ctx, c);
     return Status::ok();
   }
@@ -322,6 +330,7 @@ class RemoteConfigService final : public ConfigService {
   std::string host_;
   int port_;
   std::string password_;
+  std::string node_id_;
   std::mutex mu_;  // guards ctx_, the connection of load, store, report and statuses
   redisContext* ctx_ = nullptr;
 
@@ -340,7 +349,8 @@ std::unique_ptr<ConfigService> make_etcd_config_service(const std::string& host,
 
 Result<std::unique_ptr<ConfigService>> open_config_service(const std::string& uri,
                                                            const std::string& state_file,
-                                                           const std::string& password) {
+                                                           const std::string& password,
+                                                           const std::string& node_id) {
   if (uri == "local") return std::unique_ptr<ConfigService>(new LocalConfigService(state_file));
   auto parse_hostport = [](std::string_view rest, std::string* host, int* port,
                            std::string* path) -> bool {
@@ -354,7 +364,7 @@ Result<std::unique_ptr<ConfigService>> open_config_service(const std::string& ur
   if (uri.rfind("ringkv://", 0) == 0) {
     if (!parse_hostport(std::string_view(uri).substr(9), &host, &port, nullptr))
       return Status::invalid_argument("discovery '" + uri + "': expected ringkv://host:port");
-    return std::unique_ptr<ConfigService>(new RemoteConfigService(host, port, password));
+    return std::unique_ptr<ConfigService>(new RemoteConfigService(host, port, password, node_id));
   }
   if (uri.rfind("etcd://", 0) == 0) {
     if (!parse_hostport(std::string_view(uri).substr(7), &host, &port, &path))

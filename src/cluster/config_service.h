@@ -56,10 +56,13 @@ class ConfigService {
   virtual Result<std::vector<NodeStatus>> statuses() = 0;
 };
 
-// Opens the backend named by a --discovery URI.
+// Opens the backend named by a --discovery URI. node_id: who this node is (with ringkv://, its
+// connections to the host introduce themselves with RINGKV.HELLO, so they count as a node's
+// links there, not as clients).
 Result<std::unique_ptr<ConfigService>> open_config_service(const std::string& uri,
                                                            const std::string& state_file,
-                                                           const std::string& password);
+                                                           const std::string& password,
+                                                           const std::string& node_id);
 
 // The in-process backend. The RINGKV.CFG commands expose it to other nodes.
 class LocalConfigService final : public ConfigService {

@@ -305,7 +305,7 @@ void cmd_ringkv_hello(CommandContext& ctx) {
     ctx.error(err::kNoProto);
     return;
   }
-  ctx.session.internal = true;
+  ctx.server.mark_internal(ctx.session);
   ctx.session.peer_id.assign(ctx.arg(1));
   ctx.conn.set_peer_link(true);
   ctx.conn.set_protocol(static_cast<int>(proto));

@@ -448,6 +448,9 @@ void Server::on_open(net::Connection& conn) {
     std::lock_guard<std::mutex> lock(clients_mu_);
     clients_[conn.id()] = ClientRef{conn.weak_from_this(), &conn.loop(), s};
   }
+  // Other nodes' links don't count; a link not yet identified (RINGKV.HELLO comes first on it)
+  // does, as any new connection.
+  n -= std::min(n, internal_count_.load());
   if (static_cast<int64_t>(n) > config_.get_int("maxclients")) {
     stats_.rejected_connections.fetch_add(1, std::memory_order_relaxed);
     conn.out().error(err::kMaxClients);
@@ -455,9 +458,16 @@ void Server::on_open(net::Connection& conn) {
   }
 }
 
+void Server::mark_internal(ClientSession& s) {
+  if (s.internal) return;
+  s.internal = true;
+  internal_count_.fetch_add(1);
+}
+
 void Server::on_close(net::Connection& conn) {
-  clients_count_.fetch_sub(1);
   auto* s = static_cast<ClientSession*>(conn.session());
+  if (s && s->internal) internal_count_.fetch_sub(1);
+  clients_count_.fetch_sub(1);
   if (s) unwatch_all(*s);
   if (s && s->monitor) monitors_.remove(conn.id());
   if (s && s->is_postponed) postponed_count_.fetch_sub(1, std::memory_order_relaxed);

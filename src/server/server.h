@@ -86,7 +86,14 @@ class Server : public net::Service {
   ServerStats& stats() { return stats_; }
   Millis start_ms() const { return start_ms_; }
   const std::string& run_id() const { return run_id_; }
-  size_t connected_clients() const { return clients_count_.load(); }
+  // Clients, not counting other nodes' links (as Redis does not count its replicas).
+  size_t connected_clients() const {
+    const size_t all = clients_count_.load(), internal = internal_count_.load();
+    return all > internal ? all - internal : 0;
+  }
+  // The session is another node's link (RINGKV.HELLO): it no longer counts as a client, in
+  // connected_clients or against maxclients.
+  void mark_internal(ClientSession& s);
   int io_threads() const { return static_cast<int>(loops_.size()); }
   // How many times an event loop stopped busy-polling because its thread waited for a CPU.
   uint64_t busy_poll_backoffs() const { return sum_loops(&net::EventLoop::busy_poll_backoffs); }
@@ -266,6 +273,7 @@ class Server : public net::Service {
   net::ConnectionLimits limits_;
   std::atomic<uint64_t> next_client_id_{1};
   std::atomic<size_t> clients_count_{0};
+  std::atomic<size_t> internal_count_{0};  // of clients_count_, the sessions marked internal
   std::atomic<int64_t> maxmemory_{0};
   std::atomic<int> maxmemory_samples_{5};
   std::atomic<int64_t> timeout_s_{0};
