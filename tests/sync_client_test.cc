@@ -63,3 +63,33 @@ TEST_CASE("SyncClient::shutdown ends a call under way at once, and refuses later
   CHECK(later.status().message() == peer.address() + ": this node is shutting down");
   CHECK_FALSE(peer.connection_pending());
 }
+
+TEST_CASE("after a peer restarts a SyncClient call opens a new connection, past every stale one") {
+  FakePeer peer;
+  cluster::SyncClient client("n1", "", 5000);
+  // Two calls at once leave two connections in the pool.
+  auto a = std::async(std::launch::async, [&] { return client.call(peer.address(), {"A"}); });
+  auto b = std::async(std::launch::async, [&] { return client.call(peer.address(), {"B"}); });
+  int c1 = accept_and_greet(peer);
+  int c2 = accept_and_greet(peer);
+  for (int c : {c1, c2}) {
+    std::string req = FakePeer::read_until(c, "\r\n$1\r\n");
+    REQUIRE(!req.empty());
+    FakePeer::reply(c, "+OK\r\n");
+  }
+  REQUIRE(a.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+  REQUIRE(b.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+  REQUIRE(a.get());
+  REQUIRE(b.get());
+  // The peer restarts: both pooled connections are dead.
+  ::shutdown(c1, SHUT_RDWR);
+  ::shutdown(c2, SHUT_RDWR);
+  auto c = std::async(std::launch::async, [&] { return client.call(peer.address(), {"C"}); });
+  int c3 = accept_and_greet(peer);
+  FakePeer::read_until(c3, "\r\n$1\r\nC\r\n");
+  FakePeer::reply(c3, "+OK\r\n");
+  REQUIRE(c.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+  auto r = c.get();
+  INFO((r ? std::string("ok") : r.status().message()));
+  CHECK(r);
+}

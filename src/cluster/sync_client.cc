@@ -20,10 +20,13 @@ class SyncClient::Lease {
     if (c_) owner_->give_back(address_, c_);
   }
   redisContext* get() const { return c_; }
-  // Closes the connection (a failed call leaves it in an unknown state) and says why.
+  // Closes the connection (a failed call leaves it in an unknown state) and says why. Unless it
+  // timed out, the peer closed it (a restart, most likely): the idle connections to that
+  // address go too, so that the next call opens a new one rather than find them dead in turn.
   Status fail(const std::string& why) {
     owner_->discard(c_);
     c_ = nullptr;
+    if (why != "timed out") owner_->forget_idle(address_);
     return Status::unreachable(address_ + ": " + why);
   }
   // Why a hiredis call on this connection failed; errno is the one the call left.
@@ -47,6 +50,17 @@ SyncClient::~SyncClient() {
 namespace {
 const char kShuttingDown[] = "this node is shutting down";
 }  // namespace
+
+void SyncClient::forget_idle(const std::string& address) {
+  std::vector<redisContext*> stale;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = idle_.find(address);
+    if (it == idle_.end()) return;
+    stale.swap(it->second);
+  }
+  for (redisContext* c : stale) redisFree(c);
+}
 
 Status SyncClient::take(const std::string& address, int timeout_ms, Lease* lease) {
   int t = timeout_ms > 0 ? timeout_ms : timeout_ms_;

@@ -57,6 +57,8 @@ class SyncClient {
   void give_back(const std::string& address, redisContext* c);
   // Frees a leased connection that failed.
   void discard(redisContext* c);
+  // Frees the idle connections to address.
+  void forget_idle(const std::string& address);
 
   static constexpr size_t kMaxIdlePerAddress = 4;
   std::string my_id_, password_;
