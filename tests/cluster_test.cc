@@ -710,6 +710,11 @@ TEST_CASE("CONFIG SET migration-rate changes the pace of a move under way") {
   }));
   REQUIRE(info_field(c.ring_info(n4), "migration_state") == "moving");
   auto b = c.client(n4);
+  // A plan made meanwhile is refused at once, naming the move under way.
+  const std::string epoch = info_field(c.ring_info(n4), "ring_epoch");
+  CHECK(reply_text(command(b.get(), {"RING", "PLAN", "REMOVESERVER", "n1"})) ==
+        "ERR a ring change is still moving data (addserver n4, epoch " + epoch +
+            "); retry when RING INFO shows migration_state:idle");
   REQUIRE(reply_text(command(b.get(), {"CONFIG", "SET", "migration-rate", "0"})) == "OK");
   Reply r = command(b.get(), {"CONFIG", "GET", "migration-rate"});
   REQUIRE(r->type == REDIS_REPLY_ARRAY);

@@ -183,14 +183,13 @@ namespace {
 
 constexpr const char* kMovingPrefix = "a ring change is still moving data";
 
-// The refusal of a change while another one moves data. RING ADDSERVER/REMOVESERVER wait
-// (run_change) before they ever return it; RING PLAN returns it at once.
+// The refusal of a change while another one moves data. RING PLAN returns it at once;
+// RING ADDSERVER/REMOVESERVER wait (run_change) and return it, saying how long they waited,
+// only when the move did not finish in time.
 Status moving_error(const Migration& m) {
   return Status::failed_precondition(std::string(kMovingPrefix) + " (" + m.kind + " " + m.server +
                                      ", epoch " + std::to_string(m.id) +
-                                     ") and did not finish within " +
-                                     std::to_string(Cluster::kChangeWaitMs / 1000) +
-                                     " s; retry when RING INFO shows migration_state:idle");
+                                     "); retry when RING INFO shows migration_state:idle");
 }
 
 }  // namespace
@@ -331,6 +330,14 @@ void Cluster::run_pending_change() {
     std::lock_guard<std::mutex> lock(mu_);
     pending_changes_.push_front(std::move(c));
     return;
+  }
+  if (!st && st.message().rfind(kMovingPrefix, 0) == 0) {
+    std::string m = st.message();
+    const std::string waited =
+        " and did not finish within " + std::to_string(kChangeWaitMs / 1000) + " s";
+    size_t at = m.find("; retry");
+    m.insert(at == std::string::npos ? m.size() : at, waited);
+    st = Status::failed_precondition(m);
   }
   c.done(st);
 }
