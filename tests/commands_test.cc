@@ -215,6 +215,15 @@ set num 255
 getbit num 2
 setbit num 2 0
 get num
+set same ab
+setbit same 1 1
+object encoding same
+set sameint 12
+setbit sameint 1 0
+object encoding sameint
+set samebf 12
+bitfield samebf set u8 0 49
+object encoding samebf
 )");
   CHECK(p.k.call({"SETBIT", "k", "4294967296", "1"}) ==
         err("ERR bit offset is not an integer or out of range"));

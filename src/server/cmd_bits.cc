@@ -347,7 +347,10 @@ void bitfield_generic(CommandContext& ctx, bool read_only_command) {
     if (lo < old.size()) old.copy(window.data(), old.size() - lo, lo);
     const bool changed = run(reinterpret_cast<unsigned char*>(window.data()), window.size(), lo);
     const bool grows = !a.found() || new_len > old.size();
-    if (!grows && !changed) return a.touch();
+    if (!grows && !changed) {
+      a.set_encoding(store::kEncodingRaw);  // Redis unshares the string first: "raw" all the same
+      return a.touch();
+    }
     // Known difference: when the string grows but every write failed (OVERFLOW FAIL), Redis
     // stores the longer string without signalling the key to WATCH; our commit signals it.
     const size_t old_len = old.size();
@@ -391,6 +394,7 @@ void cmd_setbit(CommandContext& ctx) {
       a.commit();
       a.set_encoding(store::kEncodingRaw);  // Redis writes bits in place: "raw"
     } else {
+      a.set_encoding(store::kEncodingRaw);  // Redis unshares the string first: "raw" all the same
       a.touch();
     }
     ctx.w.integer(old_bit);
