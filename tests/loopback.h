@@ -45,6 +45,11 @@ class FakePeer {
   }
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   int port() const { return port_; }
+  // Caps the receive buffer of the connections accepted from now on (set before they connect,
+  // so that the kernel never grows it): a peer that reads slowly then holds the sender back.
+  void cap_receive_buffer(int bytes) {
+    REQUIRE(::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes) == 0);
+  }
 
   // Accepts the next connection (waiting up to 10 s); -1 if none came.
   int accept_one() {

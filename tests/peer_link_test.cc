@@ -106,14 +106,17 @@ TEST_CASE("a peer link does not time out requests while the peer keeps sending a
 
 TEST_CASE("a peer link does not time out a large request while the peer keeps taking it") {
   FakePeer peer;
+  // A small receive buffer, so that most of the request waits in the link's write queue.
+  peer.cap_receive_buffer(128 * 1024);
   LinkOnLoop l(peer.address(), 300);
+  // Connected first, so that the request below goes out as soon as it is queued.
+  auto ping = l.send({"PING"});
+  int c = accept_requests(peer, "PING\r\n");
+  FakePeer::reply(c, "+PONG\r\n");
+  REQUIRE(ping.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+  REQUIRE(ping.get().ok);
   const std::string value(16 << 20, 'v');
   auto big = l.send({"SET", "big", value});
-  int c = peer.accept_one();
-  REQUIRE(c >= 0);
-  // A small receive buffer, so that most of the request waits in the link's write queue.
-  int rcvbuf = 128 * 1024;
-  REQUIRE(::setsockopt(c, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf) == 0);
   // The peer takes half the request slowly, at most 1 MB every 100 ms (about 0.8 s, far longer
   // than the link's 300 ms timeout, but it never stops taking bytes for 300 ms), then the rest.
   size_t received = 0;
@@ -135,7 +138,7 @@ TEST_CASE("a peer link does not time out a large request while the peer keeps ta
     }
   }
   REQUIRE(received > value.size());
-  FakePeer::reply(c, "+OK\r\n+OK\r\n");  // the handshake's, then the SET's
+  FakePeer::reply(c, "+OK\r\n");
   REQUIRE(big.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
   Outcome o = big.get();
   INFO(o.reply);
