@@ -93,7 +93,6 @@ void PeerLink::send(const std::vector<std::string_view>& args, Callback cb) {
 
 void PeerLink::send_encoded(std::string_view request, Callback cb) {
   if (!ready_to_send(cb)) return;
-  if (out_.empty() && out_.capacity() < request.size()) out_.reserve(request.size());
   out_.append(request);
   queued(std::move(cb));
 }
