@@ -24,15 +24,15 @@ namespace ringkv::cluster {
 struct NodeStatus {
   std::string id;
   std::string address;
-  uint64_t applied_epoch = 0;    // the newest configuration this node routes with
-  uint64_t migration_done = 0;   // the migration whose data this node has fully received
-  bool ready = false;            // holds all its ranges and serves
-  uint64_t keys = 0;             // entries stored on this node (all replicas)
+  uint64_t applied_epoch = 0;   // the newest configuration this node routes with
+  uint64_t migration_done = 0;  // the migration whose data this node has fully received
+  bool ready = false;           // holds all its ranges and serves
+  uint64_t keys = 0;            // entries stored on this node (all replicas)
   uint64_t bytes = 0;
   uint64_t move_keys_total = 0;  // keys this node must receive in the current migration
   uint64_t move_keys_done = 0;
   uint64_t move_bytes_done = 0;
-  Millis updated_ms = 0;         // when this status was written (liveness)
+  Millis updated_ms = 0;  // when this status was written (liveness)
 
   std::string to_json() const;
   static Result<NodeStatus> from_json(std::string_view json);
