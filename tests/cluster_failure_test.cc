@@ -2,8 +2,9 @@
 // checker (bounded detection window, recovery after a restart on the same address, hinted writes
 // replayed, equal digests per token range), RING REMOVESERVER of a dead node, a node paused long
 // enough to be marked down (it serves the writes made around it at once), a lost embedded
-// configuration, and a move that survives the restart of either side. Every test runs with the
-// embedded configuration service and with etcd.
+// configuration, and a move that survives the restart of either side. Every test but the one on
+// RINGKV.PING's catch-up round (a protocol between nodes) runs with the embedded configuration
+// service and with etcd.
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <fstream>
@@ -437,6 +438,84 @@ TEST_CASE("a node that was marked down while paused serves the writes made aroun
       }
     }
   }
+}
+
+// A RINGKV.PING that waited in a socket while its target was stopped is stale: its flag "caught
+// up with you" was true when it was sent, before the sender marked the target down and wrote
+// around it. The target must not count it once it has learnt (from a fresher ping, or from its own
+// ping's reply) that it was marked down.
+TEST_CASE("a ping sent before its target fell behind does not make the target ready") {
+  // The protocol between two nodes: the embedded configuration service only.
+  Cluster c(2, false);
+  ContinueOnExit resume;
+  auto raw = c.client(0);
+  // Speaking as n2 to n1. The reply's fifth element is n1's catch-up round.
+  auto ping = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {"RINGKV.PING", "n2"});
+    Reply r = command(raw.get(), args);
+    REQUIRE(r);
+    REQUIRE(r->type == REDIS_REPLY_ARRAY);
+    REQUIRE(r->elements == 5);
+    return r;
+  };
+  auto n2_health = [&] {
+    Reply r = command(c.client(0).get(), {"RING", "NODES"});
+    REQUIRE(r);
+    for (size_t i = 0; i < r->elements; ++i) {
+      const redisReply* m = r->element[i];
+      std::map<std::string, std::string> f;
+      for (size_t j = 0; j + 1 < m->elements; j += 2)
+        if (m->element[j + 1]->type == REDIS_REPLY_STRING)
+          f[m->element[j]->str] = std::string(m->element[j + 1]->str, m->element[j + 1]->len);
+      if (f["id"] == "n2") return f["health"];
+    }
+    FAIL("n2 is not in RING NODES");
+    return std::string();
+  };
+  REQUIRE(eventually([&] { return info(c, 0, "node_state") == "ready"; }));
+  const long long before = ping({"0"})->element[4]->integer;
+  // The real n2 stops: it sends no ping, and n1 counts it live for down_after_ms (3 s) more.
+  REQUIRE(::kill(c.node(1).pid(), SIGSTOP) == 0);
+  resume.pids.push_back(c.node(1).pid());
+  // n2 "had marked n1 down": n1 falls behind, and its round changes.
+  Reply behind = ping({"2", std::to_string(before)});
+  CHECK(behind->element[2]->integer == 0);
+  const long long after = behind->element[4]->integer;
+  CHECK(after != before);
+  CHECK(info(c, 0, "node_state") == "catching_up");
+  // An older ping of n2's, still saying "caught up", arrives now: it must not count. n1 stays
+  // catching up for as long as it counts n2 live (each heartbeat round checks its peers' flags),
+  // and is ready only once n2 is down for it (no live peer left to wait for).
+  ping({"1", std::to_string(before)});
+  const auto window_start = SteadyClock::now();
+  int polls = 0;
+  bool down = false;
+  while (!down) {
+    REQUIRE(polls++ < 2000);  // about 20 s at most
+    // node_state first: "ready" then implies n2 was no longer live when n1 decided so.
+    std::string state = info(c, 0, "node_state");
+    down = n2_health() == "down";
+    if (!down) {
+      INFO("poll " << polls << ": n1 ready while n2, live for it, never said it caught up");
+      REQUIRE(state == "catching_up");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  // The window spanned heartbeat rounds (one is 250 ms plus a 300 ms ping timeout to n2).
+  CHECK(SteadyClock::now() - window_start > std::chrono::milliseconds(1000));
+  // n2 resumes: it learns n1's round from a reply and catches up; both end up ready.
+  REQUIRE(::kill(c.node(1).pid(), SIGCONT) == 0);
+  REQUIRE(wait_servers_up(c, {0, 1}, 2, std::chrono::milliseconds(20000)));
+  for (int node : {0, 1})
+    REQUIRE(eventually([&] { return info(c, node, "node_state") == "ready"; },
+                       std::chrono::milliseconds(20000)));
+  // A ping with a round n1 never had is ignored too; one with the current round counts.
+  CHECK(ping({"2", std::to_string(after - 1)})->element[2]->integer == 1);
+  CHECK(info(c, 0, "node_state") == "ready");
+  const long long now = ping({"0"})->element[4]->integer;
+  CHECK(ping({"2", std::to_string(now)})->element[2]->integer == 0);
+  REQUIRE(eventually([&] { return info(c, 0, "node_state") == "ready"; },
+                     std::chrono::milliseconds(20000)));
 }
 
 // ---------------------------------------------------------------- a lost embedded configuration

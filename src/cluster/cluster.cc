@@ -121,7 +121,11 @@ Cluster::Cluster(ClusterOptions options, store::Store& store, HybridClock& hlc, 
       hlc_(hlc),
       clock_(clock),
       sync_(std::make_unique<SyncClient>(options_.node_id, options_.password, 1000)),
-      migrate_rate_(options_.migrate_keys_per_sec) {}
+      migrate_rate_(options_.migrate_keys_per_sec) {
+  catch_up_round_ = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                              std::chrono::system_clock::now().time_since_epoch())
+                                              .count());
+}
 
 Cluster::~Cluster() { stop(); }
 
@@ -650,8 +654,9 @@ void Cluster::read_repair(size_t loop_index, const std::string& key,
   }
 }
 
-void Cluster::note_peer_ping(const std::string& peer, int flag) {
+void Cluster::note_peer_ping(const std::string& peer, int flag, std::optional<uint64_t> round) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (round && *round != catch_up_round_) return;  // sent before this node last fell behind
   if (flag == 2) fall_behind_locked(peer);
   peer_caught_up_[peer] = flag == 1;
 }
@@ -667,6 +672,7 @@ void Cluster::fall_behind_locked(const std::string& peer) {
   catching_up_ = true;
   behind_ = true;
   repair_due_ = true;
+  ++catch_up_round_;
   ++suspicions_;
   view_dirty_ = true;
   for (auto& [id, caught_up] : peer_caught_up_) caught_up = false;

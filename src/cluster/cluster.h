@@ -22,6 +22,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -198,7 +199,17 @@ class Cluster {
   }
   // A peer's RINGKV.PING flag: 1 when it saw this node up at its last beat and holds no hints
   // for it, 2 when it had marked this node down (a ready node then catches up again), else 0.
-  void note_peer_ping(const std::string& peer, int flag);
+  // `round` is the catch-up round the peer last learnt from our ping reply (catch_up_round()):
+  // a flag sent before the peer knew of this node's latest fall behind is stale (a ping that
+  // waited in a socket while this process was stopped) and is ignored. Without a round (a peer
+  // of an older version) the flag counts.
+  void note_peer_ping(const std::string& peer, int flag, std::optional<uint64_t> round);
+  // Changes each time this node falls behind; starts from the start time, so that a peer that
+  // knew an earlier process at this address does not match it. RINGKV.PING replies carry it.
+  uint64_t catch_up_round() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return catch_up_round_;
+  }
   // Whether this node has marked the peer down (its RINGKV.PING reply says so to the peer).
   bool marked_down(const std::string& peer) const;
   // True when this node's last heartbeat round ended more than down_after_ms / 2 ago: its
@@ -337,6 +348,8 @@ class Cluster {
   uint64_t suspicions_ = 0;
   Millis repair_retry_ms_ = 0;  // transfer thread: an incomplete round is retried after this
   std::map<std::string, bool> peer_caught_up_;  // their last RINGKV.PING flag, see ready()
+  uint64_t catch_up_round_ = 0;                 // see catch_up_round()
+  std::map<std::string, uint64_t> peer_round_;  // their catch_up_round(), from their replies
   std::set<std::string> replaying_;             // peers replay_hints is sending hints to
   Progress progress_;
   std::vector<NodeStatus> statuses_;

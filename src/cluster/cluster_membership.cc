@@ -470,7 +470,10 @@ void Cluster::heartbeat() {
     // our loops write to it, with the view published then) and hold no hinted writes for it;
     // 2 when we marked it down (we, or others, may have written around it: it catches up
     // before it is a primary again, see note_peer_ping); else 0.
+    // With the peer's catch-up round we last learnt (see note_peer_ping): a ping that reaches
+    // it late, after it fell behind again, is then recognised as stale.
     const char* flag = "0";
+    std::vector<std::string> ping = {"RINGKV.PING", options_.node_id};
     {
       std::lock_guard<std::mutex> lock(mu_);
       auto hints = hints_.find(id);
@@ -480,8 +483,11 @@ void Cluster::heartbeat() {
       else if (live_locked(id, clock_.now_ms()) &&
                (hints == hints_.end() || hints->second.empty()) && !replaying_.count(id))
         flag = "1";
+      ping.emplace_back(flag);
+      auto round = peer_round_.find(id);
+      if (round != peer_round_.end()) ping.push_back(std::to_string(round->second));
     }
-    auto r = sync_->call(address, {"RINGKV.PING", options_.node_id, flag}, 300);
+    auto r = sync_->call(address, ping, 300);
     Millis now = clock_.now_ms();
     bool ok = false;
     // Nothing listens at the address: the process is gone (a restart makes it come back up),
@@ -499,6 +505,8 @@ void Cluster::heartbeat() {
         if (rep->elements >= 4 && rep->element[3]->type == REDIS_REPLY_INTEGER &&
             rep->element[3]->integer == 1)
           fall_behind_locked(id);
+        if (rep->elements >= 5 && rep->element[4]->type == REDIS_REPLY_INTEGER)
+          peer_round_[id] = static_cast<uint64_t>(rep->element[4]->integer);
         bool ready = rep->element[2]->integer != 0;
         auto [it, added] = peer_ready_.emplace(id, ready);
         if (added ? !ready : it->second != ready) changed = true;  // routing changes

@@ -325,18 +325,38 @@ void cmd_ringkv_epoch(CommandContext& ctx) {
 
 void cmd_ringkv_ping(CommandContext& ctx) {
   // RINGKV.PING [<sender id> <1: the sender is caught up with this node; 2: it had marked this
-  // node down; else 0>]
-  // Reply: [id, applied epoch, ready, and with a sender: 1 when this node had marked it down]
-  bool sender = ctx.argc() == 3;
-  if (sender)
-    cl(ctx).note_peer_ping(std::string(ctx.arg(1)), ctx.arg(2) == "1"   ? 1
-                                                    : ctx.arg(2) == "2" ? 2
-                                                                        : 0);
-  ctx.w.array(sender ? 4 : 3);
+  // node down; else 0> [<this node's catch-up round, as the sender last learnt it>]]
+  // Reply: [id, applied epoch, ready, and with a sender: 1 when this node had marked it down,
+  // this node's catch-up round]
+  bool sender = ctx.argc() == 3 || ctx.argc() == 4;
+  if (ctx.argc() == 2 || ctx.argc() > 4) {
+    ctx.error("ERR wrong number of arguments for 'ringkv.ping' command");
+    return;
+  }
+  if (sender) {
+    std::optional<uint64_t> round;
+    if (ctx.argc() == 4) {
+      uint64_t r;
+      if (!parse_uint64(ctx.arg(3), &r)) {
+        ctx.error(err::kSyntax);
+        return;
+      }
+      round = r;
+    }
+    cl(ctx).note_peer_ping(std::string(ctx.arg(1)),
+                           ctx.arg(2) == "1"   ? 1
+                           : ctx.arg(2) == "2" ? 2
+                                               : 0,
+                           round);
+  }
+  ctx.w.array(sender ? 5 : 3);
   ctx.w.bulk(cl(ctx).node_id());
   ctx.w.integer(static_cast<int64_t>(cl(ctx).applied_epoch()));
   ctx.w.integer(cl(ctx).ready() ? 1 : 0);
-  if (sender) ctx.w.integer(cl(ctx).marked_down(std::string(ctx.arg(1))) ? 1 : 0);
+  if (sender) {
+    ctx.w.integer(cl(ctx).marked_down(std::string(ctx.arg(1))) ? 1 : 0);
+    ctx.w.integer(static_cast<int64_t>(cl(ctx).catch_up_round()));
+  }
 }
 
 void cmd_ringkv_repl(CommandContext& ctx) {
