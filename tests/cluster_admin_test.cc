@@ -9,6 +9,7 @@
 
 #include "cluster/config_service.h"
 #include "cluster_harness.h"
+#include "raw_client.h"
 
 using namespace ringkv;
 using namespace ringkv::testing;
@@ -391,5 +392,29 @@ TEST_CASE("other nodes' links are not clients: connected_clients and maxclients 
   // The links still work: a key owned elsewhere is read through this node.
   auto got = pipeline_get(second.get(), {kv[0].first, kv[1].first, kv[2].first});
   for (size_t i = 0; i < 3; ++i) CHECK(got[i] == kv[i].second);
+  // A new link is admitted over the limit once it says RINGKV.HELLO ...
+  auto link = c.client(0);
+  CHECK(text(link.get(), {"RINGKV.HELLO", "n2", "2"}) == "OK");
+  CHECK(text(link.get(), {"PING"}) == "PONG");
+  // ... and a connection that says nothing is refused after a second (or two).
+  {
+    RawClient silent(c.port(0));
+    REQUIRE(silent.connected());
+    CHECK(silent.read_to_close() == "-ERR max number of clients reached\r\n");
+    CHECK(silent.closed());
+  }
+  // n2 restarts while n1's clients fill maxclients: its new links to n1 are admitted (it sees
+  // all three servers up), it takes its ranges back, and serves again.
+  c.node(1).kill_hard();
+  c.restart(1);
+  CHECK(wait_servers_up(c, {1}, 3, std::chrono::milliseconds(30000)));
+  CHECK(eventually([&] { return info(c, 1, "node_state") == "ready"; },
+                   std::chrono::milliseconds(30000)));
+  {
+    auto via2 = c.client(1);
+    auto back = pipeline_get(via2.get(), {kv[0].first, kv[1].first, kv[2].first});
+    for (size_t i = 0; i < 3; ++i) CHECK(back[i] == kv[i].second);
+  }
+  CHECK(info_field(text(admin.get(), {"INFO", "clients"}), "connected_clients") == "2");
   REQUIRE(text(admin.get(), {"CONFIG", "SET", "maxclients", "10000"}) == "OK");
 }

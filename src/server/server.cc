@@ -385,6 +385,10 @@ void Server::loop_cron(size_t loop_index) {
       to_close.push_back(c->shared_from_this());
       continue;
     }
+    if (s && s->over_limit && now - s->opened_ms >= 1000) {
+      refuse_over_limit(*c, *s);
+      continue;
+    }
     if (timeout > 0) c->note_write_progress();
     if (timeout > 0 && s && !s->monitor && !s->is_postponed &&
         now - c->last_interaction_ms() > timeout * 1000) {
@@ -448,17 +452,30 @@ void Server::on_open(net::Connection& conn) {
     std::lock_guard<std::mutex> lock(clients_mu_);
     clients_[conn.id()] = ClientRef{conn.weak_from_this(), &conn.loop(), s};
   }
-  // Other nodes' links don't count; a link not yet identified (RINGKV.HELLO comes first on it)
-  // does, as any new connection.
+  // Other nodes' links don't count. In a ring of several servers one over the limit may still
+  // be a link (RINGKV.HELLO comes first on it, after AUTH): its first commands tell
+  // (on_command), or it goes at the next loop_cron after a second. Otherwise it is refused at
+  // once, as Redis does.
   n -= std::min(n, internal_count_.load());
   if (static_cast<int64_t>(n) > config_.get_int("maxclients")) {
-    stats_.rejected_connections.fetch_add(1, std::memory_order_relaxed);
-    conn.out().error(err::kMaxClients);
-    conn.close_after_reply();
+    if (cluster_ && cluster_->view(conn.loop().index()).distributed) {
+      s->over_limit = true;
+      s->opened_ms = clock_.now_ms();
+    } else {
+      refuse_over_limit(conn, *s);
+    }
   }
 }
 
+void Server::refuse_over_limit(net::Connection& conn, ClientSession& s) {
+  s.over_limit = false;
+  stats_.rejected_connections.fetch_add(1, std::memory_order_relaxed);
+  conn.out().error(err::kMaxClients);
+  conn.close_after_reply();
+}
+
 void Server::mark_internal(ClientSession& s) {
+  s.over_limit = false;
   if (s.internal) return;
   s.internal = true;
   internal_count_.fetch_add(1);
@@ -628,6 +645,11 @@ bool is_transaction_control(const CommandSpec* spec) {
 
 void Server::on_command(net::Connection& conn, std::vector<std::string_view>& args) {
   ClientSession& s = session_of(conn);
+  if (s.over_limit && !equals_nocase(args[0], "ringkv.hello") &&
+      !(equals_nocase(args[0], "auth") && !s.authenticated)) {
+    refuse_over_limit(conn, s);
+    return;
+  }
   // CLIENT PAUSE holds requests back before anything else counts them; peer links and monitors
   // (Redis's replicas) are never paused.
   if (pause_type_.load(std::memory_order_relaxed) != kPauseNone && !s.internal && !s.monitor &&

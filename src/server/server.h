@@ -94,6 +94,9 @@ class Server : public net::Service {
   // The session is another node's link (RINGKV.HELLO): it no longer counts as a client, in
   // connected_clients or against maxclients.
   void mark_internal(ClientSession& s);
+  // A connection opened over maxclients that did not turn out to be a peer link: Redis's error,
+  // then closed.
+  void refuse_over_limit(net::Connection& conn, ClientSession& s);
   int io_threads() const { return static_cast<int>(loops_.size()); }
   // How many times an event loop stopped busy-polling because its thread waited for a CPU.
   uint64_t busy_poll_backoffs() const { return sum_loops(&net::EventLoop::busy_poll_backoffs); }

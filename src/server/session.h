@@ -54,6 +54,11 @@ class ClientSession : public net::Session {
   // Set by RINGKV.HELLO: the connection is another node's peer link. Its requests run here
   // and are never forwarded again.
   bool internal = false;
+  // Opened while the clients already filled maxclients: admitted only to say, within a second,
+  // that it is another node's link (AUTH, then RINGKV.HELLO); anything else is refused with
+  // Redis's "max number of clients reached".
+  bool over_limit = false;
+  Millis opened_ms = 0;
   std::string peer_id;
   uint64_t peer_epoch = 0;  // the epoch the peer routed its following requests with
   // WATCH in a distributed ring: each watched key's version when it was watched.
