@@ -98,10 +98,20 @@ TEST_CASE("admin errors have exact texts - RING PLAN predicts exactly what moves
         CHECK(info_field(c.ring_info(0), "ring_servers") == "3");
       }
       // Malformed requests.
-      CHECK(text(a.get(), {"RING", "ADDSERVER", "n4", "nohost"}) ==
-            "ERR server 'n4' at nohost is unreachable: bad address 'nohost'");
-      CHECK(text(a.get(), {"RING", "ADDSERVER", "n4", "127.0.0.1:70000"}) ==
-            "ERR server 'n4' at 127.0.0.1:70000 is unreachable: bad address '127.0.0.1:70000'");
+      // A malformed address gets the same error from RING ADDSERVER and RING PLAN ADDSERVER.
+      for (std::string bad : {"nohost", "127.0.0.1:70000", "127.0.0.1:", ":80"}) {
+        CHECK(text(a.get(), {"RING", "ADDSERVER", "n4", bad}) ==
+              "ERR '" + bad + "' is not a host:port address");
+        CHECK(text(a.get(), {"RING", "PLAN", "ADDSERVER", "n4", bad}) ==
+              "ERR '" + bad + "' is not a host:port address");
+      }
+      // RING PLAN ADDSERVER refuses, as the change would, a server that does not answer or is
+      // another one.
+      CHECK(text(a.get(), {"RING", "PLAN", "ADDSERVER", "n9", nobody_addr}) ==
+            "ERR server 'n9' at " + nobody_addr + " is unreachable: " + nobody_addr +
+                ": Connection refused");
+      CHECK(text(a.get(), {"RING", "PLAN", "ADDSERVER", "n9", addr(n4)}) ==
+            "ERR the server at " + addr(n4) + " has node id 'n4', not 'n9'");
       for (std::string w : {"0", "1001", "-1", "x", "1.5"})
         CHECK(text(a.get(), {"RING", "ADDSERVER", "n4", addr(n4), "WEIGHT", w}) ==
               "ERR WEIGHT must be an integer between 1 and 1000");

@@ -249,6 +249,9 @@ class Cluster {
     std::string from, to;
     uint64_t ranges = 0, keys = 0, bytes = 0;
   };
+  // Whether `address` is a ringkv node with this id that follows this ring's configuration
+  // (RING ADDSERVER's checks of the new server; RING PLAN ADDSERVER makes them too).
+  Status probe_new_server(const std::string& id, const std::string& address);
   Result<std::vector<PlanLine>> plan(const RingConfig& proposed);
   Result<RingConfig> propose_add(const RingConfig& cur, const std::string& id,
                                  const std::string& address, uint32_t weight);

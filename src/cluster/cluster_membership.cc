@@ -263,6 +263,17 @@ Status Cluster::add_server(const std::string& id, const std::string& address, ui
     if (config_.find(id))
       return Status::already_exists("server '" + id + "' is already in the ring configuration");
   }
+  st = probe_new_server(id, address);
+  if (!st) return st;
+  return change_config(
+      [&](const RingConfig& cur) { return propose_add(cur, id, address, weight); });
+}
+
+Status Cluster::probe_new_server(const std::string& id, const std::string& address) {
+  std::string host;
+  int port;
+  if (!split_address(address, &host, &port))
+    return Status::invalid_argument("'" + address + "' is not a host:port address");
   // The address must answer, and be the server it claims to be.
   auto r = sync_->call(address, {"RINGKV.PING"}, 1000);
   if (!r && r.status().code() == Code::kRefused)
@@ -297,8 +308,7 @@ Status Cluster::add_server(const std::string& id, const std::string& address, ui
           uri + " to add it to this ring");
     }
   }
-  return change_config(
-      [&](const RingConfig& cur) { return propose_add(cur, id, address, weight); });
+  return Status::ok();
 }
 
 Status Cluster::remove_server(const std::string& id) {

@@ -121,6 +121,11 @@ void cmd_ring_plan(CommandContext& ctx) {
     Result<cluster::RingConfig> next =
         kind == "addserver" ? c->propose_add(cur, id, address, weight) : c->propose_remove(cur, id);
     if (!next) return status_error(next.status());
+    if (kind == "addserver") {
+      // Refused where RING ADDSERVER would be: the new server must answer.
+      Status probe = c->probe_new_server(id, address);
+      if (!probe) return status_error(probe);
+    }
     auto lines = c->plan(*next);
     if (!lines) return status_error(lines.status());
     std::string out;
