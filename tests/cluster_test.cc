@@ -734,4 +734,22 @@ TEST_CASE("CONFIG SET migration-rate changes the pace of a move under way") {
     if (!values[i] || *values[i] != m.mine[i].second) ++wrong;
   CHECK(wrong == 0);
   CHECK(m.n4_count("node_read_throughs") == before);
+
+  // A second move right behind the first: RING INFO counts its own keys only, not the ones n4
+  // received in the first (n1..n3 take n4's keys back at 1 key/s each).
+  REQUIRE(reply_text(command(b.get(), {"RING", "REMOVESERVER", "n4"})) == "OK");
+  for (int node : {n4, 0}) {
+    REQUIRE(eventually(
+        [&] { return info_field(c.ring_info(node), "migration_kind") == "removeserver"; }));
+    std::string ri = c.ring_info(node);
+    INFO("through " << c.id(node) << ":\n" << ri);
+    const uint64_t moved = std::stoull("0" + info_field(ri, "migration_keys_moved"));
+    const uint64_t to_move = std::stoull("0" + info_field(ri, "migration_keys_to_move"));
+    CHECK(moved < m.mine.size() / 4);
+    CHECK(moved <= to_move);
+  }
+  for (int node : {0, 1, 2})
+    REQUIRE(reply_text(command(c.client(node).get(), {"CONFIG", "SET", "migration-rate", "0"})) ==
+            "OK");
+  REQUIRE(c.wait_idle(std::chrono::milliseconds(30000)));
 }

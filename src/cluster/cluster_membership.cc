@@ -598,6 +598,7 @@ void Cluster::report_status() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     s.migration_done = migration_done_;
+    s.move_id = progress_.migration_id;
     s.move_keys_total = progress_.keys_total;
     s.move_keys_done = progress_.keys_done;
     s.move_bytes_done = progress_.bytes_done;

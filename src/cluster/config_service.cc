@@ -28,6 +28,7 @@ std::string NodeStatus::to_json() const {
               {"ready", ready},
               {"keys", keys},
               {"bytes", bytes},
+              {"move_id", move_id},
               {"move_keys_total", move_keys_total},
               {"move_keys_done", move_keys_done},
               {"move_bytes_done", move_bytes_done},
@@ -48,6 +49,7 @@ Result<NodeStatus> NodeStatus::from_json(std::string_view text) {
     s.ready = j.value("ready", false);
     s.keys = j.value("keys", uint64_t{0});
     s.bytes = j.value("bytes", uint64_t{0});
+    s.move_id = j.value("move_id", uint64_t{0});
     s.move_keys_total = j.value("move_keys_total", uint64_t{0});
     s.move_keys_done = j.value("move_keys_done", uint64_t{0});
     s.move_bytes_done = j.value("move_bytes_done", uint64_t{0});

@@ -29,6 +29,7 @@ struct NodeStatus {
   bool ready = false;           // holds all its ranges and serves
   uint64_t keys = 0;            // entries stored on this node (all replicas)
   uint64_t bytes = 0;
+  uint64_t move_id = 0;          // the migration the move_* counts are for (0: unknown)
   uint64_t move_keys_total = 0;  // keys this node must receive in the current migration
   uint64_t move_keys_done = 0;
   uint64_t move_bytes_done = 0;

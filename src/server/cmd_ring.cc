@@ -204,13 +204,14 @@ std::string ring_info_text(cluster::Cluster& node, const cluster::View& v, Milli
   if (c.migration) {
     uint64_t total = 0, done = 0, bytes = 0;
     for (const auto& st : statuses) {
-      if (st.migration_done >= c.migration->id) {
-        total += st.move_keys_total == 1 ? 0 : st.move_keys_total;
-        done += st.move_keys_done;
-      } else {
-        total += st.move_keys_total;
-        done += st.move_keys_done;
-      }
+      // A node that has not reported on this move yet still shows its previous one's counts.
+      if (st.move_id != 0 && st.move_id != c.migration->id) continue;
+      // 1 stands for "counted, nothing to receive" while the node still receives.
+      uint64_t t =
+          st.migration_done >= c.migration->id && st.move_keys_total == 1 ? 0 : st.move_keys_total;
+      // The count is taken as the move starts; keys written meanwhile into the ranges move too.
+      total += std::max(t, st.move_keys_done);
+      done += st.move_keys_done;
       bytes += st.move_bytes_done;
     }
     double secs = static_cast<double>(now - c.migration->started_ms) / 1000.0;
