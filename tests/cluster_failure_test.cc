@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "cluster_harness.h"
+#include "raw_client.h"
 #include "ringkv/ring.h"
 #include "ringkv/token.h"
 
@@ -516,6 +517,49 @@ TEST_CASE("a ping sent before its target fell behind does not make the target re
   CHECK(ping({"2", std::to_string(now)})->element[2]->integer == 0);
   REQUIRE(eventually([&] { return info(c, 0, "node_state") == "ready"; },
                      std::chrono::milliseconds(20000)));
+}
+
+// A node's request that waited in the kernel while its target was stopped, on a link its sender
+// has closed since (its 5 s reply timeout failed the request, with TRYAGAIN for a forwarded
+// write): running it after the resume would apply a write reported as failed, over the writes
+// acknowledged since. A link still open is a sender still waiting: its request runs.
+TEST_CASE("a peer's request whose link closed while the node was stopped is not run") {
+  ServerProcess node({"--node-id", "n1"});
+  ContinueOnExit resume;
+  auto hello = [](RawClient& link) {
+    REQUIRE(link.connected());
+    REQUIRE(link.send_all("*3\r\n$12\r\nRINGKV.HELLO\r\n$2\r\nn2\r\n$1\r\n2\r\n"));
+    REQUIRE(link.read_replies(1) == "+OK\r\n");
+  };
+  auto set = [](const std::string& key, const std::string& value) {
+    return "*3\r\n$3\r\nSET\r\n$" + std::to_string(key.size()) + "\r\n" + key + "\r\n$" +
+           std::to_string(value.size()) + "\r\n" + value + "\r\n";
+  };
+  RawClient kept(node.port());
+  hello(kept);
+  {
+    RawClient given_up(node.port());
+    hello(given_up);
+    REQUIRE(::kill(node.pid(), SIGSTOP) == 0);
+    resume.pids.push_back(node.pid());
+    REQUIRE(given_up.send_all(set("dropped", "stale")));
+    REQUIRE(kept.send_all(set("kept", "fresh")));
+  }  // given_up closes: its sender gave up
+  // The pause lasts longer than a loop turn can (1 s), as a pause that outlives a peer's timeout.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  REQUIRE(::kill(node.pid(), SIGCONT) == 0);
+  CHECK(kept.read_replies(1) == "+OK\r\n");
+  Context c = node.client();
+  CHECK(reply_text(command(c.get(), {"GET", "kept"})) == "fresh");
+  CHECK(command(c.get(), {"GET", "dropped"})->type == REDIS_REPLY_NIL);
+  // Once the loop runs as usual again, a peer link's requests run as always.
+  {
+    RawClient brief(node.port());
+    hello(brief);
+    REQUIRE(brief.send_all(set("brief", "ran")));
+    CHECK(brief.read_replies(1) == "+OK\r\n");
+  }
+  CHECK(reply_text(command(c.get(), {"GET", "brief"})) == "ran");
 }
 
 // ---------------------------------------------------------------- a lost embedded configuration

@@ -1,6 +1,7 @@
 #include "net/connection.h"
 
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <cassert>
@@ -12,6 +13,9 @@ namespace ringkv::net {
 namespace {
 constexpr size_t kReadChunk = 16 * 1024;
 constexpr size_t kIdleBufferKeep = 64 * 1024;
+// A peer link's requests read after the loop stood still this long are checked for a peer that
+// has closed the link meanwhile (PeerLink's reply timeout is 5 s).
+constexpr uint64_t kPeerStallMs = 1000;
 constexpr size_t kBackpressureHigh = 16 * 1024 * 1024;
 constexpr size_t kBackpressureLow = 4 * 1024 * 1024;
 // TLS: replies are encrypted this many bytes at a time, at most kTlsChunksPerTurn per turn.
@@ -247,6 +251,19 @@ void Connection::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
     return;
   }
   std::shared_ptr<Connection> keep = c->shared_from_this();
+  if (c->peer_link_ && net.loop.stalled_for(kPeerStallMs) && c->peer_gone()) {
+    // What waited while this loop stood still, on a link the peer has closed since: the peer
+    // gave up on those requests (its link timed out and failed them), so running them now
+    // could only apply a write that was reported as failed, after later ones.
+    LOG_NOTICE("Dropping %zd bytes of requests from peer link id=%llu addr=%s: this loop stood "
+               "still and the peer has closed the link since",
+               nread, static_cast<unsigned long long>(c->id_), c->peer_.c_str());
+    if (shared) net.shared_busy = false;
+    if (tls_shared) net.tls_read_busy = false;
+    c->qbuf_.release();
+    c->close();
+    return;
+  }
   net.reads.fetch_add(1, std::memory_order_relaxed);
   c->last_interaction_ms_ = system_clock().now_ms();
   if (c->tls_) {
@@ -278,6 +295,13 @@ void Connection::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
   // Redis writes in beforeSleep): a client whose replies are ready together gets them in one
   // write, and the peer wakes once for them rather than once per connection's read.
   c->request_flush();
+}
+
+bool Connection::peer_gone() {
+  uv_os_fd_t fd;
+  if (uv_fileno(reinterpret_cast<uv_handle_t*>(&tcp_), &fd) != 0) return false;
+  pollfd p{fd, POLLRDHUP, 0};
+  return ::poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
 }
 
 void Connection::tls_received(const char* data, size_t len) {

@@ -141,6 +141,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // proto-max-bulk-len does not apply to them (a lower one here would break the link for every
   // request on it, not refuse the one).
   void set_peer_link(bool on) { peer_link_ = on; }
+  // Whether the peer has closed its side (or reset it): a poll for POLLRDHUP, which sees the
+  // close behind data not read yet.
+  bool peer_gone();
   bool authenticated() const { return authenticated_; }
 
   Session* session() { return session_.get(); }

@@ -132,6 +132,9 @@ void EventLoop::at_end_of_turn(std::function<void()> fn) {
 
 void EventLoop::on_check(uv_check_t* h) {
   auto* self = static_cast<EventLoop*>(h->data);
+  const uint64_t now = uv_hrtime();
+  self->prev_turn_ns_ = self->last_check_ns_ != 0 ? now - self->last_check_ns_ : 0;
+  self->last_check_ns_ = now;
   self->busy_poll_turn(!self->end_of_turn_.empty());
   while (!self->end_of_turn_.empty()) {
     auto batch = std::move(self->end_of_turn_);

@@ -63,6 +63,13 @@ class EventLoop {
   uint64_t busy_poll_idle_stops() const { return idle_stops_.load(std::memory_order_relaxed); }
   // Loop thread only: whether the loop is polling without sleeping now.
   bool busy_polling() const;
+  // Loop thread only. True when the current turn has run, or the previous one ran, for more than
+  // `ms` (the process was stopped, a callback was busy, or the loop slept that long): data read
+  // now may have waited in the kernel that long, and a peer may have given up on it.
+  bool stalled_for(uint64_t ms) const {
+    const uint64_t now = uv_hrtime(), limit = ms * 1'000'000;
+    return last_check_ns_ != 0 && (now - last_check_ns_ > limit || prev_turn_ns_ > limit);
+  }
 
  private:
   static void on_async(uv_async_t* h);
@@ -89,6 +96,8 @@ class EventLoop {
   uint64_t last_served_ns_ = 0;   // end of the last turn that served requests
   uint64_t window_hits_ = 0;      // this window: turns that served requests while polling
   uint64_t window_misses_ = 0;    // this window: polling that ran out without a request
+  uint64_t last_check_ns_ = 0;    // end of the previous turn (see stalled_for)
+  uint64_t prev_turn_ns_ = 0;     // how long the previous turn took, end to end
   std::mutex mu_;
   std::vector<std::function<void()>> posted_;
   std::vector<std::function<void()>> end_of_turn_;
