@@ -255,9 +255,10 @@ void Connection::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
     // What waited while this loop stood still, on a link the peer has closed since: the peer
     // gave up on those requests (its link timed out and failed them), so running them now
     // could only apply a write that was reported as failed, after later ones.
-    LOG_NOTICE("Dropping %zd bytes of requests from peer link id=%llu addr=%s: this loop stood "
-               "still and the peer has closed the link since",
-               nread, static_cast<unsigned long long>(c->id_), c->peer_.c_str());
+    LOG_NOTICE(
+        "Dropping %zd bytes of requests from peer link id=%llu addr=%s: this loop stood "
+        "still and the peer has closed the link since",
+        nread, static_cast<unsigned long long>(c->id_), c->peer_.c_str());
     if (shared) net.shared_busy = false;
     if (tls_shared) net.tls_read_busy = false;
     c->qbuf_.release();
