@@ -399,8 +399,8 @@ PeerLink& Cluster::link(size_t loop_index, const std::string& peer_id, int kind)
   return ref;
 }
 
-bool Cluster::source_usable(const std::string& id) const {
-  if (!peer_live(id)) return false;
+bool Cluster::source_usable(const std::string& id, bool trust_liveness) const {
+  if (trust_liveness && !peer_live(id)) return false;
   std::lock_guard<std::mutex> lock(mu_);
   auto it = peer_ready_.find(id);
   return it == peer_ready_.end() || it->second;
@@ -570,11 +570,15 @@ void Cluster::replicate(size_t loop_index, std::vector<ChangeRecord> records,
 }
 
 void Cluster::fetch_entry(size_t loop_index, const std::string& key, const PendingRange& from,
-                          std::function<void()> done) {
+                          std::function<void(bool)> done) {
   read_throughs_.fetch_add(1, std::memory_order_relaxed);
+  // Liveness comes from heartbeats: when this node's own last round is old (it was stopped, or
+  // its control thread stood still), every peer looks down though none may be. Ask them anyway
+  // (a link times out); only a holder known to be recovering is left out.
+  const bool stale = out_of_touch(clock_.now_ms());
   auto sources = std::make_shared<std::vector<std::string>>();
   for (const auto& s : from.sources)
-    if (source_usable(s)) sources->push_back(s);
+    if (source_usable(s, /*trust_liveness=*/!stale)) sources->push_back(s);
   const View& v = view(loop_index);
   uint32_t list[ring::kMaxReplicasLimit];
   size_t k = v.replicas_of(token_of(key), list);
@@ -590,26 +594,32 @@ void Cluster::fetch_entry(size_t loop_index, const std::string& key, const Pendi
     if (list[j] == v.self || !v.live[list[j]]) continue;
     current.push_back(v.ring->servers()[list[j]].id);
   }
-  auto left = std::make_shared<size_t>(current.size() + 1);
-  auto finish = std::make_shared<std::function<void()>>(std::move(done));
-  auto one_done = [left, finish] {
-    if (--*left == 0) (*finish)();
+  struct Wait {
+    size_t left;
+    bool answered = false;
+    std::function<void(bool)> done;
+  };
+  auto wait = std::make_shared<Wait>(Wait{current.size() + 1, false, std::move(done)});
+  auto one_done = [wait](bool answered) {
+    wait->answered |= answered;
+    if (--wait->left == 0) wait->done(wait->answered);
   };
   fetch_from(loop_index, key, sources, 0, one_done);
   for (const auto& peer : current) {
     link(loop_index, peer, kControl)
         .send({"RINGKV.GETENTRY", key}, [this, key, one_done](bool ok, std::string_view reply) {
-          if (ok && !resp::reply_is_error(reply)) apply_entry_reply(key, reply);
-          one_done();
+          const bool answered = ok && !resp::reply_is_error(reply);
+          if (answered) apply_entry_reply(key, reply);
+          one_done(answered);
         });
   }
 }
 
 void Cluster::fetch_from(size_t loop_index, const std::string& key,
                          std::shared_ptr<std::vector<std::string>> sources, size_t i,
-                         std::function<void()> done) {
+                         std::function<void(bool)> done) {
   if (i >= sources->size()) {
-    done();
+    done(false);
     return;
   }
   link(loop_index, (*sources)[i], kControl)
@@ -621,7 +631,7 @@ void Cluster::fetch_from(size_t loop_index, const std::string& key,
                 return;
               }
               apply_entry_reply(key, reply);
-              done();
+              done(true);
             });
 }
 

@@ -178,9 +178,11 @@ class Cluster {
   // every replica answered or failed. Down replicas get hints instead (counted as failures).
   void replicate(size_t loop_index, std::vector<ChangeRecord> records,
                  std::function<void(int acks, int expected, std::string error)> done);
-  // Reads the entry of `key` from a source (during a migration) and applies it locally.
+  // Reads the entry of `key` from a source (during a migration) and applies it locally. `done`
+  // says whether a holder answered (with the entry, or that it has none); false when none could
+  // be asked or none answered: this node cannot tell the key's value then.
   void fetch_entry(size_t loop_index, const std::string& key, const PendingRange& from,
-                   std::function<void()> done);
+                   std::function<void(bool answered)> done);
   // Keys read through from a previous holder since start (RING INFO node_read_throughs).
   uint64_t read_throughs() const { return read_throughs_.load(std::memory_order_relaxed); }
   // Writes sent to old holders outside the new replica set during migrations, since start
@@ -236,7 +238,8 @@ class Cluster {
   std::vector<NodeStatus> last_statuses() const;
   bool peer_live(const std::string& id) const;
   // Live and not recovering: a node that may be read from.
-  bool source_usable(const std::string& id) const;
+  // (With trust_liveness false: not known to be recovering, live or not.)
+  bool source_usable(const std::string& id, bool trust_liveness = true) const;
   // Reads the key's entry from each peer and keeps the newest version here (reads with R > 1).
   void read_repair(size_t loop_index, const std::string& key, const std::vector<std::string>& peers,
                    std::function<void()> done);
@@ -292,7 +295,7 @@ class Cluster {
   void arm_waiter_timer(size_t loop_index);
   void fetch_from(size_t loop_index, const std::string& key,
                   std::shared_ptr<std::vector<std::string>> sources, size_t i,
-                  std::function<void()> done);
+                  std::function<void(bool answered)> done);
   void apply_entry_reply(const std::string& key, std::string_view reply);
   // Waits until every loop has finished what it was doing (a task posted now has run).
   void quiesce_loops();
@@ -336,6 +339,7 @@ class Cluster {
   std::atomic<uint64_t> view_version_{0};
   std::map<std::string, Millis> last_seen_ms_;  // peer id -> last successful ping
   std::map<std::string, bool> peer_ready_;      // from their ping replies
+  std::map<std::string, Millis> down_since_ms_;  // peers marked down: since when
   std::vector<PendingRange> pending_;           // my incomplete gains
   uint64_t gains_for_ = 0;                      // the migration (or recovery) pending_ belongs to
   uint64_t migration_done_ = 0;

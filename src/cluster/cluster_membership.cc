@@ -533,7 +533,10 @@ void Cluster::heartbeat() {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = last_seen_ms_.find(id);
     bool was_live = it != last_seen_ms_.end() && now - it->second < options_.down_after_ms;
-    if (ok) last_seen_ms_[id] = now;
+    if (ok) {
+      last_seen_ms_[id] = now;
+      down_since_ms_.erase(id);
+    }
     bool is_live = ok || (was_live && !refused);
     if (ok && !was_live) {
       changed = true;
@@ -542,6 +545,7 @@ void Cluster::heartbeat() {
     } else if (!is_live && it != last_seen_ms_.end() && it->second != 0) {
       changed = true;
       it->second = 0;
+      down_since_ms_.emplace(id, now);
       // Its last writes may have reached only W copies: the holders standing in for it
       // compare their copies (one repair round on the transfer thread), and until then bring
       // the newest live copy of a key before running a command on it (View::unrepaired).

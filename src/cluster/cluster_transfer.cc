@@ -15,6 +15,10 @@ namespace ringkv::cluster {
 
 namespace {
 
+// How long every holder of a range being received must have been down before the range is given
+// up (see pull_ranges).
+constexpr Millis kGiveUpSourceMs = 30000;
+
 uint64_t mix64(uint64_t x) {
   x ^= x >> 33;
   x *= 0xff51afd7ed558ccdULL;
@@ -203,10 +207,26 @@ bool Cluster::pull_ranges(const std::vector<PendingRange>& ranges, uint64_t gain
                ? 0
                : 1;
   };
-  // A range whose holders are all up but not ready stays pending (tried again later).
-  auto failed_wait_for = [&](const PendingRange& r) {
-    for (const auto& s : r.sources)
-      if (peer_live(s)) return true;
+  // A range none of whose holders can be read now stays pending (tried again in 200 ms) while a
+  // holder is up but not ready, or has been down for less than kGiveUpSourceMs (a pause, a
+  // restart, a short partition): giving it up would leave this node without those keys for good
+  // (reads of them return nil once the range is no longer pending, and the old holders drop
+  // them when the move ends). A range whose holders have all been down longer is given up, so
+  // that a dead server does not hold the move up forever.
+  auto worth_waiting = [&](const PendingRange& r) {
+    const Millis now = clock_.now_ms();
+    if (out_of_touch(now)) return true;  // this node's view of its peers is stale itself
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& s : r.sources) {
+      if (live_locked(s, now)) return true;
+      // Silent since its last good ping, marked down since then, or never heard from.
+      auto seen = last_seen_ms_.find(s);
+      auto down = down_since_ms_.find(s);
+      Millis since = down != down_since_ms_.end()                       ? down->second
+                     : seen != last_seen_ms_.end() && seen->second != 0 ? seen->second
+                                                                        : progress_.started_ms;
+      if (now - since < kGiveUpSourceMs) return true;
+    }
     return false;
   };
   // Holders that are themselves recovering are not read from, unless every holder has been
@@ -223,19 +243,21 @@ bool Cluster::pull_ranges(const std::vector<PendingRange>& ranges, uint64_t gain
       ++sources_left[i];
       if (!recovery) break;
     }
-    if (sources_left[i] == 0) {
-      bool any_live = false;
-      for (const auto& s : ranges[i].sources) any_live |= peer_live(s);
-      if (!any_live) {
-        LOG_WARNING("No live source for range [%016llx, %016llx]: its keys cannot be copied",
-                    static_cast<unsigned long long>(ranges[i].range.first),
-                    static_cast<unsigned long long>(ranges[i].range.last));
-      }
-    }
   }
   std::vector<char> failed(ranges.size(), 0);
-  for (size_t i = 0; i < ranges.size(); ++i)
-    if (sources_left[i] == 0 && failed_wait_for(ranges[i])) failed[i] = 1;
+  for (size_t i = 0; i < ranges.size(); ++i) {
+    if (sources_left[i] != 0) continue;
+    if (worth_waiting(ranges[i])) {
+      failed[i] = 1;
+    } else {
+      LOG_WARNING(
+          "No source for range [%016llx, %016llx] has answered for %lld s: giving it up, its keys "
+          "cannot be copied",
+          static_cast<unsigned long long>(ranges[i].range.first),
+          static_cast<unsigned long long>(ranges[i].range.last),
+          static_cast<long long>(kGiveUpSourceMs / 1000));
+    }
+  }
   auto complete = [&](size_t i) {
     // REQUIRES: mu_ held.
     auto it = std::find_if(pending_.begin(), pending_.end(),
@@ -244,8 +266,7 @@ bool Cluster::pull_ranges(const std::vector<PendingRange>& ranges, uint64_t gain
   };
   {
     std::lock_guard<std::mutex> lock(mu_);
-    // Ranges nobody alive holds are given up (with the warning above); ranges whose holders
-    // are up but still recovering stay pending and are tried again later.
+    // Ranges given up above leave the pending list; the others are tried again later.
     for (size_t i = 0; i < ranges.size(); ++i)
       if (sources_left[i] == 0 && !failed[i]) complete(i);
     publish_view();

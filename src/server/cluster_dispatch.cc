@@ -21,6 +21,13 @@ using cluster::View;
 
 namespace {
 
+// A key of a range still arriving here that no previous holder could be asked about (all down,
+// or none answered): its value is unknown here, so the command is refused rather than run on
+// what this node has (a nil for a key that exists).
+constexpr std::string_view kNoReadThroughError =
+    "TRYAGAIN ringkv: the key's range is still moving to this node and none of its previous "
+    "holders answered";
+
 // RINGKV_TRACE_KEYS=1 logs every routing decision (for debugging ring changes).
 bool trace_enabled() {
   static const bool on = std::getenv("RINGKV_TRACE_KEYS") != nullptr;
@@ -155,9 +162,14 @@ void Server::run_local_async(net::Connection& conn, ClientSession& s,
       auto keep = conn.shared_from_this();
       auto args = std::make_shared<std::vector<std::string>>(std::move(owned));
       auto cb = std::make_shared<std::function<void(std::string)>>(std::move(done));
-      bring_then(li, std::move(bring), [this, keep, args, cb]() {
+      bring_then(li, std::move(bring), [this, keep, args, cb](bool complete) {
         if (keep->closing()) {
           (*cb)("");
+          return;
+        }
+        if (!complete) {
+          count_error(kNoReadThroughError);
+          (*cb)(error_reply(std::string(kNoReadThroughError)));
           return;
         }
         // Brought (or no copy had it): run it now, without bringing again.
@@ -202,9 +214,14 @@ void Server::run_here(net::Connection& conn, ClientSession& s, std::vector<std::
   auto d = std::make_shared<net::Deferred>(conn.defer());
   auto owned = std::make_shared<std::vector<std::string>>(args.begin(), args.end());
   auto keep = conn.shared_from_this();
-  bring_then(li, std::move(bring), [this, d, owned, keep]() {
+  bring_then(li, std::move(bring), [this, d, owned, keep](bool complete) {
     if (keep->closing()) {
       d->complete("");
+      return;
+    }
+    if (!complete) {
+      count_error(kNoReadThroughError);
+      d->complete(error_reply(std::string(kNoReadThroughError)));
       return;
     }
     run_local_async(
@@ -259,17 +276,25 @@ std::vector<Server::Bring> Server::copies_to_bring(const View& v, const CommandS
   return out;
 }
 
-void Server::bring_then(size_t loop_index, std::vector<Bring> bring, std::function<void()> then) {
-  auto left = std::make_shared<size_t>(bring.size());
-  auto cb = std::make_shared<std::function<void()>>(std::move(then));
-  auto one_done = [left, cb] {
-    if (--*left == 0) (*cb)();
+void Server::bring_then(size_t loop_index, std::vector<Bring> bring,
+                        std::function<void(bool)> then) {
+  struct Wait {
+    size_t left;
+    bool complete = true;
+    std::function<void(bool)> then;
+  };
+  auto wait = std::make_shared<Wait>(Wait{bring.size(), true, std::move(then)});
+  auto one_done = [wait](bool ok) {
+    wait->complete &= ok;
+    if (--wait->left == 0) wait->then(wait->complete);
   };
   for (auto& b : bring) {
-    if (b.from)
+    if (b.from) {
       cluster_->fetch_entry(loop_index, b.key, *b.from, one_done);
-    else
-      cluster_->read_repair(loop_index, b.key, b.peers, one_done);
+    } else {
+      // Best effort: with no other live copy answering, this node's is the newest there is.
+      cluster_->read_repair(loop_index, b.key, b.peers, [one_done] { one_done(true); });
+    }
   }
 }
 

@@ -243,8 +243,10 @@ class Server : public net::Service {
   std::vector<Bring> copies_to_bring(const cluster::View& v, const CommandSpec* spec,
                                      const Args& args, const std::vector<Token>* tokens,
                                      Millis now);
-  // Brings them (concurrently), then calls then() on the loop.
-  void bring_then(size_t loop_index, std::vector<Bring> bring, std::function<void()> then);
+  // Brings them (concurrently), then calls `then` on the loop: with true, or with false when a
+  // key still arriving here could be read through from no holder (the command must not run on
+  // what this node has).
+  void bring_then(size_t loop_index, std::vector<Bring> bring, std::function<void(bool)> then);
   void deliver(net::Connection& conn, std::string reply,
                std::vector<cluster::ChangeRecord> changes);
   // Forwards the request to peer. cache: a GET whose reply goes into the loop's hot-key cache
