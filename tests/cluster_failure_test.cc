@@ -540,11 +540,16 @@ TEST_CASE("a peer's request whose link closed while the node was stopped is not 
   {
     RawClient given_up(node.port());
     hello(given_up);
+    // A plain client's abandoned request still runs on a server alone, as in Redis: no other
+    // node can have taken its retries.
+    RawClient client(node.port());
+    REQUIRE(client.connected());
     REQUIRE(::kill(node.pid(), SIGSTOP) == 0);
     resume.pids.push_back(node.pid());
     REQUIRE(given_up.send_all(set("dropped", "stale")));
     REQUIRE(kept.send_all(set("kept", "fresh")));
-  }  // given_up closes: its sender gave up
+    REQUIRE(client.send_all(set("client", "ran")));
+  }  // given_up and client close: their senders gave up
   // The pause lasts longer than a loop turn can (1 s), as a pause that outlives a peer's timeout.
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   REQUIRE(::kill(node.pid(), SIGCONT) == 0);
@@ -552,6 +557,7 @@ TEST_CASE("a peer's request whose link closed while the node was stopped is not 
   Context c = node.client();
   CHECK(reply_text(command(c.get(), {"GET", "kept"})) == "fresh");
   CHECK(command(c.get(), {"GET", "dropped"})->type == REDIS_REPLY_NIL);
+  CHECK(reply_text(command(c.get(), {"GET", "client"})) == "ran");
   // Once the loop runs as usual again, a peer link's requests run as always.
   {
     RawClient brief(node.port());
@@ -560,6 +566,33 @@ TEST_CASE("a peer's request whose link closed while the node was stopped is not 
     CHECK(brief.read_replies(1) == "+OK\r\n");
   }
   CHECK(reply_text(command(c.get(), {"GET", "brief"})) == "ran");
+}
+
+// The same for a client in a ring of several servers: a client that timed out may have sent its
+// write again through another node, whose copy was acknowledged; the stale one must not replace it.
+TEST_CASE("a client's request abandoned while its node was stopped is not run in a ring") {
+  Cluster c(2, false);
+  ContinueOnExit resume;
+  auto set = [](const std::string& key, const std::string& value) {
+    return "*3\r\n$3\r\nSET\r\n$" + std::to_string(key.size()) + "\r\n" + key + "\r\n$" +
+           std::to_string(value.size()) + "\r\n" + value + "\r\n";
+  };
+  RawClient waiting(c.port(0));
+  REQUIRE(waiting.connected());
+  {
+    RawClient gone(c.port(0));
+    REQUIRE(gone.connected());
+    REQUIRE(::kill(c.node(0).pid(), SIGSTOP) == 0);
+    resume.pids.push_back(c.node(0).pid());
+    REQUIRE(gone.send_all(set("abandoned", "stale")));
+    REQUIRE(waiting.send_all(set("waited", "fresh")));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  REQUIRE(::kill(c.node(0).pid(), SIGCONT) == 0);
+  CHECK(waiting.read_replies(1) == "+OK\r\n");
+  auto b = c.client(1);
+  CHECK(reply_text(command(b.get(), {"GET", "waited"})) == "fresh");
+  CHECK(command(b.get(), {"GET", "abandoned"})->type == REDIS_REPLY_NIL);
 }
 
 // ---------------------------------------------------------------- a lost embedded configuration

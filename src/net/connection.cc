@@ -251,13 +251,15 @@ void Connection::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
     return;
   }
   std::shared_ptr<Connection> keep = c->shared_from_this();
-  if (c->peer_link_ && net.loop.stalled_for(kPeerStallMs) && c->peer_gone()) {
-    // What waited while this loop stood still, on a link the peer has closed since: the peer
-    // gave up on those requests (its link timed out and failed them), so running them now
-    // could only apply a write that was reported as failed, after later ones.
+  if (net.loop.stalled_for(kPeerStallMs) && (c->peer_link_ || net.service.drop_abandoned(*c)) &&
+      c->peer_gone()) {
+    // What waited while this loop stood still, on a connection closed since: its sender gave
+    // up on those requests (a peer link timed out and failed them; a client timed out and may
+    // have sent them to another node), so running them now could only apply a write reported
+    // as failed after later ones, with a newer version that would replace them on every copy.
     LOG_NOTICE(
-        "Dropping %zd bytes of requests from peer link id=%llu addr=%s: this loop stood "
-        "still and the peer has closed the link since",
+        "Dropping %zd bytes of requests from connection id=%llu addr=%s: this loop stood "
+        "still and the sender has closed the connection since",
         nread, static_cast<unsigned long long>(c->id_), c->peer_.c_str());
     if (shared) net.shared_busy = false;
     if (tls_shared) net.tls_read_busy = false;

@@ -27,6 +27,10 @@ class Service {
   virtual void on_protocol_error(Connection& conn, std::string_view error) {}
   // The connection is closed; no more calls will come for it.
   virtual void on_close(Connection& conn) = 0;
+  // Data arrived after the loop stood still for a while, and the client has closed its side
+  // meanwhile (it gave up on those requests): whether to drop them unrun instead of running them
+  // as usual. Peer links always drop them (see Connection::on_read).
+  virtual bool drop_abandoned(Connection& conn) { return false; }
 };
 
 }  // namespace ringkv::net

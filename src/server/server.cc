@@ -467,6 +467,10 @@ void Server::on_open(net::Connection& conn) {
   }
 }
 
+bool Server::drop_abandoned(net::Connection& conn) {
+  return cluster_ && cluster_->view(conn.loop().index()).distributed;
+}
+
 void Server::refuse_over_limit(net::Connection& conn, ClientSession& s) {
   s.over_limit = false;
   stats_.rejected_connections.fetch_add(1, std::memory_order_relaxed);

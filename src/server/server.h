@@ -94,6 +94,9 @@ class Server : public net::Service {
   // The session is another node's link (RINGKV.HELLO): it no longer counts as a client, in
   // connected_clients or against maxclients.
   void mark_internal(ClientSession& s);
+  // net::Service: in a ring of several servers, requests a client abandoned while this node
+  // stood still are dropped too (another node may have taken its retries since).
+  bool drop_abandoned(net::Connection& conn) override;
   // A connection opened over maxclients that did not turn out to be a peer link: Redis's error,
   // then closed.
   void refuse_over_limit(net::Connection& conn, ClientSession& s);
