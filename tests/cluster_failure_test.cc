@@ -595,6 +595,41 @@ TEST_CASE("a client's request abandoned while its node was stopped is not run in
   CHECK(command(b.get(), {"GET", "abandoned"})->type == REDIS_REPLY_NIL);
 }
 
+// Heartbeats run on their own thread: a configuration service whose host is stopped (each call
+// then takes seconds) must not stop the other nodes from pinging each other.
+TEST_CASE("with the configuration's host stopped the other nodes still see each other up") {
+  Cluster c(3, false);
+  ContinueOnExit resume;
+  auto health = [&](int via, const std::string& id) {
+    Reply r = command(c.client(via).get(), {"RING", "NODES"});
+    REQUIRE(r);
+    for (size_t i = 0; i < r->elements; ++i) {
+      const redisReply* m = r->element[i];
+      std::map<std::string, std::string> f;
+      for (size_t j = 0; j + 1 < m->elements; j += 2)
+        if (m->element[j + 1]->type == REDIS_REPLY_STRING)
+          f[m->element[j]->str] = std::string(m->element[j + 1]->str, m->element[j + 1]->len);
+      if (f["id"] == id) return f["health"];
+    }
+    return std::string("missing");
+  };
+  REQUIRE(::kill(c.node(0).pid(), SIGSTOP) == 0);  // n1 hosts the configuration service
+  resume.pids.push_back(c.node(0).pid());
+  REQUIRE(eventually([&] { return health(1, "n1") == "down"; }));
+  // Several of the others' status reports (every 500 ms) now wait on n1 for seconds.
+  const auto until = SteadyClock::now() + std::chrono::seconds(6);
+  int polls = 0;
+  while (SteadyClock::now() < until) {
+    ++polls;
+    INFO("poll " << polls);
+    REQUIRE(health(1, "n3") == "up");
+    REQUIRE(health(2, "n2") == "up");
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  REQUIRE(::kill(c.node(0).pid(), SIGCONT) == 0);
+  REQUIRE(wait_servers_up(c, {0, 1, 2}, 3, std::chrono::milliseconds(20000)));
+}
+
 // ---------------------------------------------------------------- a lost embedded configuration
 
 TEST_CASE("an embedded configuration service restarted without its state: every node says so") {

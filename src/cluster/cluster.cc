@@ -162,6 +162,7 @@ Status Cluster::start(std::vector<net::EventLoop*> loops) {
   apply_config(c);
   report_status();
   control_ = std::thread([this] { control_loop(); });
+  beat_ = std::thread([this] { beat_loop(); });
   transfer_ = std::thread([this] { transfer_loop(); });
   admin_ = std::thread([this] { admin_loop(); });
   LOG_NOTICE("Cluster node '%s' at %s, configuration service %s, epoch %llu",
@@ -189,10 +190,15 @@ void Cluster::stop() {
   wake_.notify_all();
   transfer_wake_.notify_all();
   admin_wake_.notify_all();
+  {
+    std::lock_guard<std::mutex> lock(beat_mu_);
+  }
+  beat_wake_.notify_all();
   // The threads' blocking calls under way (a plan or a range pull waiting on a hung peer, up to
   // 30 s) fail now, so that they end without waiting for their timeouts.
   sync_->shutdown();
   if (control_.joinable()) control_.join();
+  if (beat_.joinable()) beat_.join();
   if (transfer_.joinable()) transfer_.join();
   if (admin_.joinable()) admin_.join();
   // Peer links belong to their loops; the server destroys them on the loop threads.
@@ -390,7 +396,10 @@ PeerLink& Cluster::link(size_t loop_index, const std::string& peer_id, int kind)
   o.password = options_.password;
   o.protocol = protocol;
   o.timeout_ms = options_.peer_timeout_ms;
-  o.on_broken = [this] { beat_now_.store(true, std::memory_order_relaxed); };
+  o.on_broken = [this] {
+    beat_now_.store(true, std::memory_order_relaxed);
+    beat_wake_.notify_one();
+  };
   o.peer_live = [this, peer_id] { return peer_live(peer_id); };
   auto l = std::make_unique<PeerLink>(*loops_[loop_index], peer_id, address, o);
   PeerLink& ref = *l;
@@ -687,7 +696,7 @@ void Cluster::fall_behind_locked(const std::string& peer) {
   view_dirty_ = true;
   for (auto& [id, caught_up] : peer_caught_up_) caught_up = false;
   beat_now_.store(true, std::memory_order_relaxed);
-  wake_.notify_all();
+  beat_wake_.notify_one();
   LOG_WARNING("Peer %s had marked this node down: catching up before serving as a primary",
               peer.c_str());
 }

@@ -284,6 +284,7 @@ class Cluster {
 
  private:
   void control_loop();
+  void beat_loop();
   void transfer_loop();
   void admin_loop();
   void apply_config(const RingConfig& cfg);
@@ -384,6 +385,9 @@ class Cluster {
   std::condition_variable transfer_wake_;
   std::condition_variable admin_wake_;
   std::thread control_;
+  std::thread beat_;  // heartbeats only: never behind a slow configuration service or epoch
+  std::mutex beat_mu_;
+  std::condition_variable beat_wake_;
   std::thread transfer_;
   std::thread admin_;
 };

@@ -425,7 +425,6 @@ Result<std::vector<Cluster::PlanLine>> Cluster::plan(const RingConfig& proposed)
 
 void Cluster::control_loop() {
   using clk = std::chrono::steady_clock;
-  auto next_beat = clk::now();
   auto next_report = clk::now();
   while (!stop_) {
     run_pending_change();
@@ -446,15 +445,25 @@ void Cluster::control_loop() {
           static_cast<unsigned long long>(applied));
     }
     auto now = clk::now();
-    if (now >= next_beat || beat_now_.exchange(false, std::memory_order_relaxed)) {
-      heartbeat();
-      next_beat = now + std::chrono::milliseconds(options_.heartbeat_ms);
-    }
     if (now >= next_report) {
       report_status();
       maybe_finalize_migration();
       next_report = now + std::chrono::milliseconds(500);
     }
+  }
+}
+
+void Cluster::beat_loop() {
+  // Its own thread: the control thread's calls to the configuration service (up to seconds when
+  // its host is stopped) and its epoch changes (which wait for the loops) must not delay the
+  // pings, or this node's view of its peers goes stale and peers mark each other down.
+  while (!stop_) {
+    heartbeat();
+    std::unique_lock<std::mutex> lock(beat_mu_);
+    beat_wake_.wait_for(lock, std::chrono::milliseconds(options_.heartbeat_ms), [this] {
+      return stop_.load() || beat_now_.load(std::memory_order_relaxed);
+    });
+    beat_now_.store(false, std::memory_order_relaxed);
   }
 }
 
