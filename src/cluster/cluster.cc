@@ -190,9 +190,8 @@ void Cluster::stop() {
   wake_.notify_all();
   transfer_wake_.notify_all();
   admin_wake_.notify_all();
-  {
-    std::lock_guard<std::mutex> lock(beat_mu_);
-  }
+  // As for the admin thread: the heartbeat thread saw stop_, or is waiting when notified.
+  std::unique_lock<std::mutex>(beat_mu_).unlock();
   beat_wake_.notify_all();
   // The threads' blocking calls under way (a plan or a range pull waiting on a hung peer, up to
   // 30 s) fail now, so that they end without waiting for their timeouts.
