@@ -230,17 +230,19 @@ TEST_CASE("removing the last server of the ring is refused") {
 
 namespace {
 
-// Stops n3 (its socket still accepts) and sends RING PLAN ADDSERVER n4 through node `via`: the plan
-// asks every source, n3 last, for its key counts and waits up to 30 s for n3's reply. Meanwhile
-// `via` keeps pinging its peers; returns the plan's connection once `via` has marked n3 down (after
-// the 3 s down-after time) while the plan is still unanswered.
+// Starts n4 (not on the ring), stops n3 (its socket still accepts) and sends RING PLAN ADDSERVER n4
+// through node `via`: the plan checks n4, then asks every source, n3 last, for its key counts and
+// waits up to 30 s for n3's reply. Meanwhile `via` keeps pinging its peers; returns the plan's
+// connection once `via` has marked n3 down (after the 3 s down-after time) while the plan is still
+// unanswered.
 Context plan_waiting_on_stopped_n3(Cluster& c, int via, ContinueOnExit& resume) {
+  const int n4 = c.start_node();
   REQUIRE(wait_servers_up(c, {via}, 3, std::chrono::milliseconds(20000)));
   REQUIRE(::kill(c.node(2).pid(), SIGSTOP) == 0);
   resume.pids.push_back(c.node(2).pid());
   auto p = connect(c.port(via), 60000);
   REQUIRE(p);
-  const std::string plan_cmd = "RING PLAN ADDSERVER n4 127.0.0.1:" + std::to_string(free_port());
+  const std::string plan_cmd = "RING PLAN ADDSERVER n4 127.0.0.1:" + std::to_string(c.port(n4));
   redisAppendCommand(p.get(), plan_cmd.c_str());
   int done = 0;
   while (!done) REQUIRE(redisBufferWrite(p.get(), &done) == REDIS_OK);
