@@ -515,6 +515,31 @@ TEST_CASE("client: routing stays right after add_server and remove_server throug
   check_routing(c, *client, 300);
 }
 
+TEST_CASE("client: a ring change made during another's move waits for it, past the timeout") {
+  // n4's copy of its ~2,250 keys takes about 2 s at 1,000 keys/s; the client's timeout is 0.5 s.
+  Cluster c(3, false, {"--migration-rate", "1000"});
+  ClientOptions options = options_for(c);
+  options.command_timeout_ms = 500;
+  auto client = open_client(options);
+  std::vector<std::pair<std::string, std::string>> kv;
+  for (int i = 0; i < 3000; ++i) kv.emplace_back("w:" + std::to_string(i), std::to_string(i));
+  REQUIRE(client->put_many(kv).is_ok());
+  int n4 = c.start_node();
+  int n5 = c.start_node();
+  REQUIRE(client->add_server(c.id(n4), address(c.port(n4))).is_ok());
+  const auto start = std::chrono::steady_clock::now();
+  Status st = client->add_server(c.id(n5), address(c.port(n5)));
+  const auto waited = std::chrono::steady_clock::now() - start;
+  INFO(st.to_string());
+  REQUIRE(st.is_ok());
+  CHECK(waited > std::chrono::milliseconds(options.command_timeout_ms));
+  CHECK(client->topology().server_ids ==
+        std::vector<std::string>{"n1", "n2", "n3", "n4", "n5"});
+  REQUIRE(c.wait_idle());
+  std::map<std::string, std::string> expected(kv.begin(), kv.end());
+  check_readable(*client, expected);
+}
+
 TEST_CASE("client: one Client shared by many threads") {
   Cluster c(3, false);
   ClientOptions o = options_for(c);

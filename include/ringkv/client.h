@@ -167,17 +167,20 @@ class Client {
 
   // ---- Ring changes (RING ADDSERVER / RING REMOVESERVER, sent to any reachable server). The
   // change is accepted when the call returns OK; its data moves in the background (RING INFO
-  // shows the progress) and the cluster refuses another change until it is done. On success the
-  // client has already switched to the new ring.
+  // shows the progress). A change made while another one's data is still moving waits for that
+  // move first, on the server: the call then blocks until the first move is done (these calls
+  // wait up to 610 s for the server's answer, not command_timeout_ms), and is refused (kRefused)
+  // if that takes over 600 s. On success the client has already switched to the new ring.
 
   // Adds server `id` (the --node-id it was started with) at `address` ("host:port" as every node
   // and client can reach it) with `weight` >= 1. kInvalidArgument for an empty id or address or a
   // weight of 0 (checked before sending); kRefused with the server's text when the cluster
-  // refuses (duplicate id, unreachable address, a change already in progress...).
+  // refuses (duplicate id, unreachable address, a move still under way after 600 s...).
   Status add_server(std::string_view id, std::string_view address, uint32_t weight = 1);
 
   // Drains server `id` and takes it off the ring. kInvalidArgument for an empty id; kRefused with
-  // the server's text when the cluster refuses (unknown id, last server, change in progress...).
+  // the server's text when the cluster refuses (unknown id, last server, a move still under way
+  // after 600 s...).
   Status remove_server(std::string_view id);
 
   // ---- Routing (no I/O).

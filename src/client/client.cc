@@ -34,6 +34,9 @@ constexpr int64_t kMaxBackoffMs = 200;
 constexpr size_t kChunkBytes = size_t{1} << 20;
 // Requested refreshes closer together than this are merged.
 constexpr int64_t kMinRefreshGapMs = 50;
+// How long a ring change may wait on the server behind another one's move (the server gives up
+// after 600 s), plus a margin.
+constexpr time_t kChangeWaitSeconds = 610;
 
 // A key for an error message: printable, at most 40 bytes shown.
 std::string describe_key(std::string_view key) {
@@ -425,6 +428,11 @@ Status Client::Impl::admin(const Argv& args, std::string_view what) {
       errors.push_back(lease.status());
       continue;
     }
+    // The server queues a change behind one still moving data, for up to 600 s, and answers
+    // then: wait that long rather than the command timeout, which would report a timeout for a
+    // change that still happens later. (This connection is not pooled.)
+    timeval change_wait{kChangeWaitSeconds, 0};
+    redisSetTimeout(lease->get(), change_wait);
     ReplyPtr r(static_cast<redisReply*>(
         redisCommandArgv(lease->get(), args.argc(), args.data(), args.lens.data())));
     if (!r) return client::context_error(ep->address(), lease->get(), what, false);
