@@ -533,8 +533,7 @@ TEST_CASE("client: a ring change made during another's move waits for it, past t
   INFO(st.to_string());
   REQUIRE(st.is_ok());
   CHECK(waited > std::chrono::milliseconds(options.command_timeout_ms));
-  CHECK(client->topology().server_ids ==
-        std::vector<std::string>{"n1", "n2", "n3", "n4", "n5"});
+  CHECK(client->topology().server_ids == std::vector<std::string>{"n1", "n2", "n3", "n4", "n5"});
   REQUIRE(c.wait_idle());
   std::map<std::string, std::string> expected(kv.begin(), kv.end());
   check_readable(*client, expected);
