@@ -40,12 +40,12 @@
 // Failures. A key's request goes to its primary; if that server cannot be connected to, times out
 // or drops the connection, to the next server of the key's preference list, then to any other
 // node (each forwards to the owner). A server that failed is tried last by every request for
-// about a second. Replies that mean "not now" (TRYAGAIN: the owner did not answer the node, e.g.
-// it just died and the cluster has not noticed yet; CLUSTERDOWN; LOADING) are retried, with a
-// short growing pause, for up to retry_window_ms. Any other error reply is returned at once as
-// kRefused. Every data request the client sends is idempotent (SET, GET, DEL, MSET, MGET), so a
-// retry never changes the data (only a remove count may come out low); ring changes are not, and
-// are never resent once sent.
+// twice command_timeout_ms (at least a second). Replies that mean "not now" (TRYAGAIN: the owner
+// did not answer the node, e.g. it just died and the cluster has not noticed yet; CLUSTERDOWN;
+// LOADING) are retried, with a short growing pause, for up to retry_window_ms. Any other error
+// reply is returned at once as kRefused. Every data request the client sends is idempotent (SET,
+// GET, DEL, MSET, MGET), so a retry never changes the data (only a remove count may come out low);
+// ring changes are not, and are never resent once sent.
 //
 // Threads: one Client may be shared by any number of threads; every method is safe to call
 // concurrently. Each server has its own pool of connections; a call checks one out for the
@@ -120,9 +120,10 @@ class Client {
   // starts the background refresh thread.
   //
   // Errors: kInvalidArgument for bad options (the message names the option); otherwise, when no
-  // seed gave a usable configuration, the error of the last seed tried, with every seed's error in
-  // the message (kUnreachable: none could be connected to; kRefused: e.g. a wrong password, with
-  // the server's text; kTimedOut; kInternal: the configuration could not be parsed or built).
+  // seed gave a usable configuration, every seed's error in the message, and the code chosen as
+  // for any request tried on several servers (above: kTimedOut if one timed out, else the first
+  // that is not kUnreachable, else kUnreachable). kRefused: e.g. a wrong password, with the
+  // server's text; kInternal: the configuration could not be parsed or built.
   static Result<std::unique_ptr<Client>> open(ClientOptions options);
 
   // Stops the refresh thread and the batch threads and closes every connection.

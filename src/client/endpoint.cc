@@ -1,5 +1,6 @@
 #include "client/endpoint.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -10,7 +11,7 @@ namespace ringkv::client {
 
 namespace {
 
-// How long a server that failed is tried last by other requests.
+// How long at least a server that failed is tried last by other requests (see mark_failed).
 constexpr int64_t kFailedPenaltyMs = 1000;
 
 timeval to_timeval(int ms) {
@@ -126,7 +127,12 @@ void Endpoint::give_back(ContextPtr ctx) {
 }
 
 void Endpoint::mark_failed() {
-  failed_until_ms_.store(monotonic_ms() + kFailedPenaltyMs, std::memory_order_relaxed);
+  // At least twice the command timeout: a hung server (stopped, or partitioned without resets)
+  // costs a whole timeout to whichever request tries it, so it is tried at most once in three
+  // such periods rather than nearly all the time.
+  const int64_t penalty =
+      std::max<int64_t>(kFailedPenaltyMs, 2 * int64_t{settings_->command_timeout_ms});
+  failed_until_ms_.store(monotonic_ms() + penalty, std::memory_order_relaxed);
   drop_idle();
 }
 
