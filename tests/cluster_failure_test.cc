@@ -61,6 +61,21 @@ void check_all(Cluster& c, const std::vector<int>& via,
   }
 }
 
+// A server's health ("up" or "down") in node `via`'s RING NODES, or "missing".
+std::string health_of(Cluster& c, int via, const std::string& id) {
+  Reply r = command(c.client(via).get(), {"RING", "NODES"});
+  REQUIRE(r);
+  for (size_t i = 0; i < r->elements; ++i) {
+    const redisReply* m = r->element[i];
+    std::map<std::string, std::string> f;
+    for (size_t j = 0; j + 1 < m->elements; j += 2)
+      if (m->element[j + 1]->type == REDIS_REPLY_STRING)
+        f[m->element[j]->str] = std::string(m->element[j + 1]->str, m->element[j + 1]->len);
+    if (f["id"] == id) return f["health"];
+  }
+  return "missing";
+}
+
 bool file_contains(const std::string& path, const std::string& needle) {
   std::ifstream in(path);
   std::stringstream ss;
@@ -459,20 +474,6 @@ TEST_CASE("a ping sent before its target fell behind does not make the target re
     REQUIRE(r->elements == 5);
     return r;
   };
-  auto n2_health = [&] {
-    Reply r = command(c.client(0).get(), {"RING", "NODES"});
-    REQUIRE(r);
-    for (size_t i = 0; i < r->elements; ++i) {
-      const redisReply* m = r->element[i];
-      std::map<std::string, std::string> f;
-      for (size_t j = 0; j + 1 < m->elements; j += 2)
-        if (m->element[j + 1]->type == REDIS_REPLY_STRING)
-          f[m->element[j]->str] = std::string(m->element[j + 1]->str, m->element[j + 1]->len);
-      if (f["id"] == "n2") return f["health"];
-    }
-    FAIL("n2 is not in RING NODES");
-    return std::string();
-  };
   REQUIRE(eventually([&] { return info(c, 0, "node_state") == "ready"; }));
   const long long before = ping({"0"})->element[4]->integer;
   // The real n2 stops: it sends no ping, and n1 counts it live for down_after_ms (3 s) more.
@@ -495,7 +496,7 @@ TEST_CASE("a ping sent before its target fell behind does not make the target re
     REQUIRE(polls++ < 2000);  // about 20 s at most
     // node_state first: "ready" then implies n2 was no longer live when n1 decided so.
     std::string state = info(c, 0, "node_state");
-    down = n2_health() == "down";
+    down = health_of(c, 0, "n2") == "down";
     if (!down) {
       INFO("poll " << polls << ": n1 ready while n2, live for it, never said it caught up");
       REQUIRE(state == "catching_up");
@@ -600,30 +601,18 @@ TEST_CASE("a client's request abandoned while its node was stopped is not run in
 TEST_CASE("with the configuration's host stopped the other nodes still see each other up") {
   Cluster c(3, false);
   ContinueOnExit resume;
-  auto health = [&](int via, const std::string& id) {
-    Reply r = command(c.client(via).get(), {"RING", "NODES"});
-    REQUIRE(r);
-    for (size_t i = 0; i < r->elements; ++i) {
-      const redisReply* m = r->element[i];
-      std::map<std::string, std::string> f;
-      for (size_t j = 0; j + 1 < m->elements; j += 2)
-        if (m->element[j + 1]->type == REDIS_REPLY_STRING)
-          f[m->element[j]->str] = std::string(m->element[j + 1]->str, m->element[j + 1]->len);
-      if (f["id"] == id) return f["health"];
-    }
-    return std::string("missing");
-  };
   REQUIRE(::kill(c.node(0).pid(), SIGSTOP) == 0);  // n1 hosts the configuration service
   resume.pids.push_back(c.node(0).pid());
-  REQUIRE(eventually([&] { return health(1, "n1") == "down"; }));
-  // Several of the others' status reports (every 500 ms) now wait on n1 for seconds.
-  const auto until = SteadyClock::now() + std::chrono::seconds(6);
+  REQUIRE(eventually([&] { return health_of(c, 1, "n1") == "down"; }));
+  // The others' status reports (every 500 ms) now wait on n1 for seconds each, longer together
+  // than the 3 s after which a silent peer is down (before, the heartbeats waited behind them).
+  const auto until = SteadyClock::now() + std::chrono::seconds(4);
   int polls = 0;
   while (SteadyClock::now() < until) {
     ++polls;
     INFO("poll " << polls);
-    REQUIRE(health(1, "n3") == "up");
-    REQUIRE(health(2, "n2") == "up");
+    REQUIRE(health_of(c, 1, "n3") == "up");
+    REQUIRE(health_of(c, 2, "n2") == "up");
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   REQUIRE(::kill(c.node(0).pid(), SIGCONT) == 0);
