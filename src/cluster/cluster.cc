@@ -581,7 +581,7 @@ void Cluster::fetch_entry(size_t loop_index, const std::string& key, const Pendi
                           std::function<void(bool)> done) {
   read_throughs_.fetch_add(1, std::memory_order_relaxed);
   // Liveness comes from heartbeats: when this node's own last round is old (it was stopped, or
-  // its control thread stood still), every peer looks down though none may be. Ask them anyway
+  // its heartbeat thread stood still), every peer looks down though none may be. Ask them anyway
   // (a link times out); only a holder known to be recovering is left out.
   const bool stale = out_of_touch(clock_.now_ms());
   auto sources = std::make_shared<std::vector<std::string>>();

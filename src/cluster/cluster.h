@@ -6,13 +6,14 @@
 //     whole when the configuration or liveness changes; look-ups take no lock) and talk to
 //     peers over per-loop PeerLinks (forwarding, replication);
 //   - the control thread follows the configuration service (applies each epoch in order),
-//     reports this node's status, pings peers (failure detection), finalizes migrations and runs
-//     admin changes (RING ADDSERVER/REMOVESERVER);
+//     reports this node's status, finalizes migrations and runs admin changes (RING
+//     ADDSERVER/REMOVESERVER);
+//   - the heartbeat thread pings peers (failure detection), whatever the control thread waits for;
 //   - the transfer thread pulls ranges this node gains (migration, recovery after a restart),
 //     replays hints to peers that came back, and repairs replicas (anti-entropy);
-//   - the admin thread runs admin work that may take long (RING PLAN, RING REPAIR), so that the
-//     control thread's heartbeats, status reports and epochs never wait for it.
-// Blocking I/O happens only on the last three.
+//   - the admin thread runs admin work that may take long (RING PLAN, RING REPAIR), so that
+//     heartbeats, status reports and epochs never wait for it.
+// Blocking I/O happens only on the last four.
 #pragma once
 
 #include <atomic>
@@ -215,7 +216,7 @@ class Cluster {
   // Whether this node has marked the peer down (its RINGKV.PING reply says so to the peer).
   bool marked_down(const std::string& peer) const;
   // True when this node's last heartbeat round ended more than down_after_ms / 2 ago: its
-  // process (or its control thread) stood still, peers may have marked it down and written
+  // process (or its heartbeat thread) stood still, peers may have marked it down and written
   // around it, and its view's liveness is stale. Until the next round ends, a command brings the
   // newest live copy of its keys first (Server::copies_to_bring), as when behind.
   bool out_of_touch(Millis now) const {
@@ -338,11 +339,11 @@ class Cluster {
   RingConfig config_;
   std::shared_ptr<const View> view_;
   std::atomic<uint64_t> view_version_{0};
-  std::map<std::string, Millis> last_seen_ms_;  // peer id -> last successful ping
-  std::map<std::string, bool> peer_ready_;      // from their ping replies
+  std::map<std::string, Millis> last_seen_ms_;   // peer id -> last successful ping
+  std::map<std::string, bool> peer_ready_;       // from their ping replies
   std::map<std::string, Millis> down_since_ms_;  // peers marked down: since when
-  std::vector<PendingRange> pending_;           // my incomplete gains
-  uint64_t gains_for_ = 0;                      // the migration (or recovery) pending_ belongs to
+  std::vector<PendingRange> pending_;            // my incomplete gains
+  uint64_t gains_for_ = 0;                       // the migration (or recovery) pending_ belongs to
   uint64_t migration_done_ = 0;
   bool recovering_ = false;   // pending_ holds this node's own ranges after a restart
   bool catching_up_ = false;  // after a restart, or once a peer says it had marked this node
