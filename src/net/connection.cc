@@ -13,9 +13,9 @@ namespace ringkv::net {
 namespace {
 constexpr size_t kReadChunk = 16 * 1024;
 constexpr size_t kIdleBufferKeep = 64 * 1024;
-// A peer link's requests read after the loop stood still this long are checked for a peer that
-// has closed the link meanwhile (PeerLink's reply timeout is 5 s).
-constexpr uint64_t kPeerStallMs = 1000;
+// Requests read after the loop stood still this long are checked for a sender that has closed
+// the connection meanwhile (see on_read; PeerLink's reply timeout is 5 s).
+constexpr uint64_t kStallCheckMs = 1000;
 constexpr size_t kBackpressureHigh = 16 * 1024 * 1024;
 constexpr size_t kBackpressureLow = 4 * 1024 * 1024;
 // TLS: replies are encrypted this many bytes at a time, at most kTlsChunksPerTurn per turn.
@@ -251,7 +251,7 @@ void Connection::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
     return;
   }
   std::shared_ptr<Connection> keep = c->shared_from_this();
-  if (net.loop.stalled_for(kPeerStallMs) && (c->peer_link_ || net.service.drop_abandoned(*c)) &&
+  if (net.loop.stalled_for(kStallCheckMs) && (c->peer_link_ || net.service.drop_abandoned(*c)) &&
       c->peer_gone()) {
     // What waited while this loop stood still, on a connection closed since: its sender gave
     // up on those requests (a peer link timed out and failed them; a client timed out and may

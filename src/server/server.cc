@@ -385,7 +385,7 @@ void Server::loop_cron(size_t loop_index) {
       to_close.push_back(c->shared_from_this());
       continue;
     }
-    if (s && s->over_limit && now - s->opened_ms >= 1000) {
+    if (s && s->over_limit && now - c->created_ms() >= 1000) {
       refuse_over_limit(*c, *s);
       continue;
     }
@@ -458,18 +458,19 @@ void Server::on_open(net::Connection& conn) {
   // once, as Redis does.
   n -= std::min(n, internal_count_.load());
   if (static_cast<int64_t>(n) > config_.get_int("maxclients")) {
-    if (cluster_ && cluster_->view(conn.loop().index()).distributed) {
+    if (in_ring(conn)) {
       s->over_limit = true;
-      s->opened_ms = clock_.now_ms();
     } else {
       refuse_over_limit(conn, *s);
     }
   }
 }
 
-bool Server::drop_abandoned(net::Connection& conn) {
+bool Server::in_ring(net::Connection& conn) {
   return cluster_ && cluster_->view(conn.loop().index()).distributed;
 }
+
+bool Server::drop_abandoned(net::Connection& conn) { return in_ring(conn); }
 
 void Server::refuse_over_limit(net::Connection& conn, ClientSession& s) {
   s.over_limit = false;

@@ -100,6 +100,8 @@ class Server : public net::Service {
   // A connection opened over maxclients that did not turn out to be a peer link: Redis's error,
   // then closed.
   void refuse_over_limit(net::Connection& conn, ClientSession& s);
+  // Whether this node is in a ring of several servers, as conn's loop sees it.
+  bool in_ring(net::Connection& conn);
   int io_threads() const { return static_cast<int>(loops_.size()); }
   // How many times an event loop stopped busy-polling because its thread waited for a CPU.
   uint64_t busy_poll_backoffs() const { return sum_loops(&net::EventLoop::busy_poll_backoffs); }

@@ -58,7 +58,6 @@ class ClientSession : public net::Session {
   // that it is another node's link (AUTH, then RINGKV.HELLO); anything else is refused with
   // Redis's "max number of clients reached".
   bool over_limit = false;
-  Millis opened_ms = 0;
   std::string peer_id;
   uint64_t peer_epoch = 0;  // the epoch the peer routed its following requests with
   // WATCH in a distributed ring: each watched key's version when it was watched.
