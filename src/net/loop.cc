@@ -14,6 +14,10 @@
 namespace ringkv::net {
 
 namespace {
+// How long the longest recent turn is remembered for stalled_for (longer than any `ms` it is
+// asked about).
+constexpr uint64_t kLongTurnMemoryNs = 2'000'000'000;
+
 void check_uv(int rc, const char* what) {
   if (rc != 0) {
     std::fprintf(stderr, "ringkv: %s failed: %s\n", what, uv_strerror(rc));
@@ -133,8 +137,13 @@ void EventLoop::at_end_of_turn(std::function<void()> fn) {
 void EventLoop::on_check(uv_check_t* h) {
   auto* self = static_cast<EventLoop*>(h->data);
   const uint64_t now = uv_hrtime();
-  self->prev_turn_ns_ = self->last_check_ns_ != 0 ? now - self->last_check_ns_ : 0;
+  const uint64_t turn = self->last_check_ns_ != 0 ? now - self->last_check_ns_ : 0;
   self->last_check_ns_ = now;
+  // Remembered for a while (see stalled_for), unless a longer turn comes.
+  if (turn >= self->long_turn_ns_ || now - self->long_turn_end_ns_ > kLongTurnMemoryNs) {
+    self->long_turn_ns_ = turn;
+    self->long_turn_end_ns_ = now;
+  }
   self->busy_poll_turn(!self->end_of_turn_.empty());
   while (!self->end_of_turn_.empty()) {
     auto batch = std::move(self->end_of_turn_);

@@ -63,12 +63,15 @@ class EventLoop {
   uint64_t busy_poll_idle_stops() const { return idle_stops_.load(std::memory_order_relaxed); }
   // Loop thread only: whether the loop is polling without sleeping now.
   bool busy_polling() const;
-  // Loop thread only. True when the current turn has run, or the previous one ran, for more than
-  // `ms` (the process was stopped, a callback was busy, or the loop slept that long): data read
-  // now may have waited in the kernel that long, and a peer may have given up on it.
+  // Loop thread only. True when the current turn has run for more than `ms`, or a turn that
+  // ended less than `ms` ago ran that long (the process was stopped, a callback was busy, or the
+  // loop slept that long): data read now may have waited in the kernel that long, and a peer may
+  // have given up on it. (Not only the previous turn: a connection accepted as the loop resumes
+  // is read a turn or two later.)
   bool stalled_for(uint64_t ms) const {
     const uint64_t now = uv_hrtime(), limit = ms * 1'000'000;
-    return last_check_ns_ != 0 && (now - last_check_ns_ > limit || prev_turn_ns_ > limit);
+    return last_check_ns_ != 0 && (now - last_check_ns_ > limit ||
+                                   (long_turn_ns_ > limit && now - long_turn_end_ns_ <= limit));
   }
 
  private:
@@ -92,12 +95,13 @@ class EventLoop {
   bool poll_allowed_ = false;
   int windows_to_wait_ = 0;  // clean windows still needed before polling again
   uint64_t window_start_ns_ = 0;
-  uint64_t window_delay_ns_ = 0;  // the thread's run-queue wait at window_start_ns_
-  uint64_t last_served_ns_ = 0;   // end of the last turn that served requests
-  uint64_t window_hits_ = 0;      // this window: turns that served requests while polling
-  uint64_t window_misses_ = 0;    // this window: polling that ran out without a request
-  uint64_t last_check_ns_ = 0;    // end of the previous turn (see stalled_for)
-  uint64_t prev_turn_ns_ = 0;     // how long the previous turn took, end to end
+  uint64_t window_delay_ns_ = 0;   // the thread's run-queue wait at window_start_ns_
+  uint64_t last_served_ns_ = 0;    // end of the last turn that served requests
+  uint64_t window_hits_ = 0;       // this window: turns that served requests while polling
+  uint64_t window_misses_ = 0;     // this window: polling that ran out without a request
+  uint64_t last_check_ns_ = 0;     // end of the previous turn (see stalled_for)
+  uint64_t long_turn_ns_ = 0;      // the longest turn of the last ones, end to end...
+  uint64_t long_turn_end_ns_ = 0;  // ...and when it ended
   std::mutex mu_;
   std::vector<std::function<void()>> posted_;
   std::vector<std::function<void()>> end_of_turn_;
