@@ -132,6 +132,12 @@ TEST_CASE("client: invalid options are refused before any I/O") {
 
   o.seeds = {"127.0.0.1:0"};
   CHECK(Client::open(o).status().code() == Code::kInvalidArgument);
+  for (std::string bad : {" 127.0.0.1:1", "127.0.0.1 :1", "local\thost:1"}) {
+    o.seeds = {bad};
+    r = Client::open(o);
+    CHECK(r.status().code() == Code::kInvalidArgument);
+    CHECK_THAT(r.status().message(), Catch::Contains("'" + bad + "' is not a host:port address"));
+  }
   o.seeds = {"127.0.0.1:1"};
   o.command_timeout_ms = 0;
   CHECK(Client::open(o).status().code() == Code::kInvalidArgument);

@@ -62,6 +62,10 @@ bool split_host_port(std::string_view address, std::string* host, int* port) {
   std::string_view h = address.substr(0, colon);
   if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
   if (h.empty()) return false;
+  // No host name or address holds a space or a control character (" 127.0.0.1:6379" is a typo,
+  // not a host to look up).
+  for (char ch : h)
+    if (static_cast<unsigned char>(ch) <= ' ' || ch == '\x7f') return false;
   int64_t p;
   if (!parse_int64(address.substr(colon + 1), &p) || p <= 0 || p > 65535) return false;
   *host = std::string(h);
