@@ -3,6 +3,7 @@
 #include "cluster/peer_link.h"
 
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <catch2/catch.hpp>
@@ -29,13 +30,14 @@ struct Outcome {
 struct LinkOnLoop {
   net::EventLoop loop;
   std::unique_ptr<cluster::PeerLink> link;
-  LinkOnLoop(const std::string& address, int timeout_ms,
-             std::function<bool()> peer_live = nullptr) {
+  LinkOnLoop(const std::string& address, int timeout_ms, std::function<bool()> peer_live = nullptr,
+             uint32_t hold_max_us = 500) {
     loop.start("peer-link-test");
     cluster::PeerLink::Options o;
     o.my_id = "n1";
     o.timeout_ms = timeout_ms;
     o.peer_live = std::move(peer_live);
+    o.hold_max_us = hold_max_us;
     run([&] { link = std::make_unique<cluster::PeerLink>(loop, "n2", address, o); });
   }
   ~LinkOnLoop() {
@@ -205,4 +207,80 @@ TEST_CASE("a peer whose host name does not resolve fails its requests with the r
   CHECK(o.reply.rfind("peer n2 (no-such-host.invalid:6379) failed: can't resolve "
                       "'no-such-host.invalid': ",
                       0) == 0);
+}
+
+namespace {
+// Bytes waiting in a connected socket's receive queue, without taking them.
+size_t bytes_waiting(int fd) {
+  char buf[4096];
+  ssize_t n = ::recv(fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
+  return n > 0 ? static_cast<size_t>(n) : 0;
+}
+}  // namespace
+
+TEST_CASE("a saturated loop holds a peer's requests for the next turns and an idle one does not") {
+  FakePeer peer;
+  // A long bound, so that only the loop's readiness decides (and a slow sanitizer build cannot
+  // reach the bound between two turns).
+  LinkOnLoop l(peer.address(), 5000, nullptr, 60'000'000);
+  auto first = l.send({"PING"});
+  int c = accept_requests(peer, "PING");
+  FakePeer::reply(c, "+PONG\r\n");
+  REQUIRE(first.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+  REQUIRE(first.get().reply == "+PONG\r\n");
+
+  // Nothing else ready: the request is in the peer's socket by the end of the turn that sent it.
+  size_t idle_waiting = 0;
+  std::promise<void> idle_done;
+  l.loop.post([&] {
+    l.link->send(std::vector<std::string_view>{"GET", "idle"}, [](bool, std::string_view) {});
+    l.loop.at_end_of_turn([&] {  // runs after the link's own end-of-turn flush
+      idle_waiting = bytes_waiting(c);
+      idle_done.set_value();
+    });
+  });
+  idle_done.get_future().wait();
+  CHECK(idle_waiting > 0);
+  CHECK(FakePeer::read_until(c, "idle").find("idle") != std::string::npos);
+  FakePeer::reply(c, "$-1\r\n");
+
+  // A descriptor that stays readable (its data is never read) keeps the loop's poll ready.
+  int sv[2];
+  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+  REQUIRE(::write(sv[1], "x", 1) == 1);
+  auto* busy = new uv_poll_t;
+  l.run([&] {
+    REQUIRE(uv_poll_init(l.loop.uv(), busy, sv[0]) == 0);
+    REQUIRE(uv_poll_start(busy, UV_READABLE, [](uv_poll_t*, int, int) {}) == 0);
+  });
+  std::promise<std::string> a_reply, b_reply;
+  size_t held_waiting = 1;
+  std::promise<void> held_done;
+  l.loop.post([&] {
+    l.link->send(std::vector<std::string_view>{"GET", "a"},
+                 [&](bool, std::string_view r) { a_reply.set_value(std::string(r)); });
+    l.loop.at_end_of_next_turn([&] {
+      held_waiting = bytes_waiting(c);  // "a" was held at the end of its turn
+      l.link->send(std::vector<std::string_view>{"GET", "b"},
+                   [&](bool, std::string_view r) { b_reply.set_value(std::string(r)); });
+      held_done.set_value();
+    });
+  });
+  held_done.get_future().wait();
+  CHECK(held_waiting == 0);
+  // Once nothing else is ready, both go out.
+  l.run([&] {
+    uv_close(reinterpret_cast<uv_handle_t*>(busy),
+             [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+  });
+  std::string got = FakePeer::read_until(c, "$1\r\nb\r\n");
+  CHECK(got.find("$1\r\na\r\n") != std::string::npos);
+  FakePeer::reply(c, ":1\r\n:2\r\n");
+  ::close(sv[0]);
+  ::close(sv[1]);
+  auto a = a_reply.get_future(), b = b_reply.get_future();
+  REQUIRE(a.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+  REQUIRE(b.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+  CHECK(a.get() == ":1\r\n");
+  CHECK(b.get() == ":2\r\n");
 }

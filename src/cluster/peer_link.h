@@ -42,6 +42,9 @@ class PeerLink {
     // Called (on the link's loop) when a connection fails or cannot be made: a hint that the
     // peer may be down, so liveness is checked now rather than at the next heartbeat.
     std::function<void()> on_broken;
+    // While the link's loop is saturated, requests wait up to this long for the next turns'
+    // requests to the same peer, to go out in one write (see flush_or_hold); 0: never wait.
+    uint32_t hold_max_us = 500;
   };
 
   PeerLink(net::EventLoop& loop, std::string peer_id, std::string address, Options options);
@@ -90,6 +93,7 @@ class PeerLink {
   void fail_all(const std::string& why);
   void close_connection(const std::string& why);
   void schedule_flush();
+  void flush_or_hold(const std::weak_ptr<bool>& alive);
   void flush();
   void check_timeouts();
 
@@ -103,7 +107,8 @@ class PeerLink {
   std::string wbuf_;  // bytes in flight in uv_write
   bool writing_ = false;
   bool flush_scheduled_ = false;
-  std::string in_;  // unparsed reply bytes
+  uint64_t held_since_ns_ = 0;  // when flush_or_hold first held the queued requests back; 0: not
+  std::string in_;              // unparsed reply bytes
   std::deque<Pending> pending_;
   Micros failed_at_us_ = 0;
   uint64_t last_read_ms_ = 0;  // loop time of the last bytes read from the peer

@@ -1,6 +1,7 @@
 #include "net/loop.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <unistd.h>
 
@@ -17,6 +18,8 @@ namespace {
 // How long the longest recent turn is remembered for stalled_for (longer than any `ms` it is
 // asked about).
 constexpr uint64_t kLongTurnMemoryNs = 2'000'000'000;
+
+void spin_noop(uv_idle_t*) {}
 
 void check_uv(int rc, const char* what) {
   if (rc != 0) {
@@ -41,6 +44,9 @@ EventLoop::EventLoop(int index) : index_(index) {
   check_uv(uv_idle_init(&loop_, spin_), "uv_idle_init");
   spin_->data = this;
   uv_unref(reinterpret_cast<uv_handle_t*>(spin_));
+  due_idle_ = new uv_idle_t;
+  check_uv(uv_idle_init(&loop_, due_idle_), "uv_idle_init");
+  uv_unref(reinterpret_cast<uv_handle_t*>(due_idle_));
 }
 
 EventLoop::~EventLoop() {
@@ -59,6 +65,7 @@ EventLoop::~EventLoop() {
   delete async_;
   delete check_;
   delete spin_;
+  delete due_idle_;
   if (schedstat_fd_ >= 0) ::close(schedstat_fd_);
 }
 
@@ -145,11 +152,30 @@ void EventLoop::on_check(uv_check_t* h) {
     self->long_turn_end_ns_ = now;
   }
   self->busy_poll_turn(!self->end_of_turn_.empty());
+  self->events_ready_ = -1;
+  for (auto& fn : self->due_) self->end_of_turn_.push_back(std::move(fn));
+  self->due_.clear();
   while (!self->end_of_turn_.empty()) {
     auto batch = std::move(self->end_of_turn_);
     self->end_of_turn_.clear();
     for (auto& fn : batch) fn();
   }
+  self->due_.swap(self->next_turn_);
+  if (self->due_.empty()) uv_idle_stop(self->due_idle_);
+}
+
+void EventLoop::at_end_of_next_turn(std::function<void()> fn) {
+  next_turn_.push_back(std::move(fn));
+  uv_idle_start(due_idle_, &spin_noop);
+}
+
+bool EventLoop::events_ready() {
+  // The backend (epoll) descriptor is readable while it has events ready; poll does not take them.
+  if (events_ready_ < 0) {
+    pollfd p{uv_backend_fd(&loop_), POLLIN, 0};
+    events_ready_ = ::poll(&p, 1, 0) > 0 ? 1 : 0;
+  }
+  return events_ready_ == 1;
 }
 
 // ---------------------------------------------------------------- busy polling
@@ -168,8 +194,6 @@ constexpr int kBackoffWindows = 10;
 // catch saves one wake-up of a sleeping thread.
 constexpr uint64_t kHitsPerMiss = 2;
 constexpr uint64_t kMinPolls = 16;
-
-void spin_noop(uv_idle_t*) {}
 }  // namespace
 
 bool EventLoop::busy_polling() const {

@@ -44,6 +44,11 @@ class EventLoop {
   // Loop thread only. fn runs at the end of the current loop turn (after I/O callbacks), once
   // per call; used to coalesce writes.
   void at_end_of_turn(std::function<void()> fn);
+  // Loop thread only: fn runs at the end of the next turn, which comes without waiting for I/O.
+  void at_end_of_next_turn(std::function<void()> fn);
+  // Loop thread only: whether the loop's poll has events ready now, so the next turn will not
+  // sleep (asked once per turn; later calls in the same turn give the first answer).
+  bool events_ready();
 
   // Loop thread only: the time the current turn started (libuv's cached clock, ms).
   uint64_t now_ms() { return uv_now(&loop_); }
@@ -105,6 +110,10 @@ class EventLoop {
   std::mutex mu_;
   std::vector<std::function<void()>> posted_;
   std::vector<std::function<void()>> end_of_turn_;
+  std::vector<std::function<void()>> next_turn_;  // at_end_of_next_turn calls of this turn...
+  std::vector<std::function<void()>> due_;        // ...and of the previous one, to run now
+  uv_idle_t* due_idle_;    // active while due_ or next_turn_ holds any: the next poll does not wait
+  int events_ready_ = -1;  // events_ready's answer this turn; -1: not asked yet
   std::vector<std::pair<size_t, std::function<void()>>> stop_hooks_;
   size_t next_hook_id_ = 1;
   std::thread thread_;
