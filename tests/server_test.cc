@@ -216,10 +216,20 @@ TEST_CASE("AUTH with requirepass: NOAUTH, WRONGPASS, AUTH and HELLO AUTH") {
   Context c4 = client_of(s);
   CHECK(q(c4.get(), {"QUIT"}) == "+OK");
 
-  // Changing the password at run time applies to new connections.
+  // Changing the password at run time applies to new connections, and to those that never
+  // authenticated (as in Redis): once it is removed they are let in, limits and all.
+  Context c6 = client_of(s);
+  CHECK(q(c6.get(), {"GET", "k"}) == "-NOAUTH Authentication required.");
   CHECK(q(c.get(), {"CONFIG", "SET", "requirepass", ""}) == "+OK");
   Context c5 = client_of(s);
   CHECK(q(c5.get(), {"GET", "k"}) == "$v");
+  CHECK(q(c6.get(), {"GET", "k"}) == "$v");
+  Args mset = {"MSET"};
+  for (int i = 0; i < 20; ++i) mset.push_back("m" + std::to_string(i));
+  CHECK(q(c6.get(), mset) == "+OK");
+  r = command(c6.get(), {"HELLO", "2"});
+  REQUIRE(r);
+  CHECK(r->type == REDIS_REPLY_ARRAY);
 }
 
 TEST_CASE("AUTH without requirepass") {

@@ -76,7 +76,7 @@ void cmd_hello(CommandContext& ctx) {
       return;
     }
   }
-  if (!ctx.session.authenticated) {
+  if (ctx.server.needs_auth(ctx.conn, ctx.session)) {
     ctx.error(
         "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO "
         "AUTH <user> <pass> option can be used to authenticate the client and select the RESP "

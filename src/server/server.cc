@@ -143,6 +143,16 @@ void Server::apply_config_listeners() {
   });
 }
 
+bool Server::needs_auth(net::Connection& conn, ClientSession& s) {
+  if (s.authenticated) return false;
+  if (auth_required()) return true;
+  // requirepass was removed since: the connection is let in, as Redis does (its parser's limits
+  // for unauthenticated clients go too).
+  s.authenticated = true;
+  conn.set_authenticated(true);
+  return false;
+}
+
 bool Server::check_password(std::string_view pass) const {
   std::lock_guard<std::mutex> lock(auth_mu_);
   if (requirepass_.empty()) return true;
@@ -735,7 +745,7 @@ void Server::on_command(net::Connection& conn, std::vector<std::string_view>& ar
     reject("ERR wrong number of arguments for '" + spec->full_name(parent) + "' command", spec);
     return;
   }
-  if (!s.authenticated && !spec->is(kNoAuth)) {
+  if (!spec->is(kNoAuth) && needs_auth(conn, s)) {
     reject(err::kNoAuth, spec);
     return;
   }
@@ -958,7 +968,7 @@ bool Server::maybe_postpone(net::Connection& conn, ClientSession& s,
     spec = table.find_sub(*spec, args[1]);
     if (spec == nullptr) return false;
   }
-  if (!spec->arity_ok(args.size()) || (!s.authenticated && !spec->is(kNoAuth))) return false;
+  if (!spec->arity_ok(args.size()) || (!spec->is(kNoAuth) && needs_auth(conn, s))) return false;
   const int type = pause_type_.load();
   if (type == kPauseNone || clock_.now_ms() >= pause_end_ms_.load()) return false;
   bool hold = type == kPauseAll;

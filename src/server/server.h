@@ -343,6 +343,8 @@ class Server : public net::Service {
     return !requirepass_.empty();
   }
   bool check_password(std::string_view pass) const;
+  // Whether the connection must say AUTH before this command: it has not, and a password is set.
+  bool needs_auth(net::Connection& conn, ClientSession& s);
   std::shared_mutex& exec_mutex() { return exec_mu_; }
   bool exec_lock_needed() const { return exec_lock_needed_; }
 };
