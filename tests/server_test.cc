@@ -1304,6 +1304,13 @@ TEST_CASE("bad flags and files stop start-up with a message naming the directive
       {{"--port", port, "--no-such-directive", "1"}, {"no-such-directive", "unknown directive"}},
       {{"--port", port, "--maxmemory", "lots"}, {"--maxmemory lots", "memory value"}},
       {{"/nonexistent/ringkv.conf"}, {"can't open config file '/nonexistent/ringkv.conf'"}},
+      {{"--port", port, "--node-id", "a b"}, {"node-id", "'a b' must be printable ASCII"}},
+      {{"--port", port, "--write-quorum", "4"}, {"write-quorum 4 is more than replicas 3"}},
+      {{"--port", port, "--replicas", "1", "--write-quorum", "3"},
+       {"write-quorum 3 is more than replicas 1"}},
+      {{"--port", port, "--read-quorum", "5"}, {"read-quorum 5 is more than replicas 3"}},
+      {{"--port", port, "--logfile", "/nonexistent/dir/ringkv.log"},
+       {"can't open the log file '/nonexistent/dir/ringkv.log'"}},
   };
   for (const Bad& b : cases) {
     INFO(b.args[0] << " " << (b.args.size() > 1 ? b.args[1] : ""));

@@ -24,7 +24,7 @@ bool log_setup(const std::string& path, LogLevel level, std::string* error) {
   }
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd < 0) {
-    if (error) *error = std::string("can't open the log file: ") + std::strerror(errno);
+    if (error) *error = "can't open the log file '" + path + "': " + std::strerror(errno);
     return false;
   }
   g_fd = fd;

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "cluster/ring_config.h"
 #include "common/log.h"
 #include "config/config.h"
 #include "server/server.h"
@@ -26,6 +27,27 @@ void usage() {
                "       ringkv-server --port 7000\n"
                "       ringkv-server /etc/ringkv/ringkv.conf --loglevel verbose --maxmemory 2gb\n\n"
                "Every directive, with its default, is documented in conf/ringkv.conf.\n");
+}
+
+// Settings that are each valid alone but not together, or that RING ADDSERVER would refuse later.
+Status check_cluster_settings(const config::Config& cfg) {
+  const std::string id = cfg.get("node-id");
+  if (!id.empty()) {
+    Status st = cluster::validate_server_id(id);
+    if (!st.is_ok()) return Status::invalid_argument("node-id: " + st.message());
+  }
+  const int64_t n = cfg.get_int("replicas");
+  // The default write quorum (2) is capped at the copies there are; one given explicitly must fit.
+  const int64_t w = cfg.get_int("write-quorum"), r = cfg.get_int("read-quorum");
+  if (w > n && cfg.get("write-quorum") != config::find_directive("write-quorum")->default_value)
+    return Status::invalid_argument("write-quorum " + std::to_string(w) +
+                                    " is more than replicas " + std::to_string(n) +
+                                    ": a write could never be held by that many copies");
+  if (r > n)
+    return Status::invalid_argument("read-quorum " + std::to_string(r) + " is more than replicas " +
+                                    std::to_string(n) +
+                                    ": a read could never find that many copies");
+  return Status::ok();
 }
 
 LogLevel parse_level(const std::string& v) {
@@ -67,6 +89,12 @@ int main(int argc, char** argv) {
                  st.message().c_str());
     return 1;
   }
+  st = check_cluster_settings(cfg);
+  if (!st.is_ok()) {
+    std::fprintf(stderr, "\n*** FATAL CONFIG ERROR (ringkv %s) ***\n%s\n", server::kRingkvVersion,
+                 st.message().c_str());
+    return 1;
+  }
   std::string err;
   if (!log_setup(cfg.get("logfile"), parse_level(cfg.get("loglevel")), &err)) {
     std::fprintf(stderr, "ringkv: %s\n", err.c_str());
@@ -90,7 +118,10 @@ int main(int argc, char** argv) {
   }
   std::string pidfile = cfg.get("pidfile");
   if (!pidfile.empty()) {
-    std::ofstream(pidfile) << getpid() << "\n";
+    std::ofstream f(pidfile);
+    f << getpid() << "\n";
+    f.close();
+    if (!f) LOG_WARNING("Failed to write PID file '%s': %s", pidfile.c_str(), std::strerror(errno));
   }
   LOG_NOTICE("ringkv %s started, pid=%d, port=%d, io-threads=%d", server::kRingkvVersion,
              static_cast<int>(getpid()), srv.port(), srv.io_threads());
