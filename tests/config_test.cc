@@ -492,14 +492,30 @@ TEST_CASE("config: conf/ringkv.conf documents every directive with its default")
   REQUIRE(in.good());
   // Every directive appears on a line of its own (not commented out), and the value written
   // there is the default: loading the whole file gives a Config equal to a fresh one.
+  // The comment block above a directive (from the last blank line; directives written together
+  // share one) says "[runtime]" exactly when CONFIG SET can change it.
   std::map<std::string, int> lines_of;
-  std::string line;
+  std::map<std::string, bool> said_runtime;
+  std::string line, block;
   while (std::getline(in, line)) {
     size_t b = line.find_first_not_of(" \t\r");
-    if (b == std::string::npos || line[b] == '#') continue;
+    if (b == std::string::npos) {
+      block.clear();
+      continue;
+    }
+    if (line[b] == '#') {
+      block += line + "\n";
+      continue;
+    }
     std::vector<std::string> args;
     REQUIRE(split_args(line, &args));
-    if (!args.empty()) ++lines_of[to_lower(args[0])];
+    if (args.empty()) continue;
+    ++lines_of[to_lower(args[0])];
+    said_runtime[to_lower(args[0])] = contains(block, "[runtime]");
+  }
+  for (const config::Directive& d : config::directives()) {
+    INFO("directive " << d.name << ": [runtime] in its comment iff CONFIG SET takes it");
+    CHECK(said_runtime[std::string(d.name)] == d.runtime);
   }
   for (const config::Directive& d : config::directives()) {
     INFO("directive " << d.name);

@@ -246,8 +246,17 @@ Status Server::start() {
   pause_timer_ = timers_.back().get();
   // Background work on loop 0; per-loop client checks on every loop.
   timers_.push_back(std::make_unique<net::Timer>(*loops_[0]));
+  net::Timer* cron_timer = timers_.back().get();
   int hz = hz_.load();
-  timers_.back()->start(1000 / hz, 1000 / hz, [this] { cron(); });
+  cron_timer->start(1000 / hz, 1000 / hz, [this] { cron(); });
+  config_.on_change("hz", [this, cron_timer](const std::string& v) {
+    int64_t n = 10;
+    parse_int64(v, &n);
+    const uint64_t period = 1000 / static_cast<uint64_t>(n);
+    loops_[0]->post(
+        [this, cron_timer, period] { cron_timer->start(period, period, [this] { cron(); }); });
+    return Status::ok();
+  });
   for (size_t i = 0; i < loops_.size(); ++i) {
     auto t = std::make_unique<net::Timer>(*loops_[i]);
     t->start(1000, 1000, [this, i] { loop_cron(i); });
