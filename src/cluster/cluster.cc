@@ -16,6 +16,12 @@
 namespace ringkv::cluster {
 
 namespace {
+// Redis's text, and what differs: Redis refuses the write before running it (min-replicas), while
+// here the coordinator has applied it, and it reaches the other copies later (hints,
+// anti-entropy).
+constexpr const char* kNoReplicas =
+    "NOREPLICAS Not enough good replicas to write. (ringkv: the write was applied on this node "
+    "and reaches the other copies when they are back; sending it again applies it again)";
 
 constexpr size_t kMaxHintsPerPeer = 1'000'000;
 
@@ -541,7 +547,7 @@ void Cluster::replicate(size_t loop_index, std::vector<ChangeRecord> records,
   // Records that cannot reach the quorum even if every send succeeds fail now.
   for (size_t i = 0; i < records.size(); ++i) {
     if (st->needed > 0 && st->outstanding[i] < st->needed) {
-      st->error = "NOREPLICAS Not enough good replicas to write.";
+      st->error = kNoReplicas;
       finish(false);
       break;
     }
@@ -568,8 +574,7 @@ void Cluster::replicate(size_t loop_index, std::vector<ChangeRecord> records,
                     finish(true);
                 } else {
                   add_hint(peer, key);
-                  if (st->error.empty())
-                    st->error = "NOREPLICAS Not enough good replicas to write.";
+                  if (st->error.empty()) st->error = kNoReplicas;
                   if (st->got[i] + st->outstanding[i] < st->needed) finish(false);
                 }
                 if (awaited) answered();
