@@ -329,6 +329,25 @@ TEST_CASE(
           CHECK(dbsize(c, j) > 1);
         }
 
+        // MONITOR queued in a transaction refuses at EXEC, as in Redis (the connection does not
+        // turn into a monitor); SCAN's empty cursor is 0, as in Redis.
+        for (int j = 0; j < 3; ++j) {
+          auto w = c.client(j);
+          CHECK(text(w.get(), {"MULTI"}) == "OK");
+          CHECK(text(w.get(), {"MONITOR"}) == "QUEUED");
+          Reply r = command(w.get(), {"EXEC"});
+          REQUIRE(r);
+          REQUIRE(r->type == REDIS_REPLY_ARRAY);
+          REQUIRE(r->elements == 1);
+          CHECK(std::string(r->element[0]->str, r->element[0]->len) ==
+                "ERR MONITOR isn't allowed for DENY BLOCKING client");
+          CHECK(text(w.get(), {"PING"}) == "PONG");
+          Reply scan = command(w.get(), {"SCAN", "", "COUNT", "1000"});
+          REQUIRE(scan);
+          REQUIRE(scan->type == REDIS_REPLY_ARRAY);
+          CHECK(scan->elements == 2);
+        }
+
         // A pipeline through a node that is not the key's primary runs in order, commands that
         // reach every node and WATCH included (they once overtook, or were overtaken by, the
         // forwarded commands around them).

@@ -211,8 +211,7 @@ void Server::cluster_scan(net::Connection& conn, std::vector<std::string_view>& 
   char* end = nullptr;
   errno = 0;
   unsigned long long cursor = std::strtoull(c.c_str(), &end, 10);
-  if (c.empty() || std::isspace(static_cast<unsigned char>(c[0])) || *end != '\0' ||
-      errno == ERANGE) {
+  if (std::isspace(static_cast<unsigned char>(c[0])) || *end != '\0' || errno == ERANGE) {
     conn.out().error(err::kInvalidCursor);
     count_error(err::kInvalidCursor);
     return;
