@@ -430,3 +430,49 @@ TEST_CASE("other nodes' links are not clients: connected_clients and maxclients 
   CHECK(info_field(text(admin.get(), {"INFO", "clients"}), "connected_clients") == "2");
   REQUIRE(text(admin.get(), {"CONFIG", "SET", "maxclients", "10000"}) == "OK");
 }
+
+TEST_CASE("CONFIG SET requirepass reaches the links between nodes at their next connection") {
+  Cluster c(3, false, {"--replicas", "1"});
+  // Connections opened before the password is set stay authenticated, as in Redis.
+  std::vector<Context> cl;
+  for (int i = 0; i < 3; ++i) cl.push_back(c.client(i));
+  // A key whose only copy is on n3.
+  std::string key;
+  for (int i = 0; key.empty(); ++i) {
+    std::string k = "pw:" + std::to_string(i);
+    Reply owners = command(cl[0].get(), {"RING", "OWNERS", k});
+    REQUIRE(owners);
+    REQUIRE(owners->elements == 1);
+    if (std::string(owners->element[0]->str) == c.id(2)) key = k;
+  }
+  for (int i = 0; i < 3; ++i)
+    REQUIRE(text(cl[static_cast<size_t>(i)].get(), {"CONFIG", "SET", "requirepass", "s3cret"}) ==
+            "OK");
+  CHECK(text(c.client(0).get(), {"GET", key}) == "NOAUTH Authentication required.");
+  // Close every connection into n3 but this one: the links from n1 and n2 among them, which
+  // connect again, now with the new password.
+  Reply killed = command(cl[2].get(), {"CLIENT", "KILL", "LADDR",
+                                       "127.0.0.1:" + std::to_string(c.port(2)), "SKIPME", "yes"});
+  REQUIRE(killed);
+  CHECK(killed->integer >= 2);
+  CHECK(text(cl[0].get(), {"SET", key, "through n1"}) == "OK");
+  CHECK(text(cl[1].get(), {"GET", key}) == "through n1");
+  CHECK(text(cl[2].get(), {"GET", key}) == "through n1");
+
+  // A password that differs on one node: requests forwarded to it fail with the reason, not
+  // with its NOAUTH (the client did authenticate), and work again once the passwords agree.
+  REQUIRE(text(cl[2].get(), {"CONFIG", "SET", "requirepass", "other"}) == "OK");
+  REQUIRE(command(cl[2].get(), {"CLIENT", "KILL", "LADDR", "127.0.0.1:" + std::to_string(c.port(2)),
+                                "SKIPME", "yes"}));
+  // (The first requests may still meet the killed connection before n1 has seen it close.)
+  std::string refused;
+  CHECK(eventually([&] {
+    refused = text(cl[0].get(), {"GET", key});
+    return refused.find("refused this node's handshake") != std::string::npos;
+  }));
+  INFO(refused);
+  CHECK(refused.find("is requirepass the same on every node?") != std::string::npos);
+  CHECK(refused.rfind("NOAUTH", 0) == std::string::npos);
+  REQUIRE(text(cl[2].get(), {"CONFIG", "SET", "requirepass", "s3cret"}) == "OK");
+  CHECK(eventually([&] { return text(cl[0].get(), {"GET", key}) == "through n1"; }));
+}

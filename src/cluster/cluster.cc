@@ -377,6 +377,20 @@ void Cluster::run_waiters(size_t loop_index) {
   arm_waiter_timer(loop_index);
 }
 
+void Cluster::set_password(const std::string& password) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    options_.password = password;
+  }
+  sync_->set_password(password);
+  if (service_) service_->set_password(password);
+  for (size_t i = 0; i < loops_.size(); ++i) {
+    loops_[i]->post([this, i, password] {
+      for (auto& [key, l] : loop_states_[i].links) l->set_password(password);
+    });
+  }
+}
+
 PeerLink& Cluster::link(size_t loop_index, const std::string& peer_id, int kind) {
   const int protocol = kind == 3 ? 3 : 2;
   LoopState& ls = loop_states_[loop_index];
@@ -398,7 +412,10 @@ PeerLink& Cluster::link(size_t loop_index, const std::string& peer_id, int kind)
   }
   PeerLink::Options o;
   o.my_id = options_.node_id;
-  o.password = options_.password;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    o.password = options_.password;
+  }
   o.protocol = protocol;
   o.timeout_ms = options_.peer_timeout_ms;
   o.on_broken = [this] {

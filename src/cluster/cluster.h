@@ -153,6 +153,10 @@ class Cluster {
   // included (0: unlimited).
   void set_migration_rate(int64_t keys_per_sec);
   ConfigService* config_service() { return service_.get(); }
+  // Thread-safe (CONFIG SET requirepass): connections to peers and to the configuration service
+  // opened from now on authenticate with this password; open ones stay as they are. As Redis's
+  // masterauth, it takes effect at the next reconnect.
+  void set_password(const std::string& password);
   // The local backend, when this node hosts it (for RINGKV.CFG), else null.
   LocalConfigService* local_service();
 

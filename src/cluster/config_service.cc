@@ -156,6 +156,10 @@ class RemoteConfigService final : public ConfigService {
         port_(port),
         password_(std::move(password)),
         node_id_(std::move(node_id)) {}
+  void set_password(const std::string& password) override {
+    std::lock_guard<std::mutex> lock(password_mu_);
+    password_ = password;
+  }
   ~RemoteConfigService() override {
     {
       std::lock_guard<std::mutex> lock(watch_mu_);
@@ -306,9 +310,8 @@ class RemoteConfigService final : public ConfigService {
       return Status::unreachable("configuration service " + describe() + ": " + why);
     }
     redisSetTimeout(c, tv);
-    if (!password_.empty()) {
-      auto* a =
-          static_cast<redisReply*>(redisCommand(c, "AUTH %b", password_.data(), password_.size()));
+    if (const std::string pass = password(); !pass.empty()) {
+      auto* a = static_cast<redisReply*>(redisCommand(c, "AUTH %b", pass.data(), pass.size()));
       if (a) freeReplyObject(a);
     }
     if (!node_id_.empty()) {
@@ -329,9 +332,15 @@ class RemoteConfigService final : public ConfigService {
     if (ctx == &watch_ctx_ && stop_ && c != nullptr) ::shutdown(c->fd, SHUT_RDWR);
   }
 
+  std::string password() const {
+    std::lock_guard<std::mutex> lock(password_mu_);
+    return password_;
+  }
+
   std::string host_;
   int port_;
-  std::string password_;
+  mutable std::mutex password_mu_;
+  std::string password_;  // guarded by password_mu_
   std::string node_id_;
   std::mutex mu_;  // guards ctx_, the connection of load, store, report and statuses
   redisContext* ctx_ = nullptr;

@@ -44,6 +44,8 @@ class ConfigService {
   virtual ~ConfigService() = default;
   // "local", "ringkv://h:p" or "etcd://h:p/prefix", for logs and INFO.
   virtual std::string describe() const = 0;
+  // Thread-safe: the password (requirepass) connections opened from now on authenticate with.
+  virtual void set_password(const std::string& password) { (void)password; }
   // The stored document; epoch 0 when there is none yet.
   virtual Result<RingConfig> load() = 0;
   // Stores `next` if the stored epoch is still `expected_epoch` (0: only if none is stored).

@@ -153,7 +153,7 @@ void PeerLink::connect() {
   encode({"RINGKV.HELLO", options_.my_id, std::to_string(options_.protocol)}, &hs);
   // The handshake replies come before any queued request's.
   pending_.insert(pending_.begin() + (options_.password.empty() ? 0 : 1),
-                  Pending{nullptr, system_clock().now_us(), true});
+                  Pending{nullptr, system_clock().now_us(), true, true});
   out_.insert(0, hs);
   if (literal) {
     connect_to(reinterpret_cast<const sockaddr*>(&ss));
@@ -271,10 +271,33 @@ void PeerLink::on_read(ssize_t nread, const uv_buf_t* buf) {
     pending_.pop_front();
     if (p.internal) {
       if (resp::reply_is_error(reply)) {
-        LOG_WARNING("Peer %s refused the handshake: %.*s", peer_id_.c_str(),
-                    static_cast<int>(reply.size() > 2 ? reply.size() - 2 : 0), reply.data());
+        const std::string text(reply.substr(1, reply.size() > 3 ? reply.size() - 3 : 0));
+        LOG_WARNING("Peer %s refused the handshake: %s", peer_id_.c_str(), text.c_str());
+        // AUTH or RINGKV.HELLO refused: a password that differs between the nodes
+        // (requirepass), most likely. The requests behind it would get the peer's NOAUTH as
+        // their replies, which their clients (who did authenticate) could not make sense of,
+        // and the connection would stay unauthenticated: it closes, and the requests fail with
+        // the reason. (An AUTH refused by a peer that has no password is harmless.)
+        if (p.hello || reply.rfind("-WRONGPASS", 0) == 0) {
+          close_connection("it refused this node's handshake (" + text +
+                           "; is requirepass the same on every node?)");
+          return;
+        }
       }
       continue;
+    }
+    if (reply.rfind("-NOAUTH", 0) == 0) {
+      // The peer wants a password this node did not send (it has none, or it changed): the
+      // same mismatch as above, seen one request later.
+      const std::string why =
+          "it asks for a password this node did not send (NOAUTH; is requirepass the same on "
+          "every node?)";
+      const std::string msg = "peer " + peer_id_ + " (" + address_ + ") failed: " + why;
+      LOG_WARNING("Peer %s refused a request: NOAUTH", peer_id_.c_str());
+      Callback cb = std::move(p.cb);
+      close_connection(why);
+      if (cb) cb(false, msg);
+      return;
     }
     p.cb(true, reply);
     // The link is gone (ring change) or its connection closed: the rest is for no one.

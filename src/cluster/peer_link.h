@@ -55,6 +55,8 @@ class PeerLink {
   const std::string& peer_id() const { return peer_id_; }
   const std::string& address() const { return address_; }
   void set_address(const std::string& address);
+  // The password the next connection authenticates with (the current one stays).
+  void set_password(std::string password) { options_.password = std::move(password); }
 
   // The reply given to cb is valid only during the call.
   void send(const std::vector<std::string_view>& args, Callback cb);
@@ -77,7 +79,8 @@ class PeerLink {
   struct Pending {
     Callback cb;
     Micros sent_us;
-    bool internal;  // handshake reply: not given to anyone
+    bool internal;       // handshake reply: not given to anyone
+    bool hello = false;  // RINGKV.HELLO's: an error there makes the connection unusable
   };
 
   // False (and cb called with a failure) while a failed peer is in its back-off; else connects

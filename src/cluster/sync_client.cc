@@ -83,6 +83,7 @@ Status SyncClient::take(const std::string& address, int timeout_ms, Lease* lease
     if (!split_address(address, &host, &port))
       return Status::invalid_argument("bad address '" + address + "'");
     redisContext* nc = redisConnectWithTimeout(host.c_str(), port, tv);
+    std::string pass;
     if (nc == nullptr || nc->err) {
       std::string why = nc ? nc->errstr : "out of memory";
       if (nc) redisFree(nc);
@@ -95,13 +96,13 @@ Status SyncClient::take(const std::string& address, int timeout_ms, Lease* lease
         return Status::unreachable(address + ": " + kShuttingDown);
       }
       leased_fds_.insert(nc->fd);
+      pass = password_;
     }
     // A peer that accepts but never answers (stopped, overloaded) must not hold the handshake
     // forever either.
     redisSetTimeout(nc, tv);
-    if (!password_.empty()) {
-      auto* r =
-          static_cast<redisReply*>(redisCommand(nc, "AUTH %b", password_.data(), password_.size()));
+    if (!pass.empty()) {
+      auto* r = static_cast<redisReply*>(redisCommand(nc, "AUTH %b", pass.data(), pass.size()));
       if (r) freeReplyObject(r);
     }
     auto* r = static_cast<redisReply*>(

@@ -29,6 +29,11 @@ class SyncClient {
  public:
   SyncClient(std::string my_id, std::string password, int timeout_ms)
       : my_id_(std::move(my_id)), password_(std::move(password)), timeout_ms_(timeout_ms) {}
+  // Thread-safe: the password connections opened from now on authenticate with.
+  void set_password(std::string password) {
+    std::lock_guard<std::mutex> lock(mu_);
+    password_ = std::move(password);
+  }
   ~SyncClient();
 
   // One request to address; an error reply is returned as Status::refused with its text.
@@ -61,7 +66,8 @@ class SyncClient {
   void forget_idle(const std::string& address);
 
   static constexpr size_t kMaxIdlePerAddress = 4;
-  std::string my_id_, password_;
+  std::string my_id_;
+  std::string password_;  // guarded by mu_
   int timeout_ms_;
   std::mutex mu_;  // guards the three below; no I/O happens under it
   std::map<std::string, std::vector<redisContext*>> idle_;

@@ -116,8 +116,13 @@ void Server::apply_config_listeners() {
   obuf(config_.get("client-output-buffer-limit"));
   config_.on_change("client-output-buffer-limit", obuf);
   auto pass = [this](const std::string& v) {
-    std::lock_guard<std::mutex> lock(auth_mu_);
-    requirepass_ = v;
+    {
+      std::lock_guard<std::mutex> lock(auth_mu_);
+      requirepass_ = v;
+    }
+    // Every node of a ring has the same password: the links to peers use the new one from their
+    // next connection on.
+    if (cluster_) cluster_->set_password(v);
     return Status::ok();
   };
   pass(config_.get("requirepass"));
