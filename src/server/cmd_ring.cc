@@ -614,14 +614,7 @@ void cmd_ringkv_exec(CommandContext& ctx) {
   }
   const CommandTable& table = CommandTable::instance();
   ctx.w.array(req.cmds.size());
-  // As in EXEC: MONITOR (a command that streams replies) refuses inside a transaction.
-  const bool was_in_exec = ctx.session.in_exec;
-  ctx.session.in_exec = true;
-  struct ExecDone {
-    ClientSession& s;
-    bool was;
-    ~ExecDone() { s.in_exec = was; }
-  } done{ctx.session, was_in_exec};
+  ExecScope in_exec(ctx.session);
   for (auto& args : req.cmds) {
     const CommandSpec* spec = table.find(args[0]);
     const CommandSpec* parent = nullptr;

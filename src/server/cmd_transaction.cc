@@ -81,13 +81,7 @@ void cmd_exec(CommandContext& ctx) {
   ctx.server.unwatch_all(s);
   const CommandTable& table = CommandTable::instance();
   ctx.w.array(queued.size());
-  // While the queued commands run, a command that would block or stream replies (MONITOR)
-  // refuses, as Redis refuses it for a CLIENT_DENY_BLOCKING client.
-  s.in_exec = true;
-  struct ExecDone {
-    ClientSession& s;
-    ~ExecDone() { s.in_exec = false; }
-  } done{s};
+  ExecScope in_exec(s);
   for (auto& request : queued) {
     std::vector<std::string_view> args(request.begin(), request.end());
     const CommandSpec* spec = table.find(args[0]);

@@ -64,4 +64,19 @@ class ClientSession : public net::Session {
   std::vector<std::pair<std::string, uint64_t>> watched_versions;
 };
 
+// While a transaction's commands run (EXEC, or RINGKV.EXEC on a key's owner): a command that
+// would block or stream replies (MONITOR) refuses, as Redis refuses it for a
+// CLIENT_DENY_BLOCKING client. Restores the session's previous state when it ends.
+class ExecScope {
+ public:
+  explicit ExecScope(ClientSession& s) : s_(s), was_(s.in_exec) { s.in_exec = true; }
+  ~ExecScope() { s_.in_exec = was_; }
+  ExecScope(const ExecScope&) = delete;
+  ExecScope& operator=(const ExecScope&) = delete;
+
+ private:
+  ClientSession& s_;
+  bool was_;
+};
+
 }  // namespace ringkv::server
