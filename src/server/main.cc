@@ -84,12 +84,7 @@ int main(int argc, char** argv) {
   }
   Status st = cfg.load_args(
       std::vector<std::string>(args.begin() + static_cast<long>(first_flag), args.end()));
-  if (!st.is_ok()) {
-    std::fprintf(stderr, "\n*** FATAL CONFIG ERROR (ringkv %s) ***\n%s\n", server::kRingkvVersion,
-                 st.message().c_str());
-    return 1;
-  }
-  st = check_cluster_settings(cfg);
+  if (st.is_ok()) st = check_cluster_settings(cfg);
   if (!st.is_ok()) {
     std::fprintf(stderr, "\n*** FATAL CONFIG ERROR (ringkv %s) ***\n%s\n", server::kRingkvVersion,
                  st.message().c_str());
