@@ -292,7 +292,7 @@ void PeerLink::on_read(ssize_t nread, const uv_buf_t* buf) {
       const std::string why =
           "it asks for a password this node did not send (NOAUTH; is requirepass the same on "
           "every node?)";
-      const std::string msg = "peer " + peer_id_ + " (" + address_ + ") failed: " + why;
+      const std::string msg = failure(why);
       LOG_WARNING("Peer %s refused a request: NOAUTH", peer_id_.c_str());
       Callback cb = std::move(p.cb);
       close_connection(why);
@@ -399,12 +399,16 @@ void PeerLink::close_connection(const std::string& why) {
   fail_all(why);
 }
 
+std::string PeerLink::failure(const std::string& why) const {
+  return "peer " + peer_id_ + " (" + address_ + ") failed: " + why;
+}
+
 void PeerLink::fail_all(const std::string& why) {
   std::deque<Pending> pending;
   pending.swap(pending_);
   // Every callback runs, even if one of them destroys this link: each owns a reply that must
   // be completed, and `pending` is a local copy.
-  std::string msg = "peer " + peer_id_ + " (" + address_ + ") failed: " + why;
+  const std::string msg = failure(why);
   for (auto& p : pending) {
     if (p.internal || !p.cb) continue;
     p.cb(false, msg);

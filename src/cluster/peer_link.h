@@ -94,6 +94,8 @@ class PeerLink {
   void on_connected(int status);
   void on_read(ssize_t nread, const uv_buf_t* buf);
   void fail_all(const std::string& why);
+  // What a request's callback is told when the connection failed for `why`.
+  std::string failure(const std::string& why) const;
   void close_connection(const std::string& why);
   void schedule_flush();
   void flush_or_hold(const std::weak_ptr<bool>& alive);
