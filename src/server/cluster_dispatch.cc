@@ -168,8 +168,7 @@ void Server::run_local_async(net::Connection& conn, ClientSession& s,
           return;
         }
         if (!complete) {
-          count_error(kNoReadThroughError);
-          (*cb)(error_reply(std::string(kNoReadThroughError)));
+          (*cb)(refuse_unread());
           return;
         }
         // Brought (or no copy had it): run it now, without bringing again.
@@ -220,8 +219,7 @@ void Server::run_here(net::Connection& conn, ClientSession& s, std::vector<std::
       return;
     }
     if (!complete) {
-      count_error(kNoReadThroughError);
-      d->complete(error_reply(std::string(kNoReadThroughError)));
+      d->complete(refuse_unread());
       return;
     }
     run_local_async(
@@ -274,6 +272,11 @@ std::vector<Server::Bring> Server::copies_to_bring(const View& v, const CommandS
     if (!b.peers.empty()) out.push_back(std::move(b));
   }
   return out;
+}
+
+std::string Server::refuse_unread() {
+  count_error(kNoReadThroughError);
+  return error_reply(kNoReadThroughError);
 }
 
 void Server::bring_then(size_t loop_index, std::vector<Bring> bring,

@@ -252,6 +252,8 @@ class Server : public net::Service {
   // key still arriving here could be read through from no holder (the command must not run on
   // what this node has).
   void bring_then(size_t loop_index, std::vector<Bring> bring, std::function<void(bool)> then);
+  // The reply (counted in errorstats) for a command bring_then could not complete.
+  std::string refuse_unread();
   void deliver(net::Connection& conn, std::string reply,
                std::vector<cluster::ChangeRecord> changes);
   // Forwards the request to peer. cache: a GET whose reply goes into the loop's hot-key cache
