@@ -296,7 +296,7 @@ def main():
     args = ap.parse_args()
 
     with open(TABLE) as f:
-        names = re.findall(r't\.push_back\(S\("([^"]+)"', f.read())
+        names = re.findall(r't\.push_back\(\s*S\("([^"]+)"', f.read())
     proc, port, c3 = start_redis(args.redis_server)
     try:
         version = as_dict(c3.call("HELLO", "3"))["version"][1].decode()
