@@ -246,6 +246,24 @@ void Access::touch() {
   view_ = EntryView(view_.data());
 }
 
+bool Access::set_access_data(int freq, int64_t idle_seconds) {
+  assert(found_);
+  uint32_t lru;
+  if (store_.lfu_mode()) {
+    if (freq < 0) return false;
+    lru = (lfu_minutes(now_) << 8) | static_cast<uint32_t>(freq & 0xff);
+  } else {
+    if (idle_seconds < 0) return false;
+    // The 24-bit clock wraps (every 194 days): an access before the wrap is near its top.
+    constexpr int64_t kClockMax = 0xffffff;
+    int64_t at = static_cast<int64_t>(Store::lru_clock(now_)) - idle_seconds % (kClockMax + 1);
+    lru = static_cast<uint32_t>(at < 0 ? at + kClockMax : at);
+  }
+  set_entry_meta(const_cast<char*>(view_.data()), lru, view_.flags());
+  view_ = EntryView(view_.data());
+  return true;
+}
+
 Version Access::set(std::string_view value, Millis expire_at) {
   std::string copy;
   if (exists_ && value.data() >= view_.data() && value.data() < view_.data() + view_.size()) {

@@ -82,6 +82,10 @@ class Access {
 
   // Records a read for LRU/LFU.
   void touch();
+  // REQUIRES: found(). Sets the LRU/LFU data as RESTORE's IDLETIME and FREQ do (Redis's
+  // objectSetLRUOrLFU): under an LFU policy the counter `freq` (0-255) when >= 0, otherwise the
+  // idle time `idle_seconds` when >= 0. Returns whether it set anything.
+  bool set_access_data(int freq, int64_t idle_seconds);
 
   // Creates or replaces the value; `expire_at` < 0 means no expiry. Returns the new version.
   Version set(std::string_view value, Millis expire_at);
