@@ -1,5 +1,5 @@
-// Keyspace commands that move or describe values: RENAME, RENAMENX, COPY, and OBJECT's
-// ENCODING, FREQ, IDLETIME, REFCOUNT and HELP.
+// Keyspace commands that move or describe values: RENAME, RENAMENX, COPY, DUMP, RESTORE, and
+// OBJECT's ENCODING, FREQ, IDLETIME, REFCOUNT and HELP.
 //
 // RENAME and COPY touch two keys, which may live on different lock stripes (or the same one).
 // A thread never holds two stripe locks at once, so they work in steps: copy the source out,
@@ -7,9 +7,11 @@
 // that was copied. A write to the source between the steps therefore survives, and the outcome
 // is the one of RENAME followed by that write.
 #include <climits>
+#include <limits>
 #include <string>
 
 #include "server/util.h"
+#include "store/dump_payload.h"
 
 namespace ringkv::server {
 
@@ -146,6 +148,84 @@ void cmd_copy(CommandContext& ctx) {
     return true;
   });
   ctx.w.integer(copied ? 1 : 0);
+}
+
+// ---------------------------------------------------------------- DUMP / RESTORE
+
+void cmd_dump(CommandContext& ctx) {
+  // Redis's lookupKeyRead: a hit or a miss, and an access for LRU/LFU.
+  std::string payload;
+  const bool found = with_key(ctx, ctx.arg(1), [&](store::Access& a) {
+    if (!a.found()) return false;
+    a.touch();
+    payload = store::encode_dump(a.value());
+    return true;
+  });
+  count_hit(ctx, found);
+  if (found)
+    ctx.w.bulk(payload);
+  else
+    ctx.w.null();
+}
+
+// RESTORE key ttl payload [REPLACE] [ABSTTL] [IDLETIME seconds] [FREQ frequency], with Redis's
+// checks in Redis's order: options, an existing key (BUSYKEY), the TTL, the payload.
+void cmd_restore(CommandContext& ctx) {
+  bool replace = false, absttl = false;
+  int64_t idle = -1, freq = -1;
+  for (size_t j = 4; j < ctx.argc(); ++j) {
+    const std::string_view opt = c_string(ctx.arg(j));
+    const bool has_next = j + 1 < ctx.argc();
+    if (equals_nocase(opt, "replace")) {
+      replace = true;
+    } else if (equals_nocase(opt, "absttl")) {
+      absttl = true;
+    } else if (equals_nocase(opt, "idletime") && has_next && freq == -1) {
+      if (!arg_int64(ctx, ctx.arg(++j), &idle)) return;
+      if (idle < 0) return ctx.error(err::kInvalidIdletime);
+    } else if (equals_nocase(opt, "freq") && has_next && idle == -1) {
+      if (!arg_int64(ctx, ctx.arg(++j), &freq)) return;
+      if (freq < 0 || freq > 255) return ctx.error(err::kInvalidFreq);
+    } else {
+      return ctx.error(err::kSyntax);
+    }
+  }
+  // Decoded before the key's lock is taken; its errors wait for their turn.
+  int64_t ttl = 0;
+  const bool ttl_ok = parse_int64(ctx.arg(2), &ttl);
+  const store::DecodedDump d = store::decode_dump(ctx.arg(3));
+  with_key(ctx, ctx.arg(1), [&](store::Access& a) {
+    if (!replace && a.found()) {
+      a.touch();
+      return ctx.error(err::kBusyKey);
+    }
+    if (!ttl_ok) return ctx.error(err::kNotInteger);
+    if (ttl < 0) return ctx.error(err::kInvalidTtl);
+    switch (d.status) {
+      case store::DumpStatus::kOk:
+        break;
+      case store::DumpStatus::kBadFooter:
+        return ctx.error(err::kDumpPayload);
+      case store::DumpStatus::kBadFormat:
+        return ctx.error(err::kBadDataFormat);
+      case store::DumpStatus::kNotString: {
+        std::string e(err::kRestoreNotString);
+        return ctx.error(e.replace(e.find("%s"), 2, d.type_name));
+      }
+    }
+    Millis when = -1;
+    if (ttl > 0) {
+      when = ttl;
+      if (!absttl && ttl <= std::numeric_limits<Millis>::max() - ctx.now) when += ctx.now;
+      if (when <= ctx.now) {  // already expired: the key is gone, as Redis does it
+        if (a.found()) a.erase();
+        return ctx.w.ok();
+      }
+    }
+    a.set(d.value, when);
+    a.set_access_data(static_cast<int>(freq), idle);
+    ctx.w.ok();
+  });
 }
 
 // ---------------------------------------------------------------- OBJECT

@@ -193,6 +193,23 @@ std::vector<CommandSpec> make_table() {
       S("rename", 3, kWrite, 1, 2, 1, cmd_rename, "generic").doc("Rename a key", "1.0.0", "O(1)"));
   t.push_back(S("renamenx", 3, kWrite | kFast, 1, 2, 1, cmd_renamenx, "generic")
                   .doc("Rename a key, only if the new key does not exist", "1.0.0", "O(1)"));
+  t.push_back(S("dump", 2, kReadOnly, 1, 1, 1, cmd_dump, "generic")
+                  .doc("Return a serialized version of the value stored at the specified key.",
+                       "2.6.0",
+                       "O(1) to access the key and additional O(N*M) to serialize it, where N is "
+                       "the number of Redis objects composing the value and M their average size. "
+                       "For small string values the time complexity is thus O(1)+O(1*M) where M "
+                       "is small, so simply O(1)."));
+  t.push_back(S("restore", -4, kWrite | kDenyOom, 1, 1, 1, cmd_restore, "generic")
+                  .doc("Create a key using the provided serialized value, previously obtained "
+                       "using DUMP.",
+                       "2.6.0",
+                       "O(1) to create the new key and additional O(N*M) to reconstruct the "
+                       "serialized value, where N is the number of Redis objects composing the "
+                       "value and M their average size. For small string values the time "
+                       "complexity is thus O(1)+O(1*M) where M is small, so simply O(1). However "
+                       "for sorted set values the complexity is O(N*M*log(N)) because inserting "
+                       "values into sorted sets is O(log(N))."));
   t.push_back(S("copy", -3, kWrite | kDenyOom, 1, 2, 1, cmd_copy, "generic")
                   .doc("Copy a key", "6.2.0",
                        "O(N) worst case for collections, where N is the number of nested items. "

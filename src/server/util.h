@@ -132,12 +132,14 @@ enum class BitOp { kAnd, kOr, kXor, kNot };
 std::string_view parse_bitop_args(const std::vector<std::string_view>& args, BitOp* op);
 RINGKV_HANDLER(cmd_bitfield);
 RINGKV_HANDLER(cmd_bitfield_ro);
-// RENAME, COPY, OBJECT (cmd_keyspace_ext.cc)
+// RENAME, COPY, DUMP, RESTORE, OBJECT (cmd_keyspace_ext.cc)
 RINGKV_HANDLER(cmd_rename);
 RINGKV_HANDLER(cmd_renamenx);
 RINGKV_HANDLER(cmd_copy);
 // COPY's options (arguments 3 on): the error, or "".
 std::string_view parse_copy_args(const std::vector<std::string_view>& args, bool* replace);
+RINGKV_HANDLER(cmd_dump);
+RINGKV_HANDLER(cmd_restore);
 RINGKV_HANDLER(cmd_object_encoding);
 RINGKV_HANDLER(cmd_object_freq);
 RINGKV_HANDLER(cmd_object_idletime);
