@@ -14,56 +14,6 @@
 using namespace ringkv;
 using namespace ringkv::testing;
 
-namespace {
-
-struct PlanLine {
-  std::string from, to;
-  long long ranges = 0, keys = 0, bytes = 0;
-};
-
-std::vector<PlanLine> parse_plan(const Reply& r) {
-  std::vector<PlanLine> out;
-  REQUIRE(r);
-  INFO(reply_text(r));
-  REQUIRE(r->type == REDIS_REPLY_ARRAY);
-  for (size_t i = 0; i < r->elements; ++i) {
-    const redisReply* m = r->element[i];
-    REQUIRE(m->type == REDIS_REPLY_ARRAY);
-    REQUIRE(m->elements == 10);
-    PlanLine l;
-    for (size_t f = 0; f + 1 < m->elements; f += 2) {
-      std::string name(m->element[f]->str, m->element[f]->len);
-      const redisReply* v = m->element[f + 1];
-      if (name == "from")
-        l.from.assign(v->str, v->len);
-      else if (name == "to")
-        l.to.assign(v->str, v->len);
-      else if (name == "ranges")
-        l.ranges = v->integer;
-      else if (name == "keys")
-        l.keys = v->integer;
-      else if (name == "bytes")
-        l.bytes = v->integer;
-      else
-        FAIL("unexpected plan field " << name);
-    }
-    out.push_back(l);
-  }
-  return out;
-}
-
-std::map<std::string, std::pair<long long, long long>> plan_by_destination(
-    const std::vector<PlanLine>& plan) {
-  std::map<std::string, std::pair<long long, long long>> out;
-  for (const auto& l : plan) {
-    out[l.to].first += l.keys;
-    out[l.to].second += l.bytes;
-  }
-  return out;
-}
-
-}  // namespace
-
 TEST_CASE("admin errors have exact texts - RING PLAN predicts exactly what moves") {
   for (bool etcd : {false, true}) {
     DYNAMIC_SECTION(backend_name(etcd) << " configuration service") {

@@ -488,4 +488,51 @@ inline uint64_t predicted_gain(const KeyValues& kv, const std::vector<std::strin
   return predicted_gain(keys, before, after, id, n);
 }
 
+// RING PLAN's reply: one line per (source, destination).
+struct PlanLine {
+  std::string from, to;
+  long long ranges = 0, keys = 0, bytes = 0;
+};
+
+inline std::vector<PlanLine> parse_plan(const Reply& r) {
+  std::vector<PlanLine> out;
+  REQUIRE(r);
+  INFO(reply_text(r));
+  REQUIRE(r->type == REDIS_REPLY_ARRAY);
+  for (size_t i = 0; i < r->elements; ++i) {
+    const redisReply* m = r->element[i];
+    REQUIRE(m->type == REDIS_REPLY_ARRAY);
+    REQUIRE(m->elements == 10);
+    PlanLine l;
+    for (size_t f = 0; f + 1 < m->elements; f += 2) {
+      std::string name(m->element[f]->str, m->element[f]->len);
+      const redisReply* v = m->element[f + 1];
+      if (name == "from")
+        l.from.assign(v->str, v->len);
+      else if (name == "to")
+        l.to.assign(v->str, v->len);
+      else if (name == "ranges")
+        l.ranges = v->integer;
+      else if (name == "keys")
+        l.keys = v->integer;
+      else if (name == "bytes")
+        l.bytes = v->integer;
+      else
+        FAIL("unexpected plan field " << name);
+    }
+    out.push_back(l);
+  }
+  return out;
+}
+
+inline std::map<std::string, std::pair<long long, long long>> plan_by_destination(
+    const std::vector<PlanLine>& plan) {
+  std::map<std::string, std::pair<long long, long long>> out;
+  for (const auto& l : plan) {
+    out[l.to].first += l.keys;
+    out[l.to].second += l.bytes;
+  }
+  return out;
+}
+
 }  // namespace ringkv::testing

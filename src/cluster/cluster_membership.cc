@@ -386,12 +386,25 @@ Result<std::vector<Cluster::PlanLine>> Cluster::plan(const RingConfig& proposed)
   if (!to) return to.status();
   auto p = ring::diff(**from, **to, proposed.effective_replicas());
   if (!p) return p.status();
-  // Group the transfers by (source, destination); the source is the range's old primary.
+  // Group the transfers by (source, destination). The source is the range's first old holder
+  // that is up, as for the move itself: the old primary unless it is down (a dead server being
+  // removed is counted from the copies that will be streamed).
   std::map<std::pair<std::string, std::string>, std::vector<ring::TokenRange>> groups;
   for (const auto& m : p->moves) {
     if (m.gainers.empty()) continue;
-    const std::string& src = p->servers[m.old_replicas.front()];
-    for (uint32_t g : m.gainers) groups[{src, p->servers[g]}].push_back(m.range);
+    const std::string* src = nullptr;
+    std::string holders;
+    for (uint32_t h : m.old_replicas) {
+      if (peer_live(p->servers[h])) {
+        src = &p->servers[h];
+        break;
+      }
+      holders += (holders.empty() ? "'" : ", '") + p->servers[h] + "'";
+    }
+    if (src == nullptr)
+      return Status::unreachable("can't count the keys of a range: every server holding it (" +
+                                 holders + ") is down");
+    for (uint32_t g : m.gainers) groups[{*src, p->servers[g]}].push_back(m.range);
   }
   std::vector<PlanLine> out;
   for (auto& [k, ranges] : groups) {
