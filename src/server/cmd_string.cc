@@ -347,7 +347,10 @@ void cmd_append(CommandContext& ctx) {
 
 void cmd_strlen(CommandContext& ctx) {
   with_key(ctx, ctx.arg(1), [&](store::Access& a) {
-    ctx.w.integer(a.found() ? static_cast<int64_t>(a.value().size()) : 0);
+    count_hit(ctx, a.found());  // a read lookup in Redis: a hit or a miss, and an access
+    if (!a.found()) return ctx.w.integer(0);
+    a.touch();
+    ctx.w.integer(static_cast<int64_t>(a.value().size()));
   });
 }
 
