@@ -215,9 +215,10 @@ void cmd_restore(CommandContext& ctx) {
     }
     Millis when = -1;
     if (ttl > 0) {
-      when = ttl;
-      if (!absttl && ttl <= std::numeric_limits<Millis>::max() - ctx.now) when += ctx.now;
-      if (when <= ctx.now) {  // already expired: the key is gone, as Redis does it
+      // A relative TTL past the largest time wraps around in Redis, to a time already past.
+      const bool overflow = !absttl && ttl > std::numeric_limits<Millis>::max() - ctx.now;
+      when = absttl || overflow ? ttl : ttl + ctx.now;
+      if (overflow || when <= ctx.now) {  // already expired: the key is gone, as in Redis
         if (a.found()) a.erase();
         return ctx.w.ok();
       }

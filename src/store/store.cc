@@ -246,22 +246,23 @@ void Access::touch() {
   view_ = EntryView(view_.data());
 }
 
-bool Access::set_access_data(int freq, int64_t idle_seconds) {
+void Access::set_access_data(int freq, int64_t idle_seconds) {
   assert(found_);
-  uint32_t lru;
-  if (store_.lfu_mode()) {
-    if (freq < 0) return false;
+  uint32_t lru = store_.initial_lru(now_);
+  if (store_.lfu_mode() && freq >= 0) {
     lru = (lfu_minutes(now_) << 8) | static_cast<uint32_t>(freq & 0xff);
-  } else {
-    if (idle_seconds < 0) return false;
-    // The 24-bit clock wraps (every 194 days): an access before the wrap is near its top.
+  } else if (!store_.lfu_mode() && idle_seconds >= 0) {
+    // Redis's arithmetic, wrap-arounds included, so OBJECT IDLETIME reads the same: the idle
+    // time scaled by 1000/1000 (in 64 bits), taken from the 24-bit clock, plus LRU_CLOCK_MAX
+    // (2^24 - 1) when negative, kept to 24 bits.
     constexpr int64_t kClockMax = 0xffffff;
-    int64_t at = static_cast<int64_t>(Store::lru_clock(now_)) - idle_seconds % (kClockMax + 1);
-    lru = static_cast<uint32_t>(at < 0 ? at + kClockMax : at);
+    const int64_t idle = static_cast<int64_t>(static_cast<uint64_t>(idle_seconds) * 1000) / 1000;
+    int64_t at = static_cast<int64_t>(Store::lru_clock(now_)) - idle;
+    if (at < 0) at += kClockMax;
+    lru = static_cast<uint32_t>(static_cast<uint64_t>(at) & kClockMax);
   }
   set_entry_meta(const_cast<char*>(view_.data()), lru, view_.flags());
   view_ = EntryView(view_.data());
-  return true;
 }
 
 Version Access::set(std::string_view value, Millis expire_at) {

@@ -82,10 +82,11 @@ class Access {
 
   // Records a read for LRU/LFU.
   void touch();
-  // REQUIRES: found(). Sets the LRU/LFU data as RESTORE's IDLETIME and FREQ do (Redis's
-  // objectSetLRUOrLFU): under an LFU policy the counter `freq` (0-255) when >= 0, otherwise the
-  // idle time `idle_seconds` when >= 0. Returns whether it set anything.
-  bool set_access_data(int freq, int64_t idle_seconds);
+  // REQUIRES: found(). Gives the value the LRU/LFU data of a value just created (RESTORE
+  // replaces a key, it does not write it), then applies RESTORE's IDLETIME and FREQ as Redis's
+  // objectSetLRUOrLFU does: under an LFU policy the counter `freq` (0-255) when >= 0, under an
+  // LRU one the idle time `idle_seconds` when >= 0.
+  void set_access_data(int freq, int64_t idle_seconds);
 
   // Creates or replaces the value; `expire_at` < 0 means no expiry. Returns the new version.
   Version set(std::string_view value, Millis expire_at);
