@@ -76,6 +76,26 @@ class Migrate(unittest.TestCase):
                 else:
                     self.assertEqual(ttl, -1, name)
 
+    def test_migrate_from_a_redis_cluster_node(self):
+        # A Redis with cluster-enabled sends RESTORE-ASKING instead of RESTORE.
+        with harness.Server("redis", ["--cluster-enabled", "yes", "--cluster-config-file",
+                                      "nodes.conf"]) as redis_srv, \
+                harness.Server("ringkv") as ringkv_srv:
+            src = redis_srv.client()
+            src.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
+            deadline = time.monotonic() + 20
+            while src.cluster("info")["cluster_state"] != "ok" and time.monotonic() < deadline:
+                time.sleep(0.05)
+            src.set("{t}a", b"1" * 100)
+            src.set("{t}b", b"-5", ex=500)
+            reply = src.execute_command("MIGRATE", "127.0.0.1", ringkv_srv.port, "", 0, 5000,
+                                        "KEYS", "{t}a", "{t}b")
+            self.assertEqual(reply, b"OK")
+            rk = ringkv_srv.client()
+            self.assertEqual(rk.get("{t}a"), b"1" * 100)
+            self.assertEqual(rk.get("{t}b"), b"-5")
+            self.assertTrue(490 <= rk.ttl("{t}b") <= 500)
+
     def test_dump_from_ringkv_restores_into_redis_and_back(self):
         rng = random.Random(6)
         values = sample_values(rng)

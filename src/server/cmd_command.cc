@@ -29,6 +29,7 @@ std::vector<std::string_view> flag_names(const CommandSpec& c) {
       {kStale, "stale"},
       {kSkipMonitor, "skip_monitor"},
       {kSkipSlowlog, "skip_slowlog"},
+      {kAsking, "asking"},
       {kFast, "fast"},
       {kNoAuth, "no_auth"},
       {kNoMulti, "no_multi"},

@@ -40,6 +40,7 @@ enum CommandFlag : uint32_t {
   kNoMulti = 1u << 14,
   kAllowBusy = 1u << 15,
   kMovableKeys = 1u << 16,
+  kAsking = 1u << 17,
   // ringkv's own: the command acts on the whole keyspace (DBSIZE, KEYS, SCAN, FLUSHALL...), so
   // in a cluster it runs on every node.
   kKeyspace = 1u << 24,

@@ -33,6 +33,14 @@ constexpr uint32_t kCon = kNoScript | kLoading | kStale | kFast | kAllowBusy;
 
 using S = CommandSpec;
 
+// RESTORE's and RESTORE-ASKING's, as Redis documents them.
+constexpr std::string_view kRestoreComplexity =
+    "O(1) to create the new key and additional O(N*M) to reconstruct the serialized value, where "
+    "N is the number of Redis objects composing the value and M their average size. For small "
+    "string values the time complexity is thus O(1)+O(1*M) where M is small, so simply O(1). "
+    "However for sorted set values the complexity is O(N*M*log(N)) because inserting values into "
+    "sorted sets is O(log(N)).";
+
 std::vector<CommandSpec> make_table() {
   std::vector<CommandSpec> t;
   // ---- strings
@@ -203,13 +211,11 @@ std::vector<CommandSpec> make_table() {
   t.push_back(S("restore", -4, kWrite | kDenyOom, 1, 1, 1, cmd_restore, "generic")
                   .doc("Create a key using the provided serialized value, previously obtained "
                        "using DUMP.",
-                       "2.6.0",
-                       "O(1) to create the new key and additional O(N*M) to reconstruct the "
-                       "serialized value, where N is the number of Redis objects composing the "
-                       "value and M their average size. For small string values the time "
-                       "complexity is thus O(1)+O(1*M) where M is small, so simply O(1). However "
-                       "for sorted set values the complexity is O(N*M*log(N)) because inserting "
-                       "values into sorted sets is O(log(N))."));
+                       "2.6.0", kRestoreComplexity));
+  // What a Redis with cluster-enabled yes sends as MIGRATE's target command; RESTORE here.
+  t.push_back(
+      S("restore-asking", -4, kWrite | kDenyOom | kAsking, 1, 1, 1, cmd_restore, "server")
+          .doc("An internal command for migrating keys in a cluster", "3.0.0", kRestoreComplexity));
   t.push_back(S("copy", -3, kWrite | kDenyOom, 1, 2, 1, cmd_copy, "generic")
                   .doc("Copy a key", "6.2.0",
                        "O(N) worst case for collections, where N is the number of nested items. "
