@@ -498,6 +498,47 @@ class RedisCli(Servers):
 # ---------------------------------------------------------------- introspection via redis-py
 
 class Introspection(Servers):
+    # Each command on a fresh data set (s="hello", s2="help", both idle for 1000 s); what it
+    # adds to keyspace_hits/misses and whether it counts as an access of s (OBJECT IDLETIME)
+    # must be Redis's: its lookupKeyRead counts and accesses, lookupKeyWrite accesses, and TYPE,
+    # EXISTS and TTL count without accessing.
+    KEY_LOOKUPS = [
+        ["GET", "s"], ["GET", "nx"], ["STRLEN", "s"], ["STRLEN", "nx"], ["GETRANGE", "s", "0", "1"],
+        ["SUBSTR", "s", "0", "1"], ["MGET", "s", "nx"], ["GETBIT", "s", "1"], ["BITCOUNT", "s"],
+        ["BITPOS", "s", "1"], ["BITFIELD_RO", "s", "GET", "u8", "0"], ["LCS", "s", "s2"],
+        ["DUMP", "s"], ["DUMP", "nx"], ["GETEX", "s"], ["TYPE", "s"], ["TYPE", "nx"],
+        ["EXISTS", "s", "nx"], ["TTL", "s"], ["PTTL", "nx"], ["EXPIRETIME", "s"],
+        ["OBJECT", "ENCODING", "s"], ["TOUCH", "s", "nx"], ["GETSET", "s", "v"],
+        ["SET", "s", "v", "GET"], ["SET", "s", "v", "NX"], ["SETNX", "s", "v"],
+        ["MSETNX", "s", "v"], ["PERSIST", "s"], ["COPY", "s2", "s"], ["RENAMENX", "s2", "s"],
+        ["APPEND", "s", "x"], ["SETRANGE", "s", "0", "x"], ["SETBIT", "s", "1", "1"],
+        ["BITOP", "AND", "d", "s", "s2"], ["MEMORY", "USAGE", "s"], ["EXPIRE", "s", "100"],
+    ]
+
+    def test_keyspace_hits_and_accesses_match_redis_per_command(self):
+        for cmd in self.KEY_LOOKUPS:
+            seen = []
+            for c in (self.r, self.rr):
+                c.flushall()
+                c.set("s", "hello")
+                c.set("s2", "help")
+                for k in ("s", "s2"):
+                    c.restore(k, 0, c.dump(k), idletime=1000, replace=True)
+                before = c.info("stats")
+                try:
+                    if cmd[0] == "OBJECT":  # redis-py's reply parser needs its own call
+                        c.object(cmd[1].lower(), cmd[2])
+                    else:
+                        c.execute_command(*cmd)
+                except redis.ResponseError:
+                    pass
+                after = c.info("stats")
+                idle = c.object("idletime", "s")
+                seen.append((after["keyspace_hits"] - before["keyspace_hits"],
+                             after["keyspace_misses"] - before["keyspace_misses"],
+                             "accessed" if idle is not None and idle < 500 else "idle"))
+            self.assertEqual(seen[0], seen[1], f"{' '.join(cmd)}: ringkv, redis")
+
     def test_slowlog(self):
         for c in (self.r, self.rr):
             c.config_set("slowlog-log-slower-than", 0)

@@ -79,6 +79,7 @@ void expire_generic(CommandContext& ctx, Millis basetime, bool seconds) {
 
 void ttl_generic(CommandContext& ctx, bool ms, bool absolute) {
   with_key(ctx, ctx.arg(1), [&](store::Access& a) {
+    count_hit(ctx, a.found());
     if (!a.found()) return ctx.w.integer(-2);
     Millis e = a.expire_at();
     if (e < 0) return ctx.w.integer(-1);
@@ -107,7 +108,10 @@ void cmd_del(CommandContext& ctx) {
 void cmd_exists(CommandContext& ctx) {
   int64_t n = 0;
   for (size_t i = 1; i < ctx.argc(); ++i) {
-    n += with_key(ctx, ctx.arg(i), [](store::Access& a) { return a.found() ? 1 : 0; });
+    n += with_key(ctx, ctx.arg(i), [&](store::Access& a) {
+      count_hit(ctx, a.found());
+      return a.found() ? 1 : 0;
+    });
   }
   ctx.w.integer(n);
 }
@@ -115,7 +119,8 @@ void cmd_exists(CommandContext& ctx) {
 void cmd_touch(CommandContext& ctx) {
   int64_t n = 0;
   for (size_t i = 1; i < ctx.argc(); ++i) {
-    n += with_key(ctx, ctx.arg(i), [](store::Access& a) {
+    n += with_key(ctx, ctx.arg(i), [&](store::Access& a) {
+      count_hit(ctx, a.found());
       if (!a.found()) return 0;
       a.touch();
       return 1;
@@ -135,6 +140,7 @@ void cmd_pexpiretime(CommandContext& ctx) { ttl_generic(ctx, true, true); }
 
 void cmd_persist(CommandContext& ctx) {
   with_key(ctx, ctx.arg(1), [&](store::Access& a) {
+    if (a.found()) a.touch();  // Redis's lookupKeyWrite: an access
     if (!a.found() || a.expire_at() < 0) return ctx.w.integer(0);
     a.set_expire(-1);
     ctx.w.integer(1);
@@ -143,6 +149,7 @@ void cmd_persist(CommandContext& ctx) {
 
 void cmd_type(CommandContext& ctx) {
   bool found = with_key(ctx, ctx.arg(1), [](store::Access& a) { return a.found(); });
+  count_hit(ctx, found);
   ctx.w.simple(found ? "string" : "none");
 }
 

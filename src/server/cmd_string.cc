@@ -102,12 +102,14 @@ void set_generic(CommandContext& ctx, unsigned flags, std::string_view key, std:
   with_key(ctx, key, [&](store::Access& a) {
     bool found = a.found();
     if (flags & kGet) {
+      count_hit(ctx, found);  // SET ... GET reads as GET does
       if (found)
         ctx.w.bulk(a.value());
       else
         ctx.w.null();
     }
     if (((flags & kNx) && found) || ((flags & kXx) && !found)) {
+      if (found) a.touch();  // Redis's lookupKeyWrite: an access, even when nothing is written
       if (!(flags & kGet)) {
         if (reply_int)
           ctx.w.integer(0);
@@ -190,6 +192,7 @@ void cmd_psetex(CommandContext& ctx) {
 
 void cmd_getset(CommandContext& ctx) {
   with_key(ctx, ctx.arg(1), [&](store::Access& a) {
+    count_hit(ctx, a.found());
     if (a.found())
       ctx.w.bulk(a.value());
     else
@@ -269,7 +272,10 @@ void cmd_msetnx(CommandContext& ctx) {
   // All-or-nothing on one node needs every key's stripe held at once; take them in stripe order.
   // (Keys of one stripe share a lock, so each stripe is locked once.)
   for (size_t i = 1; i + 1 < ctx.argc(); i += 2) {
-    bool exists = with_key(ctx, ctx.arg(i), [](store::Access& a) { return a.found(); });
+    bool exists = with_key(ctx, ctx.arg(i), [](store::Access& a) {
+      if (a.found()) a.touch();  // Redis's lookupKeyWrite: an access
+      return a.found();
+    });
     if (exists) {
       ctx.w.integer(0);
       return;
