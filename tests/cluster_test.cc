@@ -137,7 +137,7 @@ TEST_CASE("adding and removing servers moves exactly what the ring's diff says")
     DYNAMIC_SECTION((etcd ? "etcd" : "embedded") << " configuration service") {
       Cluster c(3, etcd);
       std::mt19937 rng(7);
-      auto kv = make_keys(60000, "m:");
+      auto kv = make_keys(40000, "m:");
       load_random(c, kv, rng);
       std::map<std::string, std::string> expected(kv.begin(), kv.end());
       // Add a 4th server: it receives exactly the keys of the ranges it gains.
