@@ -326,9 +326,7 @@ void bitfield_generic(CommandContext& ctx, bool read_only_command) {
 
   with_key(ctx, ctx.arg(1), [&](store::Access& a) {
     if (!writes) {
-      count_hit(ctx, a.found());
-      if (!a.found()) return (void)run(nullptr, 0, 0);
-      a.touch();
+      if (!read_key(ctx, a)) return (void)run(nullptr, 0, 0);
       std::string_view v = a.value();
       // Only GETs: they never write through this pointer.
       return (void)run(reinterpret_cast<unsigned char*>(const_cast<char*>(v.data())), v.size(), 0);
@@ -405,9 +403,7 @@ void cmd_getbit(CommandContext& ctx) {
   uint64_t offset;
   if (!bit_offset_arg(ctx, ctx.arg(2), false, 0, &offset)) return;
   with_key(ctx, ctx.arg(1), [&](store::Access& a) {
-    count_hit(ctx, a.found());
-    if (!a.found()) return ctx.w.integer(0);
-    a.touch();
+    if (!read_key(ctx, a)) return ctx.w.integer(0);
     std::string_view v = a.value();
     const uint64_t byte = offset >> 3;
     ctx.w.integer(byte < v.size() ? bit_at(reinterpret_cast<const unsigned char*>(v.data()), offset)
@@ -420,9 +416,7 @@ void cmd_getbit(CommandContext& ctx) {
 void cmd_bitcount(CommandContext& ctx) {
   with_key(ctx, ctx.arg(1), [&](store::Access& a) {
     // A missing key counts 0 before the arguments are even looked at (Redis 7.0 does this).
-    count_hit(ctx, a.found());
-    if (!a.found()) return ctx.w.integer(0);
-    a.touch();
+    if (!read_key(ctx, a)) return ctx.w.integer(0);
     std::string_view v = a.value();
     const auto* p = reinterpret_cast<const unsigned char*>(v.data());
     const int64_t len = static_cast<int64_t>(v.size());
@@ -460,9 +454,7 @@ void cmd_bitpos(CommandContext& ctx) {
   if (bit != 0 && bit != 1) return ctx.error(err::kBitArgument);
   with_key(ctx, ctx.arg(1), [&](store::Access& a) {
     // A missing key is an endless run of zeros, whatever the range says.
-    count_hit(ctx, a.found());
-    if (!a.found()) return ctx.w.integer(bit ? -1 : 0);
-    a.touch();
+    if (!read_key(ctx, a)) return ctx.w.integer(bit ? -1 : 0);
     std::string_view v = a.value();
     const auto* p = reinterpret_cast<const unsigned char*>(v.data());
     const int64_t len = static_cast<int64_t>(v.size());
@@ -520,9 +512,7 @@ void cmd_bitop(CommandContext& ctx) {
   size_t max_len = 0;
   for (size_t j = 0; j < sources.size(); ++j) {
     with_key(ctx, ctx.arg(j + 3), [&](store::Access& a) {
-      count_hit(ctx, a.found());
-      if (!a.found()) return;
-      a.touch();
+      if (!read_key(ctx, a)) return;
       sources[j].found = true;
       sources[j].value.assign(a.value());
     });

@@ -119,12 +119,7 @@ void cmd_exists(CommandContext& ctx) {
 void cmd_touch(CommandContext& ctx) {
   int64_t n = 0;
   for (size_t i = 1; i < ctx.argc(); ++i) {
-    n += with_key(ctx, ctx.arg(i), [&](store::Access& a) {
-      count_hit(ctx, a.found());
-      if (!a.found()) return 0;
-      a.touch();
-      return 1;
-    });
+    n += with_key(ctx, ctx.arg(i), [&](store::Access& a) { return read_key(ctx, a) ? 1 : 0; });
   }
   ctx.w.integer(n);
 }

@@ -153,19 +153,10 @@ void cmd_copy(CommandContext& ctx) {
 // ---------------------------------------------------------------- DUMP / RESTORE
 
 void cmd_dump(CommandContext& ctx) {
-  // Redis's lookupKeyRead: a hit or a miss, and an access for LRU/LFU.
-  std::string payload;
-  const bool found = with_key(ctx, ctx.arg(1), [&](store::Access& a) {
-    if (!a.found()) return false;
-    a.touch();
-    payload = store::encode_dump(a.value());
-    return true;
+  with_key(ctx, ctx.arg(1), [&](store::Access& a) {
+    if (!read_key(ctx, a)) return ctx.w.null();
+    ctx.w.bulk(store::encode_dump(a.value()));
   });
-  count_hit(ctx, found);
-  if (found)
-    ctx.w.bulk(payload);
-  else
-    ctx.w.null();
 }
 
 // RESTORE key ttl payload [REPLACE] [ABSTTL] [IDLETIME seconds] [FREQ frequency], with Redis's

@@ -164,12 +164,7 @@ void incr_by(CommandContext& ctx, std::string_view key, int64_t incr) {
 
 void cmd_get(CommandContext& ctx) {
   with_key(ctx, ctx.arg(1), [&](store::Access& a) {
-    count_hit(ctx, a.found());
-    if (!a.found()) {
-      ctx.w.null();
-      return;
-    }
-    a.touch();
+    if (!read_key(ctx, a)) return ctx.w.null();
     ctx.w.bulk(a.value());
   });
 }
@@ -217,14 +212,9 @@ void cmd_getex(CommandContext& ctx) {
   SetOptions o;
   if (!parse_set_options(ctx, 2, false, &o)) return;
   with_key(ctx, ctx.arg(1), [&](store::Access& a) {
-    count_hit(ctx, a.found());
-    if (!a.found()) {
-      ctx.w.null();
-      return;
-    }
+    if (!read_key(ctx, a)) return ctx.w.null();
     Millis when = -1;
     if ((o.flags & kAnyExpire) && !expire_ms(ctx, o.expire, o.flags, &when)) return;
-    a.touch();
     ctx.w.bulk(a.value());
     if ((o.flags & (kExAt | kPxAt)) && when <= ctx.now) {
       a.erase();
@@ -240,13 +230,10 @@ void cmd_mget(CommandContext& ctx) {
   ctx.w.array(ctx.argc() - 1);
   for (size_t i = 1; i < ctx.argc(); ++i) {
     with_key(ctx, ctx.arg(i), [&](store::Access& a) {
-      count_hit(ctx, a.found());
-      if (a.found()) {
-        a.touch();
+      if (read_key(ctx, a))
         ctx.w.bulk(a.value());
-      } else {
+      else
         ctx.w.null();
-      }
     });
   }
 }
@@ -353,9 +340,7 @@ void cmd_append(CommandContext& ctx) {
 
 void cmd_strlen(CommandContext& ctx) {
   with_key(ctx, ctx.arg(1), [&](store::Access& a) {
-    count_hit(ctx, a.found());  // a read lookup in Redis: a hit or a miss, and an access
-    if (!a.found()) return ctx.w.integer(0);
-    a.touch();
+    if (!read_key(ctx, a)) return ctx.w.integer(0);
     ctx.w.integer(static_cast<int64_t>(a.value().size()));
   });
 }

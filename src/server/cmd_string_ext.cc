@@ -34,9 +34,7 @@ struct LcsInput {
 LcsInput read_lcs_input(CommandContext& ctx, std::string_view key, uint64_t max_table) {
   return with_key(ctx, key, [&](store::Access& a) {
     LcsInput in;
-    count_hit(ctx, a.found());
-    if (!a.found()) return in;
-    a.touch();
+    if (!read_key(ctx, a)) return in;
     in.size = a.value().size();
     // (size + 1) * (0 + 1) cells of 4 bytes is the smallest table this side can need.
     if ((in.size + 1) * sizeof(uint32_t) <= max_table) in.value.assign(a.value());
@@ -56,9 +54,7 @@ void cmd_getrange(CommandContext& ctx) {
   int64_t start, end;
   if (!arg_int64(ctx, ctx.arg(2), &start) || !arg_int64(ctx, ctx.arg(3), &end)) return;
   with_key(ctx, ctx.arg(1), [&](store::Access& a) {
-    count_hit(ctx, a.found());
-    if (!a.found()) return ctx.w.bulk("");
-    a.touch();
+    if (!read_key(ctx, a)) return ctx.w.bulk("");
     std::string_view v = a.value();
     const int64_t len = static_cast<int64_t>(v.size());
     if (start < 0 && end < 0 && start > end) return ctx.w.bulk("");

@@ -43,6 +43,14 @@ inline void count_hit(CommandContext& ctx, bool hit) {
   (hit ? st.keyspace_hits : st.keyspace_misses).fetch_add(1, std::memory_order_relaxed);
 }
 
+// Redis's lookupKeyRead, for the commands that read a value: a keyspace hit or miss, and an
+// access (LRU/LFU) of a key found. Returns whether it was found.
+inline bool read_key(CommandContext& ctx, store::Access& a) {
+  count_hit(ctx, a.found());
+  if (a.found()) a.touch();
+  return a.found();
+}
+
 // "ERR invalid expire time in '<cmd>' command".
 inline void reply_invalid_expire(CommandContext& ctx) {
   ctx.error("ERR invalid expire time in '" + ctx.spec->full_name(ctx.parent) + "' command");
