@@ -659,7 +659,8 @@ void cmd_ringkv_cfg(CommandContext& ctx) {
   if (equals_nocase(sub, "get") && ctx.argc() == 2) {
     ctx.w.raw(cfg_document_reply(*svc, ctx.conn.protocol()));
   } else if (equals_nocase(sub, "wait") && ctx.argc() == 4) {
-    // A long poll: the document once it is newer than <epoch>, or after <ms> whatever it is.
+    // A long poll: the document once it is newer than <epoch> (at once when it is older), or
+    // after <ms> whatever it is.
     // The reply comes when this node has applied a newer epoch (which follows the document
     // within one turn of its control thread), so a node following this service asks once per
     // change instead of polling.
@@ -668,7 +669,9 @@ void cmd_ringkv_cfg(CommandContext& ctx) {
     if (!parse_uint64(ctx.arg(2), &known) || !parse_int64(ctx.arg(3), &ms) || ms < 0 || ms > 60000)
       return ctx.error(err::kSyntax);
     auto cur = svc->load();
-    if (cur && cur->epoch > known) {
+    // An older document than the asker's at once, too: this service lost its document (its
+    // node restarted without ring-state-file), and the nodes restore it as soon as they see it.
+    if (cur && cur->epoch != known) {
       ctx.w.bulk(cur->to_json());
       return;
     }
