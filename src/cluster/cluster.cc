@@ -164,6 +164,8 @@ Status Cluster::start(std::vector<net::EventLoop*> loops) {
     c.next_ordinal = 2;
     Status st = service_->store(0, c);
     if (!st) return st;
+    std::lock_guard<std::mutex> lock(mu_);
+    started_fresh_ring_ = true;
   }
   apply_config(c);
   report_status();

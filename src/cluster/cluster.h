@@ -293,6 +293,10 @@ class Cluster {
   void transfer_loop();
   void admin_loop();
   void apply_config(const RingConfig& cfg);
+  // The service's document went back to `stored` (older than the epoch applied here): if it is
+  // what a restarted embedded host starts with (nothing, or its own one-server ring), writes
+  // this node's configuration back. Control thread.
+  void restore_service(const RingConfig& stored);
   void publish_view();
   // Runs the waiters whose epoch is applied or whose wait is over (on loop i: from its timer,
   // and posted by publish_view when the epoch changes).
@@ -377,7 +381,11 @@ class Cluster {
   std::deque<PendingChange> pending_changes_;  // guarded by mu_; see run_change
   Millis last_sweep_ms_ = 0;                   // transfer thread only
   Millis last_repair_ms_ = 0;                  // transfer thread only
-  uint64_t lost_epoch_warned_ = 0;             // control thread: see control_loop
+  std::optional<uint64_t> lost_epoch_warned_;  // control thread: see restore_service
+  std::map<std::string, uint64_t> peer_epoch_;  // guarded by mu_: the newest each peer reported
+  // This process started the one-server ring of epoch 1 (a fresh embedded host): a newer ring
+  // that does not come from it was restored by the other nodes (see apply_config).
+  bool started_fresh_ring_ = false;  // guarded by mu_
 
   std::atomic<uint64_t> applied_epoch_{0};
   std::atomic<bool> stop_{false};

@@ -20,7 +20,22 @@ void Cluster::apply_config(const RingConfig& cfg) {
   std::unique_lock<std::mutex> lock(mu_);
   if (cfg.epoch <= config_.epoch && config_.epoch != 0) return;
   RingConfig old = config_;
-  bool first = old.epoch == 0;
+  // A restarted embedded host starts a one-server ring of its own at epoch 1; the other nodes
+  // then write their newer configuration back (restore_service). Taking it is a restart as
+  // far as this node's data goes: its ranges come back from the other holders. A newer epoch
+  // made from its own ring (RING ADDSERVER of its first peer) names that ring as the one the
+  // move starts from.
+  const bool restored = started_fresh_ring_ && old.epoch == 1 && cfg.epoch > 1 &&
+                        !(cfg.migration && cfg.migration->from.size() == 1 &&
+                          cfg.migration->from[0].id == options_.node_id);
+  if (old.epoch != 0) started_fresh_ring_ = false;
+  if (restored) {
+    LOG_WARNING(
+        "The other nodes restored ring epoch %llu into the configuration service hosted here "
+        "(this node restarted without ring-state-file); it now serves that ring",
+        static_cast<unsigned long long>(cfg.epoch));
+  }
+  bool first = old.epoch == 0 || restored;
   config_ = cfg;
   applied_epoch_ = cfg.epoch;
   // A peer we have not heard from yet counts as up until a heartbeat says otherwise: requests
@@ -46,7 +61,7 @@ void Cluster::apply_config(const RingConfig& cfg) {
   // confirmed their copies before the migration could finish.
   bool ring_changed = old.epoch == 0 || old.migration.has_value() ||
                       old.ring_servers().size() != cfg.ring_servers().size();
-  if (!first && !cfg.migration && ring_changed) {
+  if ((!first || restored) && !cfg.migration && ring_changed) {
     // Loops that began a request with the previous view finish it before the drop, so a
     // replicated copy they accepted under that view cannot land after it.
     publish_view();
@@ -444,19 +459,10 @@ void Cluster::control_loop() {
     auto cfg = service_->wait_newer(applied_epoch_.load(), 20);
     if (stop_) break;
     if (cfg && cfg->epoch > applied_epoch_.load()) apply_config(*cfg);
-    const uint64_t applied = applied_epoch_.load();
-    if (cfg && cfg->epoch < applied && cfg->epoch != lost_epoch_warned_) {
-      // Epochs only move forward: the service lost the document (an embedded one whose node
-      // restarted without ring-state-file). This node keeps its view; say so, once.
-      lost_epoch_warned_ = cfg->epoch;
-      LOG_WARNING(
-          "The ring configuration service (%s) is at epoch %llu, behind epoch %llu applied here: "
-          "it lost the ring configuration (did its node restart without ring-state-file?). This "
-          "node keeps serving its epoch; ring changes through that service would start from the "
-          "service's epoch",
-          service_->describe().c_str(), static_cast<unsigned long long>(cfg->epoch),
-          static_cast<unsigned long long>(applied));
-    }
+    if (cfg && cfg->epoch < applied_epoch_.load())
+      restore_service(*cfg);
+    else if (cfg)
+      lost_epoch_warned_.reset();  // the service caught up: a later loss is reported (and restored)
     auto now = clk::now();
     if (now >= next_report) {
       report_status();
@@ -464,6 +470,47 @@ void Cluster::control_loop() {
       next_report = now + std::chrono::milliseconds(500);
     }
   }
+}
+
+void Cluster::restore_service(const RingConfig& stored) {
+  // Once per epoch the service goes back to (lost_epoch_warned_ is cleared when it catches up).
+  if (stored.epoch == lost_epoch_warned_) return;
+  lost_epoch_warned_ = stored.epoch;
+  RingConfig mine;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    mine = config_;
+  }
+  // Epochs only move forward: the service lost the document. What an embedded host starts
+  // with after a restart without ring-state-file (its own one-server ring at epoch 1), or an
+  // empty service, is safe to overwrite when that host is one of this ring's servers: nothing
+  // was changed there since. Any other older document may hold changes made since: this node
+  // keeps its view and says so.
+  const bool fresh =
+      stored.epoch == 0 || (stored.epoch == 1 && !stored.migration && stored.servers.size() == 1 &&
+                            mine.find(stored.servers[0].id) != nullptr);
+  std::string outcome =
+      "This node keeps serving its epoch; ring changes through that service would start from "
+      "the service's epoch";
+  if (fresh && mine.epoch > stored.epoch) {
+    Status st = service_->store(stored.epoch, mine);
+    if (st) {
+      LOG_WARNING(
+          "The ring configuration service (%s) had lost the ring configuration (epoch %llu "
+          "there, %llu here: did its node restart without ring-state-file?); restored epoch "
+          "%llu into it",
+          service_->describe().c_str(), static_cast<unsigned long long>(stored.epoch),
+          static_cast<unsigned long long>(mine.epoch), static_cast<unsigned long long>(mine.epoch));
+      return;
+    }
+    outcome = "Restoring this node's epoch into it failed (another node may have done it): " +
+              st.message();
+  }
+  LOG_WARNING(
+      "The ring configuration service (%s) is at epoch %llu, behind epoch %llu applied here: "
+      "it lost the ring configuration (did its node restart without ring-state-file?). %s",
+      service_->describe().c_str(), static_cast<unsigned long long>(stored.epoch),
+      static_cast<unsigned long long>(mine.epoch), outcome.c_str());
 }
 
 void Cluster::beat_loop() {
@@ -540,6 +587,16 @@ void Cluster::heartbeat() {
         if (rep->elements >= 5 && rep->element[4]->type == REDIS_REPLY_INTEGER)
           peer_round_[id] = static_cast<uint64_t>(rep->element[4]->integer);
         bool ready = rep->element[2]->integer != 0;
+        // A peer back at epoch 1 after a later one serves a one-server ring of its own: the
+        // embedded configuration's host, restarted without its state and with an empty store.
+        // It is no primary here until it has taken this ring back (restore_service) and
+        // recovered its ranges.
+        if (rep->element[1]->type == REDIS_REPLY_INTEGER) {
+          auto epoch = static_cast<uint64_t>(rep->element[1]->integer);
+          uint64_t& seen_epoch = peer_epoch_[id];
+          if (epoch == 1 && seen_epoch > 1) ready = false;
+          seen_epoch = std::max(seen_epoch, epoch);
+        }
         auto [it, added] = peer_ready_.emplace(id, ready);
         if (added ? !ready : it->second != ready) changed = true;  // routing changes
         if (!added && it->second && !ready) {

@@ -118,14 +118,14 @@ Status LocalConfigService::report(const NodeStatus& status) {
   std::lock_guard<std::mutex> lock(mu_);
   if (status.applied_epoch > doc_.epoch && status.applied_epoch > lost_epoch_warned_) {
     // A node applied an epoch this document never reached: it was lost (a restart without
-    // ring-state-file), and this node now runs a ring of its own.
+    // ring-state-file). The nodes write theirs back if this is still the fresh ring a restart
+    // starts (Cluster::restore_service); otherwise this node runs a ring of its own.
     lost_epoch_warned_ = status.applied_epoch;
     LOG_WARNING(
         "Node %s reports ring epoch %llu, but the ring configuration hosted here is at "
-        "epoch %llu: it was lost (restart without ring-state-file?), and this node no "
-        "longer serves the same ring as %s",
+        "epoch %llu: it was lost (restart without ring-state-file?)",
         status.id.c_str(), static_cast<unsigned long long>(status.applied_epoch),
-        static_cast<unsigned long long>(doc_.epoch), status.id.c_str());
+        static_cast<unsigned long long>(doc_.epoch));
   }
   statuses_[status.id] = status;
   return Status::ok();
