@@ -482,13 +482,12 @@ void Cluster::restore_service(const RingConfig& stored) {
     mine = config_;
   }
   // Epochs only move forward: the service lost the document. What an embedded host starts
-  // with after a restart without ring-state-file (its own one-server ring at epoch 1), or an
-  // empty service, is safe to overwrite when that host is one of this ring's servers: nothing
-  // was changed there since. Any other older document may hold changes made since: this node
-  // keeps its view and says so.
-  const bool fresh =
-      stored.epoch == 0 || (stored.epoch == 1 && !stored.migration && stored.servers.size() == 1 &&
-                            mine.find(stored.servers[0].id) != nullptr);
+  // with after a restart without ring-state-file (its own one-server ring at epoch 1) is safe
+  // to overwrite when that host is one of this ring's servers: nothing was changed there
+  // since. Any other older document (an emptied etcd prefix included) may hold changes made
+  // since, or belong to someone else: this node keeps its view and says so.
+  const bool fresh = stored.epoch == 1 && !stored.migration && stored.servers.size() == 1 &&
+                     mine.find(stored.servers[0].id) != nullptr;
   std::string outcome =
       "This node keeps serving its epoch; ring changes through that service would start from "
       "the service's epoch";
