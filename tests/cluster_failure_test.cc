@@ -632,12 +632,58 @@ TEST_CASE("an embedded configuration service restarted without its state is rest
   const std::string epoch = info(c, 1, "ring_epoch");
   auto kv = make_keys(3000, "restore:");
   load(c, kv, {0, 1, 2});
+  // Reads through n2 and n3 all along: none may find a key missing or changed (before, the
+  // others made the restarted n1 a primary again while it served a ring of its own: about a
+  // quarter of the reads answered nil). Errors (TRYAGAIN while n1 is down) may happen.
+  std::atomic<bool> stop_reading{false};
+  std::atomic<size_t> reads{0}, wrong{0}, errors{0};
+  std::string first_wrong;
+  std::thread reader([&] {
+    const auto until = SteadyClock::now() + std::chrono::seconds(60);
+    for (int via = 1; !stop_reading && SteadyClock::now() < until; via = 3 - via) {
+      auto cl = c.client(via);
+      for (size_t off = 0; off < kv.size() && !stop_reading; off += 500) {
+        std::vector<std::string> part;
+        for (size_t j = off; j < std::min(kv.size(), off + 500); ++j) part.push_back(kv[j].first);
+        auto vals = pipeline_get(cl.get(), part);
+        if (cl->err != 0) {  // the connection failed (not a reply): try again on a new one
+          errors += part.size();
+          break;
+        }
+        for (size_t j = 0; j < part.size(); ++j) {
+          ++reads;
+          if (vals[j] && vals[j]->rfind("<error>", 0) == 0) {
+            ++errors;
+          } else if (!vals[j] || *vals[j] != kv[off + j].second) {
+            if (wrong++ == 0) first_wrong = part[j] + " through " + c.id(via);
+          }
+        }
+      }
+    }
+  });
+  struct Join {
+    std::atomic<bool>& stop;
+    std::thread& t;
+    ~Join() {
+      stop = true;
+      if (t.joinable()) t.join();
+    }
+  } join{stop_reading, reader};
   // n1 hosts the ring configuration in memory (no ring-state-file): a restart loses it and
   // its data, and n1 starts a one-server ring of its own at epoch 1. n2 or n3 writes their
   // ring back into it; n1 takes that ring and recovers its ranges from the other holders.
+  REQUIRE(eventually([&] { return reads.load() >= kv.size(); }));
   c.node(0).kill_hard();
   c.restart(0);
   REQUIRE(eventually([&] { return info(c, 0, "ring_epoch") == epoch; }));
+  REQUIRE(eventually([&] { return info(c, 0, "node_state") == "ready"; }));
+  const size_t reads_at_ready = reads.load();
+  REQUIRE(eventually([&] { return reads.load() >= reads_at_ready + kv.size(); }));
+  stop_reading = true;
+  reader.join();
+  INFO(reads.load() << " reads during the restart, " << errors.load()
+                    << " errors; first wrong: " << first_wrong);
+  CHECK(wrong.load() == 0);
   CHECK(info(c, 0, "ring_servers") == "3");
   CHECK(eventually([&] {
     return file_contains(logs.path + "/n2.log", "restored epoch " + epoch + " into it") ||
