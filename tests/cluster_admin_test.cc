@@ -46,6 +46,18 @@ TEST_CASE("admin errors have exact texts - RING PLAN predicts exactly what moves
                   "--discovery " +
                   c.discovery() + " to add it to this ring");
         CHECK(info_field(c.ring_info(0), "ring_servers") == "3");
+        // The other way round: the lone node's ring (epoch 1) refuses n4, which runs this
+        // ring's newer epoch without being on it (as a node does that follows a configuration
+        // whose host restarted without its state, before the others restore it).
+        const std::string epoch = info_field(c.ring_info(n4), "ring_epoch");
+        REQUIRE(epoch != "1");
+        CHECK(text(connect(lone.port()).get(), {"RING", "ADDSERVER", "n4", addr(n4)}) ==
+              "ERR server 'n4' at " + addr(n4) + " runs ring epoch " + epoch +
+                  ", newer than this ring's epoch 1: it follows a ring this configuration "
+                  "service lost (a restart without ring-state-file; the other nodes restore it) "
+                  "or another cluster's");
+        CHECK(info_field(reply_text(command(connect(lone.port()).get(), {"RING", "INFO"})),
+                         "ring_servers") == "1");
       }
       // Malformed requests.
       // A malformed address gets the same error from RING ADDSERVER and RING PLAN ADDSERVER.

@@ -323,6 +323,21 @@ Status Cluster::probe_new_server(const std::string& id, const std::string& addre
           uri + " to add it to this ring");
     }
   }
+  // [id, applied epoch, ...]: a server that runs a newer epoch than this ring's saw a ring this
+  // configuration service no longer has (its host restarted without ring-state-file, and the
+  // nodes have not restored it yet) or another cluster's.
+  if (rep->type == REDIS_REPLY_ARRAY && rep->elements >= 2 &&
+      rep->element[1]->type == REDIS_REPLY_INTEGER) {
+    const auto theirs = static_cast<uint64_t>(rep->element[1]->integer);
+    auto doc = service_->load();  // the service's epoch: this node may apply it a moment later
+    const uint64_t ours = doc ? doc->epoch : applied_epoch_.load();
+    if (theirs > ours)
+      return Status::failed_precondition(
+          "server '" + id + "' at " + address + " runs ring epoch " + std::to_string(theirs) +
+          ", newer than this ring's epoch " + std::to_string(ours) +
+          ": it follows a ring this configuration service lost (a restart without "
+          "ring-state-file; the other nodes restore it) or another cluster's");
+  }
   return Status::ok();
 }
 
@@ -502,8 +517,15 @@ void Cluster::restore_service(const RingConfig& stored) {
           static_cast<unsigned long long>(mine.epoch), static_cast<unsigned long long>(mine.epoch));
       return;
     }
-    outcome = "Restoring this node's epoch into it failed (another node may have done it): " +
-              st.message();
+    if (st.code() == Code::kFailedPrecondition) {
+      // Another node restored it first (the next turn sees which epoch).
+      LOG_NOTICE(
+          "The ring configuration service (%s) had lost the ring configuration; another "
+          "node restored it first (%s)",
+          service_->describe().c_str(), st.message().c_str());
+      return;
+    }
+    outcome = "Restoring this node's epoch into it failed: " + st.message();
   }
   LOG_WARNING(
       "The ring configuration service (%s) is at epoch %llu, behind epoch %llu applied here: "

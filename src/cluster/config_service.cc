@@ -92,6 +92,19 @@ Status LocalConfigService::store(uint64_t expected_epoch, const RingConfig& next
                                        std::to_string(doc_.epoch) + ", expected " +
                                        std::to_string(expected_epoch) + ")");
   }
+  if (highest_seen_ > doc_.epoch && next.epoch < highest_seen_) {
+    // The document was lost (a restart without ring-state-file) and nodes run a newer one:
+    // only that one may come back. A change made now would split the ring for good.
+    return Status::refused(
+        "the ring configuration hosted here was lost (its node restarted without "
+        "ring-state-file): it is at epoch " +
+        std::to_string(doc_.epoch) + ", but " +
+        (highest_seen_by_.empty() ? std::string("a node") : "node '" + highest_seen_by_ + "'") +
+        " runs epoch " + std::to_string(highest_seen_) +
+        ". The other nodes write their configuration back; retry when RING INFO here shows "
+        "ring_epoch " +
+        std::to_string(highest_seen_));
+  }
   if (!state_file_.empty()) {
     std::string tmp = state_file_ + ".tmp";
     {
@@ -127,8 +140,20 @@ Status LocalConfigService::report(const NodeStatus& status) {
         status.id.c_str(), static_cast<unsigned long long>(status.applied_epoch),
         static_cast<unsigned long long>(doc_.epoch));
   }
+  if (status.applied_epoch > highest_seen_) {
+    highest_seen_ = status.applied_epoch;
+    highest_seen_by_ = status.id;
+  }
   statuses_[status.id] = status;
   return Status::ok();
+}
+
+void LocalConfigService::note_epoch(uint64_t epoch, const std::string& who) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (epoch > highest_seen_) {
+    highest_seen_ = epoch;
+    highest_seen_by_ = who;
+  }
 }
 
 Result<std::vector<NodeStatus>> LocalConfigService::statuses() {

@@ -78,6 +78,9 @@ class LocalConfigService final : public ConfigService {
   Result<RingConfig> wait_newer(uint64_t known_epoch, int timeout_ms) override;
   Status report(const NodeStatus& status) override;
   Result<std::vector<NodeStatus>> statuses() override;
+  // A node (`who`, or "" when unknown) asked for a document newer than `epoch` (RINGKV.CFG WAIT):
+  // it runs that epoch.
+  void note_epoch(uint64_t epoch, const std::string& who);
 
  private:
   std::string state_file_;
@@ -86,6 +89,10 @@ class LocalConfigService final : public ConfigService {
   RingConfig doc_;
   std::map<std::string, NodeStatus> statuses_;
   uint64_t lost_epoch_warned_ = 0;  // the highest epoch a report showed beyond doc_, logged
+  // The newest epoch a node said it runs (reports, long polls), and which node: beyond doc_'s,
+  // the document was lost in a restart and the nodes restore it (see store).
+  uint64_t highest_seen_ = 0;
+  std::string highest_seen_by_;
 };
 
 }  // namespace ringkv::cluster
