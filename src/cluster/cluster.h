@@ -294,7 +294,7 @@ class Cluster {
   void admin_loop();
   void apply_config(const RingConfig& cfg);
   // The service's document went back to `stored` (older than the epoch applied here): if it is
-  // what a restarted embedded host starts with (nothing, or its own one-server ring), writes
+  // what a restarted embedded host starts with (its own one-server ring at epoch 1), writes
   // this node's configuration back. Control thread.
   void restore_service(const RingConfig& stored);
   void publish_view();

@@ -668,7 +668,8 @@ void cmd_ringkv_cfg(CommandContext& ctx) {
     int64_t ms;
     if (!parse_uint64(ctx.arg(2), &known) || !parse_int64(ctx.arg(3), &ms) || ms < 0 || ms > 60000)
       return ctx.error(err::kSyntax);
-    svc->note_epoch(known, ctx.session.peer_id);
+    // A node's long poll (its links say RINGKV.HELLO first) tells which epoch it runs.
+    if (!ctx.session.peer_id.empty()) svc->note_epoch(known, ctx.session.peer_id);
     auto cur = svc->load();
     // An older document than the asker's at once, too: this service lost its document (its
     // node restarted without ring-state-file), and the nodes restore it as soon as they see it.
