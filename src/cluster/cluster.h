@@ -378,10 +378,10 @@ class Cluster {
     std::function<Status()> change;
     std::function<void(Status)> done;
   };
-  std::deque<PendingChange> pending_changes_;  // guarded by mu_; see run_change
-  Millis last_sweep_ms_ = 0;                   // transfer thread only
-  Millis last_repair_ms_ = 0;                  // transfer thread only
-  std::optional<uint64_t> lost_epoch_warned_;  // control thread: see restore_service
+  std::deque<PendingChange> pending_changes_;   // guarded by mu_; see run_change
+  Millis last_sweep_ms_ = 0;                    // transfer thread only
+  Millis last_repair_ms_ = 0;                   // transfer thread only
+  std::optional<uint64_t> lost_epoch_warned_;   // control thread: see restore_service
   std::map<std::string, uint64_t> peer_epoch_;  // guarded by mu_: the newest each peer reported
   // This process started the one-server ring of epoch 1 (a fresh embedded host): a newer ring
   // that does not come from it was restored by the other nodes (see apply_config).
