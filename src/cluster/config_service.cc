@@ -129,30 +129,29 @@ Result<RingConfig> LocalConfigService::wait_newer(uint64_t known_epoch, int time
 
 Status LocalConfigService::report(const NodeStatus& status) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (status.applied_epoch > doc_.epoch && status.applied_epoch > lost_epoch_warned_) {
-    // A node applied an epoch this document never reached: it was lost (a restart without
-    // ring-state-file). The nodes write theirs back if this is still the fresh ring a restart
-    // starts (Cluster::restore_service); otherwise this node runs a ring of its own.
-    lost_epoch_warned_ = status.applied_epoch;
-    LOG_WARNING(
-        "Node %s reports ring epoch %llu, but the ring configuration hosted here is at "
-        "epoch %llu: it was lost (restart without ring-state-file?)",
-        status.id.c_str(), static_cast<unsigned long long>(status.applied_epoch),
-        static_cast<unsigned long long>(doc_.epoch));
-  }
-  if (status.applied_epoch > highest_seen_) {
-    highest_seen_ = status.applied_epoch;
-    highest_seen_by_ = status.id;
-  }
+  saw_epoch_locked(status.applied_epoch, status.id);
   statuses_[status.id] = status;
   return Status::ok();
 }
 
 void LocalConfigService::note_epoch(uint64_t epoch, const std::string& who) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (epoch > highest_seen_) {
-    highest_seen_ = epoch;
-    highest_seen_by_ = who;
+  saw_epoch_locked(epoch, who);
+}
+
+void LocalConfigService::saw_epoch_locked(uint64_t epoch, const std::string& who) {
+  if (epoch <= highest_seen_) return;
+  highest_seen_ = epoch;
+  highest_seen_by_ = who;
+  if (epoch > doc_.epoch) {
+    // A node runs an epoch this document never reached: it was lost (a restart without
+    // ring-state-file). The nodes write theirs back if this is still the fresh ring a restart
+    // starts (Cluster::restore_service); store() takes nothing older meanwhile.
+    LOG_WARNING(
+        "Node %s runs ring epoch %llu, but the ring configuration hosted here is at epoch %llu: "
+        "it was lost (restart without ring-state-file?)",
+        who.empty() ? "?" : who.c_str(), static_cast<unsigned long long>(epoch),
+        static_cast<unsigned long long>(doc_.epoch));
   }
 }
 

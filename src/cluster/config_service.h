@@ -88,11 +88,12 @@ class LocalConfigService final : public ConfigService {
   std::condition_variable changed_;
   RingConfig doc_;
   std::map<std::string, NodeStatus> statuses_;
-  uint64_t lost_epoch_warned_ = 0;  // the highest epoch a report showed beyond doc_, logged
   // The newest epoch a node said it runs (reports, long polls), and which node: beyond doc_'s,
   // the document was lost in a restart and the nodes restore it (see store).
   uint64_t highest_seen_ = 0;
   std::string highest_seen_by_;
+  // Records an epoch a node runs (under mu_); logs a newest one beyond doc_'s.
+  void saw_epoch_locked(uint64_t epoch, const std::string& who);
 };
 
 }  // namespace ringkv::cluster
