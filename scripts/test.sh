@@ -11,7 +11,8 @@
 #                  differential compatibility run against Debian's redis-server (compat.py),
 #                  on one node and through a 3-node cluster
 #   5. tsan build  TSan build into build-tsan/ (the store's and SyncClient's tests, the server,
-#                  TLS, cluster and client tests, the server)
+#                  TLS, cluster and client tests, the server); it runs in the background from
+#                  the start of stage 3, on the core the tests leave idle
 #   6. tsan tests  the store's and SyncClient's unit tests, the server's integration tests
 #                  (io-threads 4 included) and TLS tests, the cluster tests (3-5 TSan-built
 #                  nodes each) and the client library's tests under ThreadSanitizer
@@ -53,7 +54,7 @@ fmt_time() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
 # wall time says more about the neighbours than about the stage.
 # (`times` must run in this shell, not in a $(...) subshell, to see this shell's children.)
 TIMES_FILE="$(mktemp)"
-trap 'rm -f "$TIMES_FILE"' EXIT
+trap 'rm -f "$TIMES_FILE" "${TSAN_BUILD_LOG:-}"; [ -z "${TSAN_BUILD_PID:-}" ] || kill -- "-$TSAN_BUILD_PID" 2>/dev/null' EXIT
 cpu_seconds() {
   times >"$TIMES_FILE"
   CPU_NOW="$(sed -n 2p "$TIMES_FILE" | awk '{ s = 0; for (i = 1; i <= NF; i++) {
@@ -142,12 +143,38 @@ redis_tests() {
     "$PY" "$ROOT/redis-tests/compat.py" --ringkv-server "$server" --cluster 3
 }
 
-tsan_build() {
+build_tsan() {
   "$ROOT/scripts/build.sh" --type RelWithDebInfo --dir "$B_TSAN" \
     --target store_test --target sync_client_test --target peer_link_test --target server_test \
     --target cluster_test --target cluster_admin_test --target client_test --target tls_test \
     --target ringkv-server -- \
     -DRINGKV_SANITIZE=thread -DRINGKV_BENCH=OFF
+}
+
+# The TSan build overlaps the ctest and redis-tests stages, which leave one core mostly idle (they
+# run their servers one test at a time): one compile job, at the lowest priority so that it takes
+# only what the tests leave. The tsan-build stage waits for it and prints its output.
+TSAN_BUILD_PID=""
+TSAN_BUILD_LOG="$(mktemp)"
+start_tsan_build() {
+  if [ -n "${STAGES:-}" ] && [[ " $STAGES " != *" tsan-build "* ]]; then return 0; fi
+  set -m  # its own process group, so that an early exit can stop the compilers too
+  (renice -n 19 "$BASHPID" >/dev/null && JOBS=1 build_tsan) </dev/null >"$TSAN_BUILD_LOG" 2>&1 &
+  TSAN_BUILD_PID=$!
+  set +m
+}
+
+tsan_build() {
+  local rc=0
+  if [ -n "$TSAN_BUILD_PID" ]; then
+    wait "$TSAN_BUILD_PID" || rc=$?
+    TSAN_BUILD_PID=""
+    echo "(built in the background during the earlier stages; its output:)"
+    cat "$TSAN_BUILD_LOG"
+    [ $rc -eq 0 ] || return $rc
+  fi
+  # Finishes the build if it did not run in the background (or does nothing).
+  build_tsan
 }
 
 tsan_tests() {
@@ -200,6 +227,7 @@ fuzz() {
 
 stage deps deps
 stage build build
+start_tsan_build
 stage ctest unit_integration
 stage redis-tests redis_tests
 stage tsan-build tsan_build
