@@ -525,6 +525,72 @@ TEST_CASE("a ping sent before its target fell behind does not make the target re
                      std::chrono::milliseconds(20000)));
 }
 
+// Routers switch a key's primary one by one: when a node turns ready, each peer learns it at
+// its own next heartbeat. Meanwhile a router that has not switched reads from the replica that
+// stood in, so a write the new primary executed must be on that replica before its OK, not only
+// on W copies: the node waits for every live replica until each live peer has said (in its
+// RINGKV.PING) that it routes to it as ready (node_handoff). The same holds for a write a node
+// executes without being the key's primary in its own view (a router with another view sent
+// it). Each section stops a replica (n2) and shows that the write's OK waits for it.
+TEST_CASE("a write waits for every live replica while routers may disagree on its primary") {
+  Cluster c(3, false);  // N = 3, W = 2
+  ContinueOnExit resume;
+  std::string key;
+  for (int i = 0; key.empty(); ++i) {
+    REQUIRE(i < 1000);
+    std::string k = "handoff:" + std::to_string(i);
+    if (owners_of(c, k).front() == "n1") key = k;
+  }
+  REQUIRE(eventually([&] { return info(c, 0, "node_handoff") == "no"; }));
+  // n2 stops; n1 and n3 count it live for 3 s more, so a write still replicates to it.
+  REQUIRE(::kill(c.node(1).pid(), SIGSTOP) == 0);
+  resume.pids.push_back(c.node(1).pid());
+  std::vector<std::string> write;
+  int via = 0;
+  SECTION("the new primary, while a peer may still route to the replica that stood in") {
+    // Speaking as n2, whose last word to n1 is now that it does not route to n1 as ready (as a
+    // peer that has not yet learnt that n1 is ready again says).
+    auto raw = c.client(0);
+    Reply pong = command(raw.get(), {"RINGKV.PING", "n2", "1"});
+    REQUIRE(pong);
+    REQUIRE(pong->type == REDIS_REPLY_ARRAY);
+    REQUIRE(eventually([&] { return info(c, 0, "node_handoff") == "yes"; },
+                       std::chrono::milliseconds(2000)));
+    write = {"SET", key, "v1"};
+  }
+  SECTION("a node that is not the key's primary in its own view") {
+    // n3 runs it whatever its view says, as a peer's RINGKV.FINAL asks.
+    write = {"RINGKV.FINAL", "SET", key, "v1"};
+    via = 2;
+  }
+  std::atomic<bool> done{false};
+  SteadyClock::time_point done_at;
+  std::string reply;
+  std::thread writer([&] {
+    auto cl = c.client(via);
+    reply = reply_text(command(cl.get(), write));
+    done_at = SteadyClock::now();
+    done = true;
+  });
+  // n3 (or n1) acknowledges at once: W = 2 is reached, yet the reply waits for n2.
+  REQUIRE(eventually([&] {
+    Reply e = command(c.client(via == 0 ? 2 : 0).get(), {"RINGKV.GETENTRY", key});
+    return e && e->type == REDIS_REPLY_ARRAY && e->elements >= 1 &&
+           e->element[0]->type == REDIS_REPLY_STRING && std::string(e->element[0]->str) == "v1";
+  }));
+  const bool early = done.load();
+  const auto resumed_at = SteadyClock::now();
+  REQUIRE(::kill(c.node(1).pid(), SIGCONT) == 0);
+  writer.join();
+  CHECK_FALSE(early);
+  CHECK(done_at > resumed_at);
+  CHECK(reply == "OK");
+  Reply e = command(c.client(1).get(), {"RINGKV.GETENTRY", key});
+  REQUIRE(e);
+  REQUIRE(e->type == REDIS_REPLY_ARRAY);
+  CHECK(std::string(e->element[0]->str, e->element[0]->len) == "v1");
+}
+
 // A node's request that waited in the kernel while its target was stopped, on a link its sender
 // has closed since (its 5 s reply timeout failed the request, with TRYAGAIN for a forwarded
 // write): running it after the resume would apply a write reported as failed, over the writes

@@ -278,6 +278,7 @@ void Cluster::publish_view() {
   v->recovering = recovering_;
   v->unrepaired = unrepaired_;
   v->behind = behind_;
+  v->handoff = handoff_locked(*v);
   v->previous_routes_gone = v->previous && routes_current_epoch_ == config_.epoch;
   v->distributed = v->ring->server_count() > 1 || v->self == ring::kNoServer || v->previous;
   bool epoch_changed = !view_ || view_->config.epoch != v->config.epoch;
@@ -461,6 +462,20 @@ void Cluster::holder_flags_locked(const ring::Ring& ring, bool self_ready,
   }
 }
 
+bool Cluster::handoff_locked(const View& v) const {
+  if (recovering_ || catching_up_ || v.self == ring::kNoServer) return false;
+  // Every server that may route a request: the current ring's, and a previous ring's.
+  for (const ring::Ring* r : {v.ring.get(), v.previous.get()}) {
+    if (r == nullptr) continue;
+    for (const auto& s : r->servers()) {
+      if (s.id == options_.node_id || !live_locked(s.id, clock_.now_ms())) continue;
+      auto it = peer_routes_ready_.find(s.id);
+      if (it == peer_routes_ready_.end() || !it->second) return true;
+    }
+  }
+  return false;
+}
+
 bool Cluster::live_locked(const std::string& id, Millis now) const {
   if (id == options_.node_id) return true;
   auto it = last_seen_ms_.find(id);
@@ -495,6 +510,7 @@ void Cluster::replicate(size_t loop_index, std::vector<ChangeRecord> records,
   // needs an answer from every replica that is live but not ready (catching up after a
   // restart): once it is ready, other nodes make it primary, one by one, while this node may
   // still act as primary for a moment; it must then already hold every acknowledged write.
+  // The same holds the other way round (await_all below).
   auto finish = [st](bool ok) {
     if (st->finished) return;
     if (ok) {
@@ -521,6 +537,12 @@ void Cluster::replicate(size_t loop_index, std::vector<ChangeRecord> records,
   for (size_t i = 0; i < records.size(); ++i) {
     uint32_t list[ring::kMaxReplicasLimit];
     size_t k = v.replicas_of(records[i].token, list);
+    // Where routers may disagree on the key's primary, every live replica's answer is awaited:
+    // one of them may be the primary to some router, which must then hold this write before
+    // the client hears OK. So while this node's handoff runs (it just became ready, and some
+    // router may still read the replica that stood in for it), and when this node executed the
+    // write without being the primary in its own view (a router with another view sent it).
+    const bool await_all = v.handoff || primary_of(list, k, v.live, v.ready) != v.self;
     std::vector<std::string> targets;
     for (size_t j = 0; j < k; ++j) {
       const std::string& peer = v.ring->servers()[list[j]].id;
@@ -530,7 +552,7 @@ void Cluster::replicate(size_t loop_index, std::vector<ChangeRecord> records,
         add_hint(peer, records[i].key);
         continue;
       }
-      sends.push_back(Send{i, peer, !v.ready[list[j]]});
+      sends.push_back(Send{i, peer, await_all || !v.ready[list[j]]});
       st->extra_left += sends.back().awaited;
       ++st->outstanding[i];
     }
@@ -696,11 +718,21 @@ void Cluster::read_repair(size_t loop_index, const std::string& key,
   }
 }
 
-void Cluster::note_peer_ping(const std::string& peer, int flag, std::optional<uint64_t> round) {
+void Cluster::note_peer_ping(const std::string& peer, int flag, std::optional<uint64_t> round,
+                             std::optional<bool> routes_ready) {
   std::lock_guard<std::mutex> lock(mu_);
   if (round && *round != catch_up_round_) return;  // sent before this node last fell behind
   if (flag == 2) fall_behind_locked(peer);
   peer_caught_up_[peer] = flag == 1;
+  // Without our round the peer has had no reply from us, so it cannot route to us as ready; a
+  // peer of an older version sends the round but not the flag.
+  bool routes = routes_ready.value_or(round.has_value());
+  bool& known = peer_routes_ready_[peer];
+  if (known != routes) {
+    known = routes;
+    // View::handoff may end (or start): the next heartbeat publishes the view.
+    if (!recovering_ && !catching_up_) view_dirty_ = true;
+  }
 }
 
 void Cluster::fall_behind_locked(const std::string& peer) {
@@ -718,6 +750,7 @@ void Cluster::fall_behind_locked(const std::string& peer) {
   ++suspicions_;
   view_dirty_ = true;
   for (auto& [id, caught_up] : peer_caught_up_) caught_up = false;
+  peer_routes_ready_.clear();
   beat_now_.store(true, std::memory_order_relaxed);
   beat_wake_.notify_one();
   LOG_WARNING("Peer %s had marked this node down: catching up before serving as a primary",

@@ -95,6 +95,11 @@ struct View {
   // A peer had marked this node down (a pause, a partition): writes were made around it, so
   // until a repair round, a command on any key first brings the newest live copy here.
   bool behind = false;
+  // This node is ready, but some live peer has not yet said (in its RINGKV.PING) that it routes
+  // to this node as ready: that peer may still route this node's keys to the replica that stood
+  // in for it. Until each has, a write executed here waits for every live replica
+  // (Cluster::replicate), so that the stand-in holds it before the client hears OK.
+  bool handoff = false;
 
   // The first ready server of the token's preference list; else the first live one; else the
   // first server.
@@ -210,7 +215,10 @@ class Cluster {
   // a flag sent before the peer knew of this node's latest fall behind is stale (a ping that
   // waited in a socket while this process was stopped) and is ignored. Without a round (a peer
   // of an older version) the flag counts.
-  void note_peer_ping(const std::string& peer, int flag, std::optional<uint64_t> round);
+  // `routes_ready`: whether the peer routes to this node as ready (the view it last published
+  // says so; absent from a peer of an older version, which counts as yes); it ends View::handoff.
+  void note_peer_ping(const std::string& peer, int flag, std::optional<uint64_t> round,
+                      std::optional<bool> routes_ready);
   // Changes each time this node falls behind; starts from the start time, so that a peer that
   // knew an earlier process at this address does not match it. RINGKV.PING replies carry it.
   uint64_t catch_up_round() const {
@@ -317,6 +325,8 @@ class Cluster {
   // REQUIRES: mu_ held. A peer had marked this node down (it said so in its ping, or in its
   // reply to ours): catch up and be behind until a repair round, see note_peer_ping.
   void fall_behind_locked(const std::string& peer);
+  // REQUIRES: mu_ held. View::handoff for view `v` (its rings and self index set).
+  bool handoff_locked(const View& v) const;
   // REQUIRES: mu_ held. Appends each server's live and ready flags (by index on `ring`), as
   // View::primary uses them; this node's ready flag is self_ready.
   void holder_flags_locked(const ring::Ring& ring, bool self_ready, std::vector<uint8_t>* live,
@@ -365,6 +375,8 @@ class Cluster {
   uint64_t suspicions_ = 0;
   Millis repair_retry_ms_ = 0;  // transfer thread: an incomplete round is retried after this
   std::map<std::string, bool> peer_caught_up_;  // their last RINGKV.PING flag, see ready()
+  // Their last RINGKV.PING: they route to this node as ready (see View::handoff).
+  std::map<std::string, bool> peer_routes_ready_;
   uint64_t catch_up_round_ = 0;                 // see catch_up_round()
   std::map<std::string, uint64_t> peer_round_;  // their catch_up_round(), from their replies
   std::set<std::string> replaying_;             // peers replay_hints is sending hints to

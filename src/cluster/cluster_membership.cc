@@ -584,8 +584,16 @@ void Cluster::heartbeat() {
                (hints == hints_.end() || hints->second.empty()) && !replaying_.count(id))
         flag = "1";
       ping.emplace_back(flag);
+      // And whether we route to it as ready (the view published by our last round says so):
+      // until every live peer says yes, it makes every live replica acknowledge its writes
+      // (View::handoff). That flag needs the round, which comes with the reply that told us.
       auto round = peer_round_.find(id);
-      if (round != peer_round_.end()) ping.push_back(std::to_string(round->second));
+      if (round != peer_round_.end()) {
+        ping.push_back(std::to_string(round->second));
+        auto rd = peer_ready_.find(id);
+        bool routes = live_locked(id, clock_.now_ms()) && (rd == peer_ready_.end() || rd->second);
+        ping.push_back(routes ? "1" : "0");
+      }
     }
     auto r = sync_->call(address, ping, 300);
     Millis now = clock_.now_ms();
@@ -658,6 +666,7 @@ void Cluster::heartbeat() {
       // compares the copies it could have written without this node; a restarted node has
       // nothing newer, and one that catches up repairs its own ranges.
       peer_ready_[id] = false;
+      peer_routes_ready_[id] = false;  // back up, it says so again (View::handoff)
       LOG_WARNING("Peer %s (%s) is down", id.c_str(), address.c_str());
     } else if (!ok && was_live && now - it->second >= options_.down_after_ms) {
       changed = true;

@@ -234,6 +234,7 @@ std::string ring_info_text(cluster::Cluster& node, const cluster::View& v, Milli
   auto p = node.progress();
   line("node_state", node.readiness());
   line("node_repair_pending", v.unrepaired || v.behind ? "yes" : "no");
+  line("node_handoff", v.handoff ? "yes" : "no");
   line("node_receiving", p.moving ? "yes" : "no");
   line("node_keys_received", std::to_string(p.keys_done));
   line("node_bytes_received", std::to_string(p.bytes_done));
@@ -332,16 +333,18 @@ void cmd_ringkv_epoch(CommandContext& ctx) {
 void cmd_ringkv_ping(CommandContext& ctx) {
   // RINGKV.PING [<sender id> <1: the sender is caught up with this node; 2: it had marked this
   // node down; else 0> [<this node's catch-up round, as the sender last learnt it>]]
+  // RINGKV.PING [<sender id> <flag> [<our catch-up round> [<routes to us as ready: 0|1>]]]
   // Reply: [id, applied epoch, ready, and with a sender: 1 when this node had marked it down,
   // this node's catch-up round]
-  bool sender = ctx.argc() == 3 || ctx.argc() == 4;
-  if (ctx.argc() == 2 || ctx.argc() > 4) {
+  bool sender = ctx.argc() >= 3 && ctx.argc() <= 5;
+  if (ctx.argc() == 2 || ctx.argc() > 5) {
     ctx.error("ERR wrong number of arguments for 'ringkv.ping' command");
     return;
   }
   if (sender) {
     std::optional<uint64_t> round;
-    if (ctx.argc() == 4) {
+    std::optional<bool> routes_ready;
+    if (ctx.argc() >= 4) {
       uint64_t r;
       if (!parse_uint64(ctx.arg(3), &r)) {
         ctx.error(err::kSyntax);
@@ -349,11 +352,18 @@ void cmd_ringkv_ping(CommandContext& ctx) {
       }
       round = r;
     }
+    if (ctx.argc() == 5) {
+      if (ctx.arg(4) != "0" && ctx.arg(4) != "1") {
+        ctx.error(err::kSyntax);
+        return;
+      }
+      routes_ready = ctx.arg(4) == "1";
+    }
     cl(ctx).note_peer_ping(std::string(ctx.arg(1)),
                            ctx.arg(2) == "1"   ? 1
                            : ctx.arg(2) == "2" ? 2
                                                : 0,
-                           round);
+                           round, routes_ready);
   }
   ctx.w.array(sender ? 5 : 3);
   ctx.w.bulk(cl(ctx).node_id());
