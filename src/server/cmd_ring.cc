@@ -332,8 +332,8 @@ void cmd_ringkv_epoch(CommandContext& ctx) {
 
 void cmd_ringkv_ping(CommandContext& ctx) {
   // RINGKV.PING [<sender id> <1: the sender is caught up with this node; 2: it had marked this
-  // node down; else 0> [<this node's catch-up round, as the sender last learnt it>]]
-  // RINGKV.PING [<sender id> <flag> [<our catch-up round> [<routes to us as ready: 0|1>]]]
+  // node down; else 0> [<this node's catch-up round, as the sender last learnt it>
+  // [<1: the sender routes to this node as ready; else 0>]]]
   // Reply: [id, applied epoch, ready, and with a sender: 1 when this node had marked it down,
   // this node's catch-up round]
   bool sender = ctx.argc() >= 3 && ctx.argc() <= 5;
