@@ -589,6 +589,12 @@ TEST_CASE("a write waits for every live replica while routers may disagree on it
   REQUIRE(e);
   REQUIRE(e->type == REDIS_REPLY_ARRAY);
   CHECK(std::string(e->element[0]->str, e->element[0]->len) == "v1");
+  // A bad flag or one argument too many is refused.
+  auto raw = c.client(0);
+  CHECK(reply_text(command(raw.get(), {"RINGKV.PING", "n2", "1", "0", "yes"})) ==
+        "ERR syntax error");
+  CHECK(reply_text(command(raw.get(), {"RINGKV.PING", "n2", "1", "0", "1", "x"})) ==
+        "ERR wrong number of arguments for 'ringkv.ping' command");
 }
 
 // A node's request that waited in the kernel while its target was stopped, on a link its sender
