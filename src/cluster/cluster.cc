@@ -436,6 +436,10 @@ PeerLink& Cluster::link(size_t loop_index, const std::string& peer_id, int kind)
 bool Cluster::source_usable(const std::string& id, bool trust_liveness) const {
   if (trust_liveness && !peer_live(id)) return false;
   std::lock_guard<std::mutex> lock(mu_);
+  return peer_ready_locked(id);
+}
+
+bool Cluster::peer_ready_locked(const std::string& id) const {
   auto it = peer_ready_.find(id);
   return it == peer_ready_.end() || it->second;
 }
@@ -454,8 +458,7 @@ void Cluster::holder_flags_locked(const ring::Ring& ring, bool self_ready,
     if (s.id == options_.node_id) {
       rd = self_ready;
     } else if (l) {
-      auto it = peer_ready_.find(s.id);
-      rd = it == peer_ready_.end() || it->second;
+      rd = peer_ready_locked(s.id);
     }
     live->push_back(l ? 1 : 0);
     ready->push_back(rd ? 1 : 0);

@@ -327,6 +327,8 @@ class Cluster {
   void fall_behind_locked(const std::string& peer);
   // REQUIRES: mu_ held. View::handoff for view `v` (its rings and self index set).
   bool handoff_locked(const View& v) const;
+  // REQUIRES: mu_ held. Whether peer `id` is ready: true until its ping reply says otherwise.
+  bool peer_ready_locked(const std::string& id) const;
   // REQUIRES: mu_ held. Appends each server's live and ready flags (by index on `ring`), as
   // View::primary uses them; this node's ready flag is self_ready.
   void holder_flags_locked(const ring::Ring& ring, bool self_ready, std::vector<uint8_t>* live,

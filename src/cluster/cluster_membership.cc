@@ -590,8 +590,7 @@ void Cluster::heartbeat() {
       auto round = peer_round_.find(id);
       if (round != peer_round_.end()) {
         ping.push_back(std::to_string(round->second));
-        auto rd = peer_ready_.find(id);
-        bool routes = live_locked(id, clock_.now_ms()) && (rd == peer_ready_.end() || rd->second);
+        bool routes = live_locked(id, clock_.now_ms()) && peer_ready_locked(id);
         ping.push_back(routes ? "1" : "0");
       }
     }
