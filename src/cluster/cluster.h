@@ -227,13 +227,15 @@ class Cluster {
   }
   // Whether this node has marked the peer down (its RINGKV.PING reply says so to the peer).
   bool marked_down(const std::string& peer) const;
-  // True when this node's last heartbeat round ended more than down_after_ms / 2 ago: its
-  // process (or its heartbeat thread) stood still, peers may have marked it down and written
-  // around it, and its view's liveness is stale. Until the next round ends, a command brings the
-  // newest live copy of its keys first (Server::copies_to_bring), as when behind.
+  // True until this node's first heartbeat round ends (no peer looks live before it), and when
+  // its last round ended more than down_after_ms / 2 ago (a round during which it stood still
+  // does not count, see heartbeat): its process (or its heartbeat thread) stood still, peers may
+  // have marked it down and written around it, and its view's liveness is stale. Until the next
+  // round ends, a command brings the newest live copy of its keys first (Server::copies_to_bring),
+  // as when behind.
   bool out_of_touch(Millis now) const {
     Millis beat = beat_done_ms_.load(std::memory_order_acquire);
-    return beat != 0 && now - beat > options_.down_after_ms / 2;
+    return beat == 0 || now - beat > options_.down_after_ms / 2;
   }
   // RING INFO node_state: "recovering", "catching_up" (see ready()) or "ready".
   const char* readiness() const {

@@ -565,6 +565,17 @@ void Cluster::heartbeat() {
   }
   bool changed = false;
   std::vector<std::string> came_back;
+  // A step of the round (a ping, within its timeouts) takes far less than down_after_ms / 2. A
+  // longer one means this process stood still meanwhile (SIGSTOP, a paused VM): peers that
+  // answered before it look down now though they answered, so the round is not fresh (see
+  // out_of_touch), and the next one starts at once.
+  Millis step = clock_.now_ms();
+  bool stood_still = false;
+  auto end_step = [&] {
+    Millis t = clock_.now_ms();
+    if (t - step > options_.down_after_ms / 2) stood_still = true;
+    step = t;
+  };
   for (const auto& [id, address] : peers) {
     // Tell the peer whether it is caught up with us: 1 when we saw it up at the last beat (so
     // our loops write to it, with the view published then) and hold no hinted writes for it;
@@ -595,6 +606,7 @@ void Cluster::heartbeat() {
       }
     }
     auto r = sync_->call(address, ping, 300);
+    end_step();
     Millis now = clock_.now_ms();
     bool ok = false;
     // Nothing listens at the address: the process is gone (a restart makes it come back up),
@@ -694,7 +706,13 @@ void Cluster::heartbeat() {
     }
     if (changed) publish_view();
   }
-  beat_done_ms_.store(clock_.now_ms(), std::memory_order_release);
+  end_step();
+  if (stood_still) {
+    beat_now_.store(true, std::memory_order_relaxed);
+    LOG_VERBOSE("This node stood still during a heartbeat round: another round follows at once");
+  } else {
+    beat_done_ms_.store(clock_.now_ms(), std::memory_order_release);
+  }
   if (!came_back.empty()) transfer_wake_.notify_all();
 }
 
