@@ -1,7 +1,10 @@
-// Tests for src/common: tokens, the hybrid clock, Redis-exact number parsing, glob matching.
+// Tests for src/common: tokens, the hybrid clock, Redis-exact numbers, globs, huge-page advice.
+#include <algorithm>
 #include <catch2/catch.hpp>
+#include <vector>
 
 #include "common/clock.h"
+#include "common/huge_pages.h"
 #include "common/strings.h"
 #include "ringkv/status.h"
 #include "ringkv/token.h"
@@ -107,4 +110,24 @@ TEST_CASE("Status and Result carry codes and messages") {
   Result<int> e = Status::timed_out("after 100 ms");
   CHECK_FALSE(e.is_ok());
   CHECK(e.status().code() == Code::kTimedOut);
+}
+
+TEST_CASE("huge_page_range is the whole 2 MiB pages of a large buffer") {
+  constexpr uintptr_t kMiB = uintptr_t{1} << 20;
+  const uintptr_t base = 1000 * 2 * kMiB;  // 2 MiB-aligned
+  // Below 4 MiB: nothing.
+  CHECK(huge_page_range(base, 4 * kMiB - 1).empty());
+  // Aligned at both ends: all of it.
+  AddressRange all = huge_page_range(base, 4 * kMiB);
+  CHECK(all.first == base);
+  CHECK(all.last == base + 4 * kMiB);
+  // A malloc'd block starts past a header: the pages it covers whole, three of the five it spans.
+  AddressRange inner = huge_page_range(base + 16, 8 * kMiB);
+  CHECK(inner.first == base + 2 * kMiB);
+  CHECK(inner.last == base + 8 * kMiB);
+  // And the advice leaves the memory as it was.
+  std::vector<char> buf(9 * kMiB, 'a');
+  advise_huge_pages(buf.data(), buf.size());
+  buf[5 * kMiB] = 'b';
+  CHECK(std::count(buf.begin(), buf.end(), 'a') == static_cast<long>(buf.size() - 1));
 }

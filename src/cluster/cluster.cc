@@ -9,6 +9,7 @@
 #include <set>
 
 #include "cluster/cluster_internal.h"
+#include "common/huge_pages.h"
 #include "common/log.h"
 #include "common/strings.h"
 #include "resp/reply_scanner.h"
@@ -111,7 +112,11 @@ std::optional<ChangeRecord> snapshot_entry(store::Store& store, std::string_view
     r.key.assign(key);
     r.token = token;
     r.tombstone = e.tombstone();
-    if (!r.tombstone) r.value.assign(e.value());
+    if (!r.tombstone) {
+      r.value.reserve(e.value().size());
+      advise_huge_pages(r.value.data(), e.value().size());
+      r.value.assign(e.value());
+    }
     r.expire_at = e.expire_at();
     r.version = e.version();
     out = std::move(r);

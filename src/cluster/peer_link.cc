@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "cluster/ring_config.h"
+#include "common/huge_pages.h"
 #include "common/log.h"
 #include "common/strings.h"
 #include "resp/reply_scanner.h"
@@ -76,6 +77,7 @@ void PeerLink::encode(const std::vector<std::string_view>& args, std::string* ou
   size_t size = 16;
   for (std::string_view a : args) size += a.size() + 24;
   out->reserve(out->size() + size);
+  advise_huge_pages(out->data() + out->size(), size);
   out->push_back('*');
   out->append(buf, format_int64(buf, static_cast<int64_t>(args.size())));
   out->append("\r\n");

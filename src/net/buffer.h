@@ -6,6 +6,8 @@
 #include <cstring>
 #include <utility>
 
+#include "common/huge_pages.h"
+
 namespace ringkv::net {
 
 class ByteBuffer {
@@ -43,6 +45,7 @@ class ByteBuffer {
     if (p == nullptr) std::abort();
     data_ = p;
     cap_ = want;
+    advise_huge_pages(data_, cap_);  // a large value arriving: fewer page faults
   }
   void compact() {
     if (start_ == 0) return;

@@ -8,6 +8,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "common/huge_pages.h"
+
 namespace ringkv::store {
 
 // ---------------------------------------------------------------- page heap
@@ -167,6 +169,7 @@ void* Arena::allocate(size_t size) {
       std::fprintf(stderr, "ringkv: out of memory allocating %zu bytes\n", size);
       std::abort();
     }
+    advise_huge_pages(p, size);
     used_ += size;
     return p;
   }
