@@ -55,15 +55,7 @@ start_ringkv() {
     wait_ping "$port"
     ports+=("$port")
   done
-  for i in 2 3; do
-    local reply
-    reply="$(redis-cli -p "${ports[0]}" RING ADDSERVER "n$i" "127.0.0.1:${ports[$((i - 1))]}")"
-    [ "$reply" = "OK" ] || { echo "RING ADDSERVER n$i: $reply" >&2; exit 1; }
-    for _ in $(seq 600); do
-      redis-cli -p "${ports[0]}" RING INFO | grep -q 'migration_state:idle' && break
-      sleep 0.1
-    done
-  done
+  join_ring "${ports[@]}"
   printf -v "PORT_$name" '%s' "${ports[0]}"
   echo "$name: ringkv nodes on ${ports[*]} ($*); benchmark through ${ports[0]}"
 }

@@ -36,14 +36,7 @@ for i in 1 2 3; do
   wait_ping "$port"
   ports+=("$port")
 done
-for i in 2 3; do
-  reply="$(redis-cli -p "${ports[0]}" RING ADDSERVER "n$i" "127.0.0.1:${ports[$((i - 1))]}")"
-  [ "$reply" = "OK" ] || { echo "RING ADDSERVER n$i: $reply" >&2; exit 1; }
-  for _ in $(seq 600); do
-    redis-cli -p "${ports[0]}" RING INFO | grep -q 'migration_state:idle' && break
-    sleep 0.1
-  done
-done
+join_ring "${ports[@]}"
 redis_port="$(free_port)"
 redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
   --proto-max-bulk-len 1gb --logfile "$WORK/redis.log" &

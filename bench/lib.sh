@@ -5,6 +5,8 @@
 #   track_pid <pid>        a process cleanup stops (SIGTERM, then SIGKILL after 5 s)
 #   free_port              a free loopback TCP port
 #   wait_ping <port>       waits (at most 10 s) until the port answers PING
+#   join_ring <port...>    RING ADDSERVER n2, n3, ... (the nodes on the 2nd, 3rd, ... port) through
+#                          the first port's node, each once the previous move is done (60 s at most)
 #   run_alternating <results> <setup...>
 #                          redis-benchmark -t set,get against each setup's PORT_<setup>, REPS
 #                          repetitions, without pipelining and with -P 16 (5x REQUESTS), the
@@ -69,6 +71,18 @@ wait_ping() {
   done
   echo "$(basename "$0"): nothing answers PING on port $port" >&2
   exit 1
+}
+
+join_ring() {
+  local ports=("$@") i reply
+  for ((i = 2; i <= ${#ports[@]}; i++)); do
+    reply="$(redis-cli -p "${ports[0]}" RING ADDSERVER "n$i" "127.0.0.1:${ports[$((i - 1))]}")"
+    [ "$reply" = "OK" ] || { echo "RING ADDSERVER n$i: $reply" >&2; exit 1; }
+    for _ in $(seq 600); do
+      redis-cli -p "${ports[0]}" RING INFO | grep -q 'migration_state:idle' && break
+      sleep 0.1
+    done
+  done
 }
 
 run_alternating() {
