@@ -112,7 +112,7 @@ TEST_CASE("Status and Result carry codes and messages") {
   CHECK(e.status().code() == Code::kTimedOut);
 }
 
-TEST_CASE("huge_page_range is the whole 2 MiB pages of a large buffer") {
+TEST_CASE("huge-page advice covers the whole 2 MiB pages of a large buffer") {
   constexpr uintptr_t kMiB = uintptr_t{1} << 20;
   const uintptr_t base = 1000 * 2 * kMiB;  // 2 MiB-aligned
   // Below 4 MiB: nothing.
@@ -130,4 +130,14 @@ TEST_CASE("huge_page_range is the whole 2 MiB pages of a large buffer") {
   advise_huge_pages(buf.data(), buf.size());
   buf[5 * kMiB] = 'b';
   CHECK(std::count(buf.begin(), buf.end(), 'a') == static_cast<long>(buf.size() - 1));
+  // append_advised appends, small or large, to an empty string or after what it holds.
+  std::string out = "head";
+  append_advised(&out, "x");
+  append_advised(&out, std::string_view(buf.data(), buf.size()));
+  CHECK(out.size() == 5 + buf.size());
+  CHECK(out.compare(0, 5, "headx") == 0);
+  CHECK(out.compare(5, buf.size(), buf.data(), buf.size()) == 0);
+  std::string empty;
+  append_advised(&empty, std::string_view(buf.data(), buf.size()));
+  CHECK(empty == std::string(buf.data(), buf.size()));
 }

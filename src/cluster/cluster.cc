@@ -112,11 +112,7 @@ std::optional<ChangeRecord> snapshot_entry(store::Store& store, std::string_view
     r.key.assign(key);
     r.token = token;
     r.tombstone = e.tombstone();
-    if (!r.tombstone) {
-      r.value.reserve(e.value().size());
-      advise_huge_pages(r.value.data(), e.value().size());
-      r.value.assign(e.value());
-    }
+    if (!r.tombstone) append_advised(&r.value, e.value());
     r.expire_at = e.expire_at();
     r.version = e.version();
     out = std::move(r);

@@ -24,6 +24,21 @@ void clear_buffer(std::string& b) {
     b.clear();
 }
 
+// A large bulk reply arriving (a GET of a value of many MB): room for all of it at once, advised
+// for huge pages, rather than a buffer doubled again and again as 64 KB reads come in.
+void reserve_for_bulk(std::string& b) {
+  if (b.size() < 4 || b[0] != '$') return;
+  size_t eol = b.find("\r\n");
+  int64_t len = 0;
+  if (eol == std::string::npos || !parse_int64(std::string_view(b).substr(1, eol - 1), &len) ||
+      len < static_cast<int64_t>(kHugePageAdviceMin) || len > (int64_t{1} << 32))
+    return;
+  size_t total = eol + 2 + static_cast<size_t>(len) + 2;
+  if (b.capacity() >= total) return;
+  b.reserve(total);
+  advise_huge_pages(b.data() + b.size(), total - b.size());
+}
+
 }  // namespace
 
 struct PeerLink::Handle {
@@ -306,7 +321,10 @@ void PeerLink::on_read(ssize_t nread, const uv_buf_t* buf) {
     if (!*alive || handle_ != connection) return;
   }
   work.erase(0, off);
-  if (work.empty()) clear_buffer(work);
+  if (work.empty())
+    clear_buffer(work);
+  else
+    reserve_for_bulk(work);
   in_.swap(work);  // keeps the buffer's capacity (unless it grew for a large reply)
 }
 

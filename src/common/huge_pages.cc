@@ -19,4 +19,12 @@ void advise_huge_pages(void* p, size_t n) {
 #endif
 }
 
+void append_advised(std::string* out, std::string_view data) {
+  if (data.size() >= kHugePageAdviceMin && out->capacity() - out->size() < data.size()) {
+    out->reserve(out->size() + data.size());
+    advise_huge_pages(out->data() + out->size(), data.size());
+  }
+  out->append(data);
+}
+
 }  // namespace ringkv

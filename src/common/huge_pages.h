@@ -8,6 +8,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
+#include <string_view>
 
 namespace ringkv {
 
@@ -27,5 +29,8 @@ AddressRange huge_page_range(uintptr_t p, size_t n);
 // Asks for huge pages on huge_page_range(p, n), best effort (errors are ignored). Call it before
 // the memory is first written.
 void advise_huge_pages(void* p, size_t n);
+
+// out->append(data); a large data goes into room reserved and advised for huge pages first.
+void append_advised(std::string* out, std::string_view data);
 
 }  // namespace ringkv

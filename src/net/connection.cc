@@ -6,6 +6,7 @@
 
 #include <cassert>
 
+#include "common/huge_pages.h"
 #include "common/log.h"
 
 namespace ringkv::net {
@@ -456,9 +457,9 @@ void Connection::complete_slot_from(uint64_t seq, std::string_view data) {
   // The first slot awaited: everything before it is in out_ already.
   if (!s.discard) {
     if (seq == slot_base_)
-      out_.append(data);
+      append_advised(&out_, data);  // a forwarded reply, maybe a large value
     else
-      s.data.assign(data);
+      append_advised(&s.data, data);
   }
   s.ready = true;
   drain_slots();

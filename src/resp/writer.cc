@@ -1,5 +1,6 @@
 #include "resp/writer.h"
 
+#include "common/huge_pages.h"
 #include "common/strings.h"
 
 namespace ringkv::resp {
@@ -33,7 +34,7 @@ void Writer::integer(int64_t v) { header(':', v); }
 
 void Writer::bulk(std::string_view s) {
   header('$', static_cast<int64_t>(s.size()));
-  out_->append(s);
+  append_advised(out_, s);  // a GET of a large value
   out_->append("\r\n", 2);
 }
 
