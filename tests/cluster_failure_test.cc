@@ -777,6 +777,62 @@ TEST_CASE("an embedded configuration service restarted without its state is rest
   check_all(c, {0, 1}, std::map<std::string, std::string>(kv.begin(), kv.end()));
 }
 
+TEST_CASE("a configuration host restarted before its peers noticed is no primary until it has the ring back") {
+  // n1 hosts the ring in memory (no ring-state-file). It restarts while n2 and n3 stand still,
+  // so neither saw it down; it comes back serving a one-server ring of its own at epoch 1, with
+  // an empty store and ready. The others must not make it a primary again on its ready flag:
+  // until it has taken their ring back and recovered, its keys are read from the other holder.
+  Cluster c(3, false, {"--replicas", "2"});
+  auto kv = make_keys(600, "quick:");
+  load(c, kv, {0, 1, 2});
+  auto ring = ring_of({"n1", "n2", "n3"});
+  std::vector<std::pair<std::string, std::string>> first_n1;
+  for (const auto& [k, v] : kv)
+    if (ring->owner(token_of(k)) == "n1") first_n1.emplace_back(k, v);
+  REQUIRE(first_n1.size() >= 100);
+  ContinueOnExit resume;
+  const std::string epoch = info(c, 1, "ring_epoch");
+  auto b = c.client(1);
+  for (int i : {1, 2}) {
+    REQUIRE(::kill(c.node(i).pid(), SIGSTOP) == 0);
+    resume.pids.push_back(c.node(i).pid());
+  }
+  c.node(0).kill_hard();
+  c.restart(0);
+  REQUIRE(info(c, 0, "ring_epoch") == "1");
+  // GETs of n1's keys wait in n2's socket: n2 routes them as it resumes, with the view it had
+  // (n1 up and ready), before its heartbeat learns otherwise.
+  std::vector<std::vector<std::string>> gets;
+  for (const auto& kv1 : first_n1) gets.push_back({"GET", kv1.first});
+  send_pipeline(b.get(), gets);
+  for (int i : {1, 2}) REQUIRE(::kill(c.node(i).pid(), SIGCONT) == 0);
+  size_t reads = 0, wrong = 0, refused = 0;
+  std::string first_wrong;
+  auto check = [&](const std::string& k, const std::string& v, const std::string& got) {
+    ++reads;
+    if (got == v) return;
+    // Refused (TRYAGAIN) is allowed; a value other than the one written is not.
+    if (got.rfind("TRYAGAIN", 0) == 0) {
+      ++refused;
+    } else if (wrong++ == 0) {
+      first_wrong = k + " = " + got;
+    }
+  };
+  auto replies = read_replies(b.get(), gets.size());
+  REQUIRE(replies.size() == gets.size());
+  for (size_t i = 0; i < gets.size(); ++i)
+    check(first_n1[i].first, first_n1[i].second, reply_text(replies[i]));
+  // And one at a time until n1 has the ring back.
+  const auto until = SteadyClock::now() + std::chrono::seconds(20);
+  while (info(c, 0, "ring_epoch") != epoch && SteadyClock::now() < until)
+    for (const auto& [k, v] : first_n1) check(k, v, reply_text(command(b.get(), {"GET", k})));
+  INFO(wrong << " of " << reads << " reads wrong, " << refused << " refused; first wrong: "
+             << first_wrong);
+  CHECK(wrong == 0);
+  REQUIRE(eventually([&] { return info(c, 0, "node_state") == "ready"; }));
+  check_all(c, {0, 1, 2}, std::map<std::string, std::string>(kv.begin(), kv.end()));
+}
+
 // ---------------------------------------------------------------- a restart during a move
 
 namespace {

@@ -55,6 +55,16 @@ void Cluster::apply_config(const RingConfig& cfg) {
     return;
   }
   uint32_t n = cfg.effective_replicas();
+  // Started with an empty store while the ring counts on us (a restart): take back every range
+  // this node holds from the other holders (below).
+  const bool recover = first && me && me->state != ServerState::kLeaving &&
+                       ((ring_size > 1 && n > 1) || cfg.migration.has_value());
+  // A restored host publishes the ring before its ranges are set up to come back (below): not
+  // ready meanwhile, or it would answer requests routed to it from its empty store.
+  if (restored && recover) {
+    recovering_ = true;
+    catching_up_ = true;
+  }
 
   // No migration in progress and the ring changed (a migration finished, possibly in epochs
   // this node never saw): drop every range this node does not hold any more. New holders
@@ -86,11 +96,8 @@ void Cluster::apply_config(const RingConfig& cfg) {
     }
   }
 
-  // Started with an empty store while the ring counts on us (a restart): take back every range
-  // this node holds from the other holders; during a migration, from both rings' holders.
-  // Until a range is back, reads of keys it lacks go to them (read-through).
-  const bool recover = first && me && me->state != ServerState::kLeaving &&
-                       ((ring_size > 1 && n > 1) || cfg.migration.has_value());
+  // The ranges to take back: during a migration, from both rings' holders. Until a range is
+  // back, reads of keys it lacks go to them (read-through).
   std::shared_ptr<const ring::Ring> prev_ring;
   if (cfg.migration) {
     auto p = build_ring(cfg.migration->from, cfg.vnodes);

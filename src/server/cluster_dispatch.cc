@@ -391,7 +391,11 @@ bool Server::route_command(net::Connection& conn, ClientSession& s,
                            const CommandSpec* parent, Millis now) {
   const size_t li = conn.loop().index();
   const View& v = cluster_->view(li);
-  if (!v.distributed) return false;
+  // A request a peer routed with a later epoch than this node's goes on below even when this
+  // node serves a ring of its own (not distributed): the embedded configuration's host,
+  // restarted without its state, is at epoch 1 with an empty store until the others restore
+  // their ring into it, and its answer could be nil for a key that exists.
+  if (!v.distributed && !(s.internal && s.peer_epoch > v.config.epoch)) return false;
   if (v.ring->server_count() == 0 && !spec->is(kInternal) && !spec->is(kLocal) &&
       (spec->first_key > 0 || spec->is(kKeyspace))) {
     conn.out().error(
@@ -434,13 +438,22 @@ bool Server::route_command(net::Connection& conn, ClientSession& s,
       auto owned = std::make_shared<std::vector<std::string>>(args.begin(), args.end());
       auto d = std::make_shared<net::Deferred>(conn.defer());
       auto keep = conn.shared_from_this();
-      cluster_->when_epoch(li, s.peer_epoch, 1000, [this, owned, d, keep, li]() {
+      const uint64_t want = s.peer_epoch;
+      cluster_->when_epoch(li, want, 1000, [this, owned, d, keep, li, want]() {
         if (keep->closing()) {
           d->complete("");
           return;
         }
         // Route again with the view this node has now; every path here replies through d.
         const View& nv = cluster_->view(li);
+        if (!nv.distributed && nv.config.epoch < want) {
+          // Still serving a ring of its own (see above): refused rather than answered from it.
+          d->complete(error_reply("TRYAGAIN ringkv: this node is at ring epoch " +
+                                  std::to_string(nv.config.epoch) +
+                                  ", behind the epoch the request was routed with (" +
+                                  std::to_string(want) + ")"));
+          return;
+        }
         const CommandTable& table = CommandTable::instance();
         const CommandSpec* sp = table.find((*owned)[0]);
         if (sp && !sp->subcommands.empty() && owned->size() > 1)
