@@ -777,7 +777,9 @@ TEST_CASE("an embedded configuration service restarted without its state is rest
   check_all(c, {0, 1}, std::map<std::string, std::string>(kv.begin(), kv.end()));
 }
 
-TEST_CASE("a configuration host restarted before its peers noticed is no primary until it has the ring back") {
+TEST_CASE(
+    "a configuration host restarted before its peers noticed is no primary until it has the ring "
+    "back") {
   // n1 hosts the ring in memory (no ring-state-file). It restarts while n2 and n3 stand still,
   // so neither saw it down; it comes back serving a one-server ring of its own at epoch 1, with
   // an empty store and ready. The others must not make it a primary again on its ready flag:
@@ -826,8 +828,8 @@ TEST_CASE("a configuration host restarted before its peers noticed is no primary
   const auto until = SteadyClock::now() + std::chrono::seconds(20);
   while (info(c, 0, "ring_epoch") != epoch && SteadyClock::now() < until)
     for (const auto& [k, v] : first_n1) check(k, v, reply_text(command(b.get(), {"GET", k})));
-  INFO(wrong << " of " << reads << " reads wrong, " << refused << " refused; first wrong: "
-             << first_wrong);
+  INFO(wrong << " of " << reads << " reads wrong, " << refused
+             << " refused; first wrong: " << first_wrong);
   CHECK(wrong == 0);
   REQUIRE(eventually([&] { return info(c, 0, "node_state") == "ready"; }));
   check_all(c, {0, 1, 2}, std::map<std::string, std::string>(kv.begin(), kv.end()));

@@ -448,10 +448,9 @@ bool Server::route_command(net::Connection& conn, ClientSession& s,
         const View& nv = cluster_->view(li);
         if (!nv.distributed && nv.config.epoch < want) {
           // Still serving a ring of its own (see above): refused rather than answered from it.
-          d->complete(error_reply("TRYAGAIN ringkv: this node is at ring epoch " +
-                                  std::to_string(nv.config.epoch) +
-                                  ", behind the epoch the request was routed with (" +
-                                  std::to_string(want) + ")"));
+          d->complete(error_reply(
+              "TRYAGAIN ringkv: this node is at ring epoch " + std::to_string(nv.config.epoch) +
+              ", behind the epoch the request was routed with (" + std::to_string(want) + ")"));
           return;
         }
         const CommandTable& table = CommandTable::instance();
