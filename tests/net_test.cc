@@ -1,6 +1,6 @@
 // Tests for src/net: the event loop's busy polling (how long a loop stays awake after serving
 // requests, and that it gives up polling when its thread does not get a core to itself or when
-// polling seldom catches a request).
+// polling seldom catches a request), and its yielding of a core it has to share.
 #include <pthread.h>
 #include <sched.h>
 
@@ -149,4 +149,80 @@ TEST_CASE("busy polling: a loop whose polling seldom catches a request stops pol
   CHECK(stopped);
   CHECK(r.loop.busy_poll_idle_stops() > 0);
   CHECK(r.loop.busy_poll_backoffs() == backoffs);  // not counted as contention
+}
+
+namespace {
+
+// A thread spinning on one CPU until stopped (at most 30 s).
+struct Burner {
+  std::atomic<bool> done{false};
+  std::thread t;
+  explicit Burner(int cpu)
+      : t([this, cpu] {
+          pin_to_cpu(cpu);
+          auto deadline = Clock::now() + std::chrono::seconds(30);
+          while (!done.load(std::memory_order_relaxed) && Clock::now() < deadline) {
+          }
+        }) {}
+  ~Burner() {
+    done = true;
+    t.join();
+  }
+};
+
+// Serves (bounded) until pred() holds on the loop thread after a turn; returns whether it did.
+template <typename P>
+bool serve_until(net::EventLoop& loop, P pred, std::chrono::seconds limit) {
+  auto deadline = Clock::now() + limit;
+  while (Clock::now() < deadline) {
+    serve(loop);
+    if (on_loop(loop, pred)) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("a loop that has to share its core with a busy thread yields it after each turn") {
+  RunningLoop r;
+  r.loop.set_busy_poll_us(0);
+  r.loop.set_busy_poll_max_wait_percent(10);
+  int cpu = sched_getcpu();
+  REQUIRE(cpu >= 0);
+  on_loop(r.loop, [&] {
+    pin_to_cpu(cpu);
+    return 0;
+  });
+  Burner burner(cpu);
+  SECTION("yield-when-contended yes (the default)") {
+    uint64_t before = r.loop.contended_yields();
+    REQUIRE(serve_until(
+        r.loop, [&] { return r.loop.contended(); }, std::chrono::seconds(10)));
+    serve(r.loop);
+    serve(r.loop);
+    CHECK(r.loop.contended_yields() > before);
+  }
+  SECTION("yield-when-contended no: contended, yet no yield") {
+    r.loop.set_yield_when_contended(false);
+    REQUIRE(serve_until(
+        r.loop, [&] { return r.loop.contended(); }, std::chrono::seconds(10)));
+    uint64_t before = r.loop.contended_yields();
+    for (int i = 0; i < 20; ++i) serve(r.loop);
+    CHECK(r.loop.contended_yields() == before);
+    r.loop.set_yield_when_contended(true);
+    REQUIRE(serve_until(
+        r.loop, [&] { return r.loop.contended(); }, std::chrono::seconds(10)));
+    serve(r.loop);
+    CHECK(r.loop.contended_yields() > before);
+  }
+}
+
+TEST_CASE("a loop that does not wait for a CPU never yields") {
+  RunningLoop r;  // a wait share of 100 %: never contended, whatever else the machine runs
+  r.loop.set_busy_poll_us(0);
+  // Turns over at least three 100 ms windows (bounded in count too).
+  auto until = Clock::now() + std::chrono::milliseconds(350);
+  for (int i = 0; i < 1'000'000 && Clock::now() < until; ++i) serve(r.loop);
+  CHECK_FALSE(on_loop(r.loop, [&] { return r.loop.contended(); }));
+  CHECK(r.loop.contended_yields() == 0);
 }

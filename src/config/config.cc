@@ -51,6 +51,15 @@ const std::vector<Directive>& directives() {
        {},
        "Microseconds an event loop keeps polling after serving requests before it sleeps (0: "
        "off)."},
+      {"yield-when-contended",
+       Type::kBool,
+       "yes",
+       true,
+       0,
+       0,
+       {},
+       "While an event loop's thread waits for a CPU, it yields its core at the end of each "
+       "turn."},
       // TLS for clients (Redis's directives). Any change to the tls-* files or settings builds
       // a new context for the connections accepted after it.
       {"tls-port",

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <cassert>
@@ -151,6 +152,7 @@ void EventLoop::on_check(uv_check_t* h) {
     self->long_turn_ns_ = turn;
     self->long_turn_end_ns_ = now;
   }
+  self->measure_window(now);
   self->busy_poll_turn(!self->end_of_turn_.empty());
   self->events_ready_ = -1;
   for (auto& fn : self->due_) self->end_of_turn_.push_back(std::move(fn));
@@ -162,6 +164,12 @@ void EventLoop::on_check(uv_check_t* h) {
   }
   self->due_.swap(self->next_turn_);
   if (self->due_.empty()) uv_idle_stop(self->due_idle_);
+  // The turn's replies and forwarded requests are written: on a contended core, the threads they
+  // woke run before this one polls again, so the next poll finds more of their traffic at once.
+  if (self->contended_ && self->yield_when_contended_.load(std::memory_order_relaxed)) {
+    sched_yield();
+    self->yields_.fetch_add(1, std::memory_order_relaxed);
+  }
 }
 
 void EventLoop::at_end_of_next_turn(std::function<void()> fn) {
@@ -218,6 +226,34 @@ bool EventLoop::run_delay_ns(uint64_t* out) {
   return parse_uint64(text.substr(a + 1, b - a - 1), out);
 }
 
+void EventLoop::measure_window(uint64_t now) {
+  if (now - window_start_ns_ < kWindowNs) return;
+  uint64_t delay = 0;
+  const bool first = window_start_ns_ == 0;
+  const bool measured = run_delay_ns(&delay) && !first;
+  const uint64_t percent = max_wait_percent_.load(std::memory_order_relaxed);
+  const bool clean = measured && (percent >= 100 || (delay - window_delay_ns_) * 100 <
+                                                        (now - window_start_ns_) * percent);
+  contended_ = measured && !clean;
+  // Polling that seldom caught a request only spent CPU time: requests come further apart than
+  // the polling time (a lightly loaded node, such as a peer that receives a batch now and then).
+  // It stops like a contended window does, so it is tried again a second later.
+  const bool caught = window_misses_ < kMinPolls || window_hits_ >= window_misses_ * kHitsPerMiss;
+  const bool was_allowed = poll_allowed_ && busy_poll_ns_.load(std::memory_order_relaxed) != 0;
+  window_delay_ns_ = delay;
+  window_start_ns_ = now;
+  window_hits_ = window_misses_ = 0;
+  if (first) {
+    // The first window only starts the measurement.
+  } else if (!clean || !caught) {
+    windows_to_wait_ = kBackoffWindows;
+    if (was_allowed) (clean ? idle_stops_ : backoffs_).fetch_add(1, std::memory_order_relaxed);
+  } else if (windows_to_wait_ > 0) {
+    --windows_to_wait_;
+  }
+  poll_allowed_ = clean && caught && windows_to_wait_ == 0;
+}
+
 void EventLoop::busy_poll_turn(bool served) {
   uint64_t limit = busy_poll_ns_.load(std::memory_order_relaxed);
   bool polling = busy_polling();
@@ -226,31 +262,6 @@ void EventLoop::busy_poll_turn(bool served) {
     return;
   }
   uint64_t now = uv_hrtime();
-  if (now - window_start_ns_ >= kWindowNs) {
-    uint64_t delay = 0;
-    bool was_allowed = poll_allowed_;
-    bool first = window_start_ns_ == 0;
-    uint64_t percent = max_wait_percent_.load(std::memory_order_relaxed);
-    bool clean =
-        run_delay_ns(&delay) && !first &&
-        (percent >= 100 || (delay - window_delay_ns_) * 100 < (now - window_start_ns_) * percent);
-    // Polling that seldom caught a request only spent CPU time: requests come further apart
-    // than the polling time (a lightly loaded node, such as a peer that receives a batch now and
-    // then). It stops like a contended window does, so it is tried again a second later.
-    bool caught = window_misses_ < kMinPolls || window_hits_ >= window_misses_ * kHitsPerMiss;
-    window_delay_ns_ = delay;
-    window_start_ns_ = now;
-    window_hits_ = window_misses_ = 0;
-    if (first) {
-      // The first window only starts the measurement.
-    } else if (!clean || !caught) {
-      windows_to_wait_ = kBackoffWindows;
-      if (was_allowed) (clean ? idle_stops_ : backoffs_).fetch_add(1, std::memory_order_relaxed);
-    } else if (windows_to_wait_ > 0) {
-      --windows_to_wait_;
-    }
-    poll_allowed_ = clean && caught && windows_to_wait_ == 0;
-  }
   if (served && polling) ++window_hits_;
   if (served) last_served_ns_ = now;
   if (!poll_allowed_) {

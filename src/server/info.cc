@@ -195,6 +195,7 @@ std::string build_info(Server& server, const std::vector<std::string>& requested
     b.field("io_threads", server.io_threads());
     b.field("busy_poll_backoffs", server.busy_poll_backoffs());
     b.field("busy_poll_idle_stops", server.busy_poll_idle_stops());
+    b.field("contended_yields", server.contended_yields());
   }
   if (on("clients")) {
     b.section("Clients");

@@ -226,6 +226,12 @@ Status Server::start() {
   };
   busy_poll(config_.get("busy-poll"));
   config_.on_change("busy-poll", busy_poll);
+  auto yield_when_contended = [this](const std::string& v) {
+    for (auto& l : loops_) l->set_yield_when_contended(v == "yes");
+    return Status::ok();
+  };
+  yield_when_contended(config_.get("yield-when-contended"));
+  config_.on_change("yield-when-contended", yield_when_contended);
   for (size_t i = 0; i < loops_.size(); ++i) hot_caches_.push_back(std::make_unique<HotCache>());
   // A change empties every cache: entries kept while it was off missed the writes since. A
   // loop's next request sees the new generation; the posted clear frees the memory of a cache
