@@ -217,6 +217,29 @@ TEST_CASE("a loop that has to share its core with a busy thread yields it after 
   }
 }
 
+TEST_CASE("a loop whose yields hand its core to a spinning thread stops yielding for a while") {
+  RunningLoop r;
+  r.loop.set_busy_poll_us(0);
+  r.loop.set_busy_poll_max_wait_percent(10);
+  int cpu = sched_getcpu();
+  REQUIRE(cpu >= 0);
+  on_loop(r.loop, [&] {
+    pin_to_cpu(cpu);
+    return 0;
+  });
+  Burner burner(cpu);
+  // Each yield gives the spinning thread a whole time slice: the window is spent in yields.
+  REQUIRE(serve_until(
+      r.loop, [&] { return r.loop.yield_backoffs() > 0; }, std::chrono::seconds(10)));
+  CHECK(r.loop.contended_yields() > 0);
+  // The back-off lasts ten windows (1 s): turns for three of them yield no more.
+  uint64_t yields = r.loop.contended_yields();
+  auto until = Clock::now() + std::chrono::milliseconds(300);
+  for (int i = 0; i < 1'000'000 && Clock::now() < until; ++i) serve(r.loop);
+  CHECK(on_loop(r.loop, [&] { return r.loop.contended(); }));
+  CHECK(r.loop.contended_yields() == yields);
+}
+
 TEST_CASE("a loop that does not wait for a CPU never yields") {
   RunningLoop r;  // a wait share of 100 %: never contended, whatever else the machine runs
   r.loop.set_busy_poll_us(0);

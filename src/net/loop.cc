@@ -6,6 +6,7 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cassert>
 #include <cstdio>
 #include <cstdlib>
@@ -142,6 +143,18 @@ void EventLoop::at_end_of_turn(std::function<void()> fn) {
   // because the callbacks are queued from inside I/O callbacks of the same turn.
 }
 
+namespace {
+// Yields that took over this share of a window (percent) handed the core to a thread that kept
+// it (a CPU-bound process, for a whole time slice each time) rather than to the short request
+// handlers they woke: yielding then mostly delays this loop's requests, so it stops for
+// kBackoffWindows windows, twice as many after each such window in a row, up to
+// kMaxYieldBackoffWindows. (Measured on a 2-core VM: the loops of a busy local cluster spend
+// about 11 % of their time in yields, of 10-110 µs each on average; a loop beside a process
+// spinning on its core, nearly all of it, 1.25 ms per yield on average.)
+constexpr uint64_t kMaxYieldPercent = 75;
+constexpr int kMaxYieldBackoffWindows = 160;
+}  // namespace
+
 void EventLoop::on_check(uv_check_t* h) {
   auto* self = static_cast<EventLoop*>(h->data);
   const uint64_t now = uv_hrtime();
@@ -166,8 +179,15 @@ void EventLoop::on_check(uv_check_t* h) {
   if (self->due_.empty()) uv_idle_stop(self->due_idle_);
   // The turn's replies and forwarded requests are written: on a contended core, the threads they
   // woke run before this one polls again, so the next poll finds more of their traffic at once.
-  if (self->contended_ && self->yield_when_contended_.load(std::memory_order_relaxed)) {
+  // (Not while yields have been found to hand the core to a thread that keeps it.)
+  if (self->contended_ && self->yield_windows_to_wait_ == 0 &&
+      self->yield_when_contended_.load(std::memory_order_relaxed)) {
+    const uint64_t t0 = uv_hrtime();
     sched_yield();
+    const uint64_t took = uv_hrtime() - t0;
+    ++self->window_yields_;
+    self->window_yield_ns_ += took;
+    self->yield_ns_.fetch_add(took, std::memory_order_relaxed);
     self->yields_.fetch_add(1, std::memory_order_relaxed);
   }
 }
@@ -235,6 +255,18 @@ void EventLoop::measure_window(uint64_t now) {
   const bool clean = measured && (percent >= 100 || (delay - window_delay_ns_) * 100 <
                                                         (now - window_start_ns_) * percent);
   contended_ = measured && !clean;
+  if (window_yields_ > 0) {
+    if (window_yield_ns_ * 100 > (now - window_start_ns_) * kMaxYieldPercent) {
+      yield_windows_to_wait_ = yield_backoff_;
+      yield_backoff_ = std::min(yield_backoff_ * 2, kMaxYieldBackoffWindows);
+      yield_backoffs_.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      yield_backoff_ = kBackoffWindows;
+    }
+  } else if (yield_windows_to_wait_ > 0) {
+    --yield_windows_to_wait_;
+  }
+  window_yields_ = window_yield_ns_ = 0;
   // Polling that seldom caught a request only spent CPU time: requests come further apart than
   // the polling time (a lightly loaded node, such as a peer that receives a batch now and then).
   // It stops like a contended window does, so it is tried again a second later.

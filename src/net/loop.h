@@ -70,10 +70,16 @@ class EventLoop {
   // 100 ms), it yields its core (sched_yield) at the end of each turn, once the turn's writes are
   // out: the threads those woke (clients, peers) run first, and the next poll finds more of
   // their requests ready at once, so every process wakes less often per request. On an idle core
-  // the yield returns at once. Default on.
+  // the yield returns at once. A window whose yields took over 75 % of it (the core went to a
+  // thread that kept it for a time slice each time, such as a CPU-bound process: the yields only
+  // delayed this loop) stops yielding for 1 s, twice as long after each such window in a row, up
+  // to 16 s. Default on.
   void set_yield_when_contended(bool on) { yield_when_contended_.store(on); }
-  // How many turns ended with such a yield.
+  // How many turns ended with such a yield, and the time they took in all (ns).
   uint64_t contended_yields() const { return yields_.load(std::memory_order_relaxed); }
+  uint64_t contended_yield_ns() const { return yield_ns_.load(std::memory_order_relaxed); }
+  // How many times yielding stopped because its yields took too long.
+  uint64_t yield_backoffs() const { return yield_backoffs_.load(std::memory_order_relaxed); }
   // Loop thread only: whether the last full window found the thread waiting for a CPU.
   bool contended() const { return contended_; }
   // Loop thread only: whether the loop is polling without sleeping now.
@@ -110,6 +116,12 @@ class EventLoop {
   int schedstat_fd_ = -1;  // /proc/thread-self/schedstat of the loop thread; -2: unavailable
   std::atomic<bool> yield_when_contended_{true};
   std::atomic<uint64_t> yields_{0};
+  std::atomic<uint64_t> yield_ns_{0};
+  std::atomic<uint64_t> yield_backoffs_{0};
+  uint64_t window_yields_ = 0;     // this window: yields...
+  uint64_t window_yield_ns_ = 0;   // ...and the time they took
+  int yield_windows_to_wait_ = 0;  // windows still to pass before yielding again
+  int yield_backoff_ = 10;         // the next back-off's length, in windows
   bool contended_ = false;  // the last full window's run-queue wait was over the share
   bool poll_allowed_ = false;
   int windows_to_wait_ = 0;  // clean windows still needed before polling again

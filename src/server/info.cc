@@ -196,6 +196,8 @@ std::string build_info(Server& server, const std::vector<std::string>& requested
     b.field("busy_poll_backoffs", server.busy_poll_backoffs());
     b.field("busy_poll_idle_stops", server.busy_poll_idle_stops());
     b.field("contended_yields", server.contended_yields());
+    b.field("contended_yield_usec", server.contended_yield_ns() / 1000);
+    b.field("contended_yield_backoffs", server.yield_backoffs());
   }
   if (on("clients")) {
     b.section("Clients");

@@ -108,6 +108,8 @@ class Server : public net::Service {
   // How many times an event loop stopped busy-polling because polling seldom caught a request.
   uint64_t busy_poll_idle_stops() const { return sum_loops(&net::EventLoop::busy_poll_idle_stops); }
   uint64_t contended_yields() const { return sum_loops(&net::EventLoop::contended_yields); }
+  uint64_t contended_yield_ns() const { return sum_loops(&net::EventLoop::contended_yield_ns); }
+  uint64_t yield_backoffs() const { return sum_loops(&net::EventLoop::yield_backoffs); }
   // The hot-key caches' counters, summed over the loops.
   uint64_t hot_cache_sum(uint64_t (HotCache::*count)() const) const {
     uint64_t n = 0;
