@@ -8,6 +8,7 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <future>
+#include <memory>
 #include <thread>
 
 #include "net/loop.h"
@@ -170,6 +171,25 @@ struct Burner {
   }
 };
 
+// A running loop without busy polling, pinned to the test's CPU beside a thread spinning there:
+// its thread waits for that CPU about half the time (contended).
+struct LoopBesideBurner {
+  RunningLoop running;
+  net::EventLoop& loop = running.loop;
+  std::unique_ptr<Burner> burner;
+  LoopBesideBurner() {
+    loop.set_busy_poll_us(0);
+    loop.set_busy_poll_max_wait_percent(10);
+    int cpu = sched_getcpu();
+    REQUIRE(cpu >= 0);
+    on_loop(loop, [&] {
+      pin_to_cpu(cpu);
+      return 0;
+    });
+    burner = std::make_unique<Burner>(cpu);
+  }
+};
+
 // Serves (bounded) until pred() holds on the loop thread after a turn; returns whether it did.
 template <typename P>
 bool serve_until(net::EventLoop& loop, P pred, std::chrono::seconds limit) {
@@ -184,16 +204,7 @@ bool serve_until(net::EventLoop& loop, P pred, std::chrono::seconds limit) {
 }  // namespace
 
 TEST_CASE("a loop that has to share its core with a busy thread yields it after each turn") {
-  RunningLoop r;
-  r.loop.set_busy_poll_us(0);
-  r.loop.set_busy_poll_max_wait_percent(10);
-  int cpu = sched_getcpu();
-  REQUIRE(cpu >= 0);
-  on_loop(r.loop, [&] {
-    pin_to_cpu(cpu);
-    return 0;
-  });
-  Burner burner(cpu);
+  LoopBesideBurner r;
   SECTION("yield-when-contended yes (the default)") {
     uint64_t before = r.loop.contended_yields();
     REQUIRE(serve_until(
@@ -218,16 +229,7 @@ TEST_CASE("a loop that has to share its core with a busy thread yields it after 
 }
 
 TEST_CASE("a loop whose yields hand its core to a spinning thread stops yielding for a while") {
-  RunningLoop r;
-  r.loop.set_busy_poll_us(0);
-  r.loop.set_busy_poll_max_wait_percent(10);
-  int cpu = sched_getcpu();
-  REQUIRE(cpu >= 0);
-  on_loop(r.loop, [&] {
-    pin_to_cpu(cpu);
-    return 0;
-  });
-  Burner burner(cpu);
+  LoopBesideBurner r;
   // Each yield gives the spinning thread a whole time slice: the window is spent in yields.
   REQUIRE(serve_until(
       r.loop, [&] { return r.loop.yield_backoffs() > 0; }, std::chrono::seconds(10)));
