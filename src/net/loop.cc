@@ -143,18 +143,6 @@ void EventLoop::at_end_of_turn(std::function<void()> fn) {
   // because the callbacks are queued from inside I/O callbacks of the same turn.
 }
 
-namespace {
-// Yields that took over this share of a window (percent) handed the core to a thread that kept
-// it (a CPU-bound process, for a whole time slice each time) rather than to the short request
-// handlers they woke: yielding then mostly delays this loop's requests, so it stops for
-// kBackoffWindows windows, twice as many after each such window in a row, up to
-// kMaxYieldBackoffWindows. (Measured on a 2-core VM: the loops of a busy local cluster spend
-// about 11 % of their time in yields, of 10-110 µs each on average; a loop beside a process
-// spinning on its core, nearly all of it, 1.25 ms per yield on average.)
-constexpr uint64_t kMaxYieldPercent = 75;
-constexpr int kMaxYieldBackoffWindows = 160;
-}  // namespace
-
 void EventLoop::on_check(uv_check_t* h) {
   auto* self = static_cast<EventLoop*>(h->data);
   const uint64_t now = uv_hrtime();
@@ -222,6 +210,15 @@ constexpr int kBackoffWindows = 10;
 // catch saves one wake-up of a sleeping thread.
 constexpr uint64_t kHitsPerMiss = 2;
 constexpr uint64_t kMinPolls = 16;
+// Yields that took over this share of a window (percent) handed the core to a thread that kept
+// it (a CPU-bound process, for a whole time slice each time) rather than to the short request
+// handlers they woke: yielding then mostly delays this loop's requests, so it stops for
+// kBackoffWindows windows, twice as many after each such window in a row, up to
+// kMaxYieldBackoffWindows. (Measured on a 2-core VM: the loops of a busy local cluster spend
+// about 11 % of their time in yields, of 10-110 µs each on average; a loop beside a process
+// spinning on its core, nearly all of it, 1.25 ms per yield on average.)
+constexpr uint64_t kMaxYieldPercent = 75;
+constexpr int kMaxYieldBackoffWindows = 160;
 }  // namespace
 
 bool EventLoop::busy_polling() const {

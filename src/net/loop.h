@@ -121,8 +121,8 @@ class EventLoop {
   uint64_t window_yields_ = 0;     // this window: yields...
   uint64_t window_yield_ns_ = 0;   // ...and the time they took
   int yield_windows_to_wait_ = 0;  // windows still to pass before yielding again
-  int yield_backoff_ = 10;         // the next back-off's length, in windows
-  bool contended_ = false;  // the last full window's run-queue wait was over the share
+  int yield_backoff_ = 10;         // the next back-off's length, in windows (kBackoffWindows first)
+  bool contended_ = false;         // the last full window's run-queue wait was over the share
   bool poll_allowed_ = false;
   int windows_to_wait_ = 0;  // clean windows still needed before polling again
   uint64_t window_start_ns_ = 0;

@@ -107,6 +107,7 @@ class Server : public net::Service {
   uint64_t busy_poll_backoffs() const { return sum_loops(&net::EventLoop::busy_poll_backoffs); }
   // How many times an event loop stopped busy-polling because polling seldom caught a request.
   uint64_t busy_poll_idle_stops() const { return sum_loops(&net::EventLoop::busy_poll_idle_stops); }
+  // Event loops' yields of a contended core: how many, their time (ns), and their back-offs.
   uint64_t contended_yields() const { return sum_loops(&net::EventLoop::contended_yields); }
   uint64_t contended_yield_ns() const { return sum_loops(&net::EventLoop::contended_yield_ns); }
   uint64_t yield_backoffs() const { return sum_loops(&net::EventLoop::yield_backoffs); }
